@@ -1,0 +1,116 @@
+package filters
+
+import (
+	"net/http"
+	"time"
+)
+
+// Stage is a filter with the mode the config gives it.
+type Stage struct {
+	Filter Filter
+	Mode   Mode
+}
+
+// StageTimer is told how long each stage took and what it decided; the root
+// package feeds it to metrics. It must be quick: it runs on the request path.
+type StageTimer func(stage string, took time.Duration, v Verdict)
+
+// Chain runs stages in order. The first deny from a stage in block mode ends
+// the run; a deny from a stage in shadow mode (or marked Shadow by the stage
+// itself) is reported and then treated as an allow. Stages in off mode are
+// not called. Every deny, shadow or not, goes to every observer.
+//
+// A Chain is immutable once built and safe for concurrent use; a reload
+// builds a new one.
+type Chain struct {
+	stages    []Stage
+	observers []Observer
+	timer     StageTimer
+}
+
+// NewChain builds a chain over stages, dropping those whose mode is off.
+func NewChain(stages []Stage, observers []Observer, timer StageTimer) *Chain {
+	c := &Chain{observers: observers, timer: timer}
+	for _, s := range stages {
+		if s.Mode == ModeOff || s.Filter == nil {
+			continue
+		}
+		if s.Mode == "" {
+			s.Mode = ModeBlock
+		}
+		c.stages = append(c.stages, s)
+	}
+	return c
+}
+
+// Stages returns the stages the chain runs, in order.
+func (c *Chain) Stages() []Stage { return c.stages }
+
+// Run passes r through the chain and returns the verdict: the first
+// enforced deny, or an allow carrying every header the stages asked to add.
+func (c *Chain) Run(r *Request) Verdict {
+	var headers http.Header
+	for _, s := range c.stages {
+		v := c.check(s, r)
+		if v.Deny {
+			v.Stage = s.Filter.Name()
+			if s.Mode == ModeShadow {
+				v.Shadow = true
+			}
+			c.report(r, v)
+			if !v.Shadow {
+				mergeHeaders(&v.Headers, headers)
+				return v
+			}
+			r.Annotate(v.Stage, "shadow deny: "+v.Reason)
+		}
+		if len(v.Headers) > 0 {
+			mergeHeaders(&headers, v.Headers)
+		}
+	}
+	return Verdict{Headers: headers}
+}
+
+func (c *Chain) check(s Stage, r *Request) Verdict {
+	if c.timer == nil {
+		return s.Filter.Check(r)
+	}
+	start := time.Now()
+	v := s.Filter.Check(r)
+	c.timer(s.Filter.Name(), time.Since(start), v)
+	return v
+}
+
+func (c *Chain) report(r *Request, v Verdict) {
+	for _, o := range c.observers {
+		o.Observe(Event{Request: r, Verdict: v})
+	}
+}
+
+// Explain runs every stage, whatever the others decide and whatever their
+// mode, and returns each verdict in order. Observers are not told: explain
+// must not ban anyone. Stages with state (limiters) do count the request.
+func (c *Chain) Explain(r *Request) []Verdict {
+	out := make([]Verdict, 0, len(c.stages))
+	for _, s := range c.stages {
+		v := s.Filter.Check(r)
+		v.Stage = s.Filter.Name()
+		v.Shadow = v.Deny && s.Mode == ModeShadow
+		out = append(out, v)
+	}
+	return out
+}
+
+// mergeHeaders adds src's values to *dst without disturbing src, which may
+// be a stage's shared, read-only header map.
+func mergeHeaders(dst *http.Header, src http.Header) {
+	if len(src) == 0 {
+		return
+	}
+	if *dst == nil {
+		*dst = make(http.Header, len(src))
+	}
+	for k, vs := range src {
+		(*dst)[k] = append((*dst)[k], vs...)
+	}
+}

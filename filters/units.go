@@ -1,0 +1,189 @@
+package filters
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Mode is how a stage acts on what it finds.
+type Mode string
+
+const (
+	// ModeBlock enforces: a deny ends the chain.
+	ModeBlock Mode = "block"
+	// ModeShadow logs and counts what the stage would deny, and allows.
+	ModeShadow Mode = "shadow"
+	// ModeOff leaves the stage out of the chain.
+	ModeOff Mode = "off"
+)
+
+// UnmarshalText accepts block, shadow or off; empty means block.
+func (m *Mode) UnmarshalText(b []byte) error {
+	switch Mode(b) {
+	case ModeBlock, ModeShadow, ModeOff:
+		*m = Mode(b)
+	case "":
+		*m = ModeBlock
+	default:
+		return fmt.Errorf("mode %q: want block, shadow or off", b)
+	}
+	return nil
+}
+
+// Duration is a time.Duration written as Go writes durations: "50ms", "5s",
+// "1m30s", "24h". A bare number is refused: its unit would be a guess.
+type Duration time.Duration
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("duration %q: want a number with a unit, like 50ms, 5s, 10m, 24h", b)
+	}
+	if v < 0 {
+		return fmt.Errorf("duration %q: must not be negative", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Size is a byte count written with an optional unit: "512", "64KiB", "1MiB",
+// "1GiB", or the decimal "1KB" / "1MB" / "1GB".
+type Size int64
+
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30},
+	{"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000},
+	{"B", 1},
+}
+
+func (s *Size) UnmarshalText(b []byte) error {
+	text := strings.TrimSpace(string(b))
+	mult := int64(1)
+	num := text
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(text, u.suffix) {
+			mult, num = u.mult, strings.TrimSpace(strings.TrimSuffix(text, u.suffix))
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("size %q: want a whole number of bytes with an optional unit, like 1048576, 64KiB, 1MiB", b)
+	}
+	if n > math.MaxInt64/mult {
+		return fmt.Errorf("size %q: too large", b)
+	}
+	*s = Size(n * mult)
+	return nil
+}
+
+func (s Size) MarshalText() ([]byte, error) { return []byte(strconv.FormatInt(int64(s), 10)), nil }
+
+// Rate is a number of events per period, written "50/s", "600/m", "1000/h",
+// "20000/d" or with an explicit period, "10/5s".
+type Rate struct {
+	Count  int64
+	Period time.Duration
+}
+
+// ErrRate is wrapped by every Rate parse error.
+var ErrRate = errors.New("filters: bad rate")
+
+func (r *Rate) UnmarshalText(b []byte) error {
+	parsed, err := ParseRate(string(b))
+	if err != nil {
+		return err
+	}
+	*r = parsed
+	return nil
+}
+
+// ParseRate parses the text form of a Rate.
+func ParseRate(s string) (Rate, error) {
+	count, per, ok := strings.Cut(strings.TrimSpace(s), "/")
+	if !ok {
+		return Rate{}, fmt.Errorf("%w %q: want COUNT/PERIOD, like 50/s or 600/m", ErrRate, s)
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(count), 10, 64)
+	if err != nil || n <= 0 {
+		return Rate{}, fmt.Errorf("%w %q: count must be a whole number above 0", ErrRate, s)
+	}
+	var period time.Duration
+	switch per = strings.TrimSpace(per); per {
+	case "s":
+		period = time.Second
+	case "m":
+		period = time.Minute
+	case "h":
+		period = time.Hour
+	case "d":
+		period = 24 * time.Hour
+	default:
+		period, err = time.ParseDuration(per)
+		if err != nil || period <= 0 {
+			return Rate{}, fmt.Errorf("%w %q: period must be s, m, h, d or a positive duration like 5s", ErrRate, s)
+		}
+	}
+	return Rate{Count: n, Period: period}, nil
+}
+
+func (r Rate) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+func (r Rate) String() string {
+	switch r.Period {
+	case time.Second:
+		return fmt.Sprintf("%d/s", r.Count)
+	case time.Minute:
+		return fmt.Sprintf("%d/m", r.Count)
+	case time.Hour:
+		return fmt.Sprintf("%d/h", r.Count)
+	case 24 * time.Hour:
+		return fmt.Sprintf("%d/d", r.Count)
+	}
+	return fmt.Sprintf("%d/%s", r.Count, r.Period)
+}
+
+// IsZero reports whether the rate was never set.
+func (r Rate) IsZero() bool { return r.Count == 0 }
+
+// Interval returns the emission interval: the time one event "costs" at this
+// rate (Period/Count), at least 1ns. Zero for an unset rate.
+func (r Rate) Interval() time.Duration {
+	if r.Count <= 0 {
+		return 0
+	}
+	iv := r.Period / time.Duration(r.Count)
+	if iv <= 0 {
+		iv = 1
+	}
+	return iv
+}
+
+// FieldError is a validation error about one field of a stage's config.
+// Field is the path below the stage's key in the config file, with dots and
+// [index]: "burst", "policies[1].rate". The config loader turns it into
+// FILE:LINE: message.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// FieldErrorf returns a *FieldError for field with a formatted message.
+func FieldErrorf(field, format string, args ...any) error {
+	return &FieldError{Field: field, Err: fmt.Errorf(format, args...)}
+}

@@ -1,0 +1,46 @@
+package filters
+
+import (
+	"net/http"
+	"time"
+)
+
+// Verdict is a stage's decision about one request. The zero value allows.
+type Verdict struct {
+	// Deny ends the chain; the client gets Status (and Headers).
+	Deny bool
+	// Drop, with Deny, closes the connection without any response (a WAF
+	// "drop" action, a refused client).
+	Drop bool
+	// Status is the response status of a deny: 403, 429, 413, a 3xx for a
+	// redirect action. Zero means 403.
+	Status int
+	// Stage names the stage that decided; the chain fills it in.
+	Stage string
+	// Reason is a short machine-friendly cause ("banned", "rate", "anomaly
+	// score 10", "quota default"). It goes to logs, never to the client.
+	Reason string
+	// RuleIDs are the WAF rules that matched, Score their anomaly score.
+	RuleIDs []int
+	Score   int
+	// RetryAfter becomes a Retry-After header (whole seconds, rounded up,
+	// at least 1) on a deny.
+	RetryAfter time.Duration
+	// Headers are added to the response, allowed or denied (RateLimit
+	// headers, a redirect's Location).
+	Headers http.Header
+	// Shadow marks a deny that a stage in shadow mode would have made; the
+	// chain turns it into an allow after reporting it.
+	Shadow bool
+}
+
+// Allow is the verdict that lets a request pass.
+var Allow = Verdict{}
+
+// StatusCode returns the status a deny answers with.
+func (v Verdict) StatusCode() int {
+	if v.Status == 0 {
+		return http.StatusForbidden
+	}
+	return v.Status
+}
