@@ -1,6 +1,7 @@
 package filters
 
 import (
+	"context"
 	"net/http"
 	"net/netip"
 	"time"
@@ -82,6 +83,10 @@ type Request struct {
 	ID string
 	// Route names the route the request matched ("" for the default).
 	Route string
+	// ForwardedFor is the X-Forwarded-For to send upstream: the resolved
+	// client first, then the trusted hops and the peer (entries left of the
+	// client are the client's own inventions and are dropped).
+	ForwardedFor string
 
 	// Notes are per-stage annotations for logs and explain (matched rule ids,
 	// quota results). Stages append; nobody removes.
@@ -130,4 +135,18 @@ func (r *Request) ResponseWriter(w http.ResponseWriter) http.ResponseWriter {
 		w = r.wrappers[i](w)
 	}
 	return w
+}
+
+type ctxKey struct{}
+
+// WithRequest returns a context carrying r, so the forwarder and the
+// response path can reach the chain's view of the request.
+func WithRequest(ctx context.Context, r *Request) context.Context {
+	return context.WithValue(ctx, ctxKey{}, r)
+}
+
+// FromContext returns the Request stored by WithRequest, or nil.
+func FromContext(ctx context.Context) *Request {
+	r, _ := ctx.Value(ctxKey{}).(*Request)
+	return r
 }
