@@ -1,0 +1,79 @@
+package edgeguard
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// readinessChecker is implemented by stages whose readiness depends on
+// something outside the process (a required Redis).
+type readinessChecker interface {
+	Ready(ctx context.Context) error
+}
+
+// AdminHandler serves the admin API for g: /healthz, /readyz, /metrics,
+// the ban routes of the reputation stage and the forwarder's routes. With a
+// token configured, every request must carry it as a bearer token.
+func (g *Guard) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", g.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g.metrics.Registry, promhttp.HandlerOpts{}))
+	if g.reputation != nil {
+		mux.Handle("/v1/bans", g.reputation.AdminHandler())
+		mux.Handle("/v1/bans/", g.reputation.AdminHandler())
+	} else {
+		notYet := func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "the reputation stage is not in the chain: no bans to manage", http.StatusNotImplemented)
+		}
+		mux.HandleFunc("/v1/bans", notYet)
+		mux.HandleFunc("/v1/bans/", notYet)
+	}
+	if g.forward != nil {
+		mux.Handle("/v1/upstreams", g.forward.AdminHandler())
+		mux.Handle("/v1/routes/", g.forward.AdminHandler())
+	}
+	return bearer(g.cfg.Admin.Token, mux)
+}
+
+func (g *Guard) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	var errs []error
+	for _, s := range g.stages {
+		if rc, ok := s.(readinessChecker); ok {
+			if err := rc.Ready(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Write([]byte("ready\n"))
+}
+
+// bearer requires "Authorization: Bearer <token>" when token is set.
+func bearer(token string, next http.Handler) http.Handler {
+	if token == "" {
+		return next
+	}
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="edgeguard admin"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}

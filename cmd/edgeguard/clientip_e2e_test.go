@@ -1,0 +1,290 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	proxyproto "github.com/pires/go-proxyproto"
+)
+
+const ipConfig = `
+listen: "127.0.0.1:0"
+upstream: "{{upstream}}"
+stages: []
+admin: {listen: "127.0.0.1:0"}
+log: {level: info, format: json}
+client_ip:
+  proxy_protocol: {trusted: [%PP%], required: %REQ%, header_timeout: 300ms}
+  trusted_proxies: [%TP%]
+`
+
+func ipCfg(pp, tp string, required bool) string {
+	req := "false"
+	if required {
+		req = "true"
+	}
+	return strings.NewReplacer("%PP%", pp, "%TP%", tp, "%REQ%", req).Replace(ipConfig)
+}
+
+func proxyV2(t *testing.T, src, dst string) []byte {
+	t.Helper()
+	s, d := netip.MustParseAddrPort(src), netip.MustParseAddrPort(dst)
+	proto := proxyproto.TCPv4
+	if s.Addr().Is6() {
+		proto = proxyproto.TCPv6
+	}
+	h := proxyproto.Header{Version: 2, Command: proxyproto.PROXY, TransportProtocol: proto,
+		SourceAddr: net.TCPAddrFromAddrPort(s), DestinationAddr: net.TCPAddrFromAddrPort(d)}
+	b, err := h.Format()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestE2EClientIP runs the acceptance cases of the client-IP rule through
+// the binary: what the upstream sees is what counts.
+func TestE2EClientIP(t *testing.T) {
+	up := echoUpstream(t)
+	tests := []struct {
+		name    string
+		cfg     string
+		prefix  func(t *testing.T) []byte
+		headers string
+		refused bool
+		realIP  string
+		xff     string
+	}{
+		{name: "spoofed leftmost X-Forwarded-For is ignored behind a trusted proxy",
+			cfg: ipCfg(`"10.0.0.0/8"`, `"127.0.0.0/8"`, false), headers: "X-Forwarded-For: 6.6.6.6, 203.0.113.7\r\n",
+			realIP: "203.0.113.7", xff: "203.0.113.7, 127.0.0.1"},
+		{name: "an untrusted peer's headers are ignored",
+			cfg: ipCfg(`"10.0.0.0/8"`, `"10.0.0.0/8"`, false), headers: "X-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\n",
+			realIP: "127.0.0.1", xff: "127.0.0.1"},
+		{name: "PROXY v1 from a trusted peer is used",
+			cfg:    ipCfg(`"127.0.0.0/8"`, `"10.0.0.0/8"`, false),
+			prefix: func(*testing.T) []byte { return []byte("PROXY TCP4 192.0.2.1 192.0.2.2 5555 80\r\n") },
+			realIP: "192.0.2.1", xff: "192.0.2.1"},
+		{name: "PROXY v2 (IPv6) from a trusted peer is used",
+			cfg:    ipCfg(`"127.0.0.0/8"`, `"10.0.0.0/8"`, false),
+			prefix: func(t *testing.T) []byte { return proxyV2(t, "[2001:db8::7]:4444", "[2001:db8::1]:443") },
+			realIP: "2001:db8::7", xff: "2001:db8::7"},
+		{name: "PROXY v1 UNKNOWN keeps the peer",
+			cfg:    ipCfg(`"127.0.0.0/8"`, `"10.0.0.0/8"`, false),
+			prefix: func(*testing.T) []byte { return []byte("PROXY UNKNOWN\r\n") },
+			realIP: "127.0.0.1", xff: "127.0.0.1"},
+		{name: "PROXY source then X-Forwarded-For when the source is a trusted proxy",
+			cfg:     ipCfg(`"127.0.0.0/8"`, `"198.51.100.0/24"`, false),
+			prefix:  func(*testing.T) []byte { return []byte("PROXY TCP4 198.51.100.9 192.0.2.2 5555 80\r\n") },
+			headers: "X-Forwarded-For: 6.6.6.6, 203.0.113.7\r\n",
+			realIP:  "203.0.113.7", xff: "203.0.113.7, 198.51.100.9"},
+		{name: "PROXY from an untrusted peer is refused",
+			cfg:     ipCfg(`"10.0.0.0/8"`, `"10.0.0.0/8"`, false),
+			prefix:  func(*testing.T) []byte { return []byte("PROXY TCP4 192.0.2.1 192.0.2.2 5555 80\r\n") },
+			refused: true},
+		{name: "required: a trusted peer without a PROXY header is refused",
+			cfg: ipCfg(`"127.0.0.0/8"`, `"10.0.0.0/8"`, true), refused: true},
+		{name: "malformed PROXY v1 from a trusted peer is refused",
+			cfg:     ipCfg(`"127.0.0.0/8"`, `"10.0.0.0/8"`, false),
+			prefix:  func(*testing.T) []byte { return []byte("PROXY TCP4 999.0.2.1 192.0.2.2 5555 80\r\n") },
+			refused: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := start(t, tt.cfg, up.URL)
+			var prefix []byte
+			if tt.prefix != nil {
+				prefix = tt.prefix(t)
+			}
+			resp, s, err := rawRequest(t, p.edge, prefix, tt.headers)
+			if tt.refused {
+				if err == nil && resp.StatusCode != http.StatusBadRequest {
+					t.Fatalf("want the connection refused (closed or 400), got %d with upstream headers %v", resp.StatusCode, s.Header)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("request failed: %v", err)
+			}
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			if got := s.Header["X-Real-Ip"]; got != tt.realIP {
+				t.Errorf("upstream X-Real-IP %q, want %q", got, tt.realIP)
+			}
+			if got := s.Header["X-Forwarded-For"]; got != tt.xff {
+				t.Errorf("upstream X-Forwarded-For %q, want %q", got, tt.xff)
+			}
+			if id := resp.Header.Get("X-Request-Id"); id == "" || s.Header["X-Request-Id"] != id {
+				t.Errorf("request id: client got %q, upstream got %q", id, s.Header["X-Request-Id"])
+			}
+		})
+	}
+}
+
+// TestE2ESlowProxyHeader: a peer that drips its PROXY header is cut off at
+// header_timeout, and meanwhile other connections are accepted and served.
+func TestE2ESlowProxyHeader(t *testing.T) {
+	up := echoUpstream(t)
+	p := start(t, ipCfg(`"127.0.0.0/8"`, `"10.0.0.0/8"`, false), up.URL)
+
+	slow, err := net.Dial("tcp", p.edge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	began := time.Now()
+	closed := make(chan time.Duration, 1)
+	go func() {
+		header := []byte("PROXY TCP4 192.0.2.1 192.0.2.2 5555 80\r\n")
+		for _, b := range header {
+			if _, err := slow.Write([]byte{b}); err != nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		_ = slow.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, _ = io.ReadAll(slow)
+		closed <- time.Since(began)
+	}()
+
+	// While the slow one drips, a normal client is served at once.
+	resp, _, err := rawRequest(t, p.edge, nil, "")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("a normal client was held up by the slow one: %v", err)
+	}
+	if waited := time.Since(began); waited > 250*time.Millisecond {
+		t.Errorf("the normal client waited %v", waited)
+	}
+	select {
+	case d := <-closed:
+		if d < 250*time.Millisecond || d > 3*time.Second {
+			t.Errorf("slow header cut off after %v, want about the 300ms header_timeout", d)
+		}
+	case <-time.After(8 * time.Second):
+		t.Fatal("the slow PROXY header was never cut off")
+	}
+}
+
+// TestE2EReload: a bad config on SIGHUP is refused and the old one keeps
+// serving every request; a good one takes effect.
+func TestE2EReload(t *testing.T) {
+	up := echoUpstream(t)
+	p := start(t, ipCfg(`"10.0.0.0/8"`, `"10.0.0.0/8"`, false), up.URL)
+
+	stop := make(chan struct{})
+	failures := make(chan error, 1000)
+	done := make(chan int)
+	go func() {
+		n := 0
+		client := &http.Client{Timeout: 5 * time.Second}
+		for {
+			select {
+			case <-stop:
+				done <- n
+				return
+			default:
+			}
+			resp, err := client.Get("http://" + p.edge + "/")
+			if err != nil {
+				failures <- err
+				continue
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				failures <- errors.New(resp.Status)
+			}
+			n++
+		}
+	}()
+
+	p.writeConfig(t, "listen: \"127.0.0.1:0\"\nupstream: \"{{upstream}}\"\nstages: [volumetric]\nvolumetric: {rate: \"fast\"}\nbogus_key: 1\n", up.URL)
+	_ = p.cmd.Process.Signal(syscall.SIGHUP)
+	_, next := p.log.waitFor(t, 0, 10*time.Second, map[string]string{"msg": "reload refused; the previous config keeps serving"})
+	time.Sleep(200 * time.Millisecond) // let requests flow across the refused reload
+
+	// A good config: trust the loopback peer, so X-Forwarded-For now counts.
+	p.writeConfig(t, ipCfg(`"10.0.0.0/8"`, `"127.0.0.0/8"`, false), up.URL)
+	_ = p.cmd.Process.Signal(syscall.SIGHUP)
+	p.log.waitFor(t, next, 10*time.Second, map[string]string{"msg": "reloaded"})
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	served := <-done
+	close(failures)
+	for err := range failures {
+		t.Errorf("a request failed across the reloads: %v", err)
+	}
+	if served < 10 {
+		t.Errorf("only %d requests went through during the test", served)
+	}
+	_, s, err := rawRequest(t, p.edge, nil, "X-Forwarded-For: 203.0.113.9\r\n")
+	if err != nil || s.Header["X-Real-Ip"] != "203.0.113.9" {
+		t.Fatalf("after the good reload the trusted header is not used: %v %v", err, s.Header)
+	}
+}
+
+// TestE2EDrainAndUpstreamDown: SIGTERM lets an in-flight request finish;
+// a dead upstream gets 502 with the request id, at once.
+func TestE2EDrainAndUpstreamDown(t *testing.T) {
+	release := make(chan struct{})
+	slowUp := echoUpstream(t)
+	slowUp.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		w.Write([]byte("finished"))
+	})
+	p := start(t, ipCfg(`"10.0.0.0/8"`, `"10.0.0.0/8"`, false), slowUp.URL)
+	result := make(chan string, 1)
+	go func() {
+		resp, err := http.Get("http://" + p.edge + "/slow")
+		if err != nil {
+			result <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		result <- string(b)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(200 * time.Millisecond)
+	close(release)
+	if got := <-result; got != "finished" {
+		t.Fatalf("in-flight request during SIGTERM got %q", got)
+	}
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("exit after drain: %v", err)
+		}
+		p.done <- nil
+	case <-time.After(10 * time.Second):
+		t.Fatal("edgeguard did not exit after draining")
+	}
+
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadURL := "http://" + dead.Addr().String()
+	dead.Close()
+	p2 := start(t, ipCfg(`"10.0.0.0/8"`, `"10.0.0.0/8"`, false), deadURL)
+	began := time.Now()
+	resp, _, err := rawRequest(t, p2.edge, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("X-Request-Id") == "" {
+		t.Fatalf("dead upstream: status %d, request id %q", resp.StatusCode, resp.Header.Get("X-Request-Id"))
+	}
+	if d := time.Since(began); d > 5*time.Second {
+		t.Fatalf("dead upstream took %v", d)
+	}
+}

@@ -1,0 +1,228 @@
+package main
+
+// End-to-end tests: the real binary, built once, run as a subprocess with a
+// real config file, real listeners on 127.0.0.1 and a real upstream.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds cmd/edgeguard once per test run.
+func binary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end: builds and runs the binary")
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "edgeguard-e2e")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "edgeguard")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// logBuffer collects a process's stderr and lets a test wait for a line.
+type logBuffer struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	lines []string
+	cond  *sync.Cond
+}
+
+func newLogBuffer() *logBuffer {
+	l := &logBuffer{}
+	l.cond = sync.NewCond(&l.mu)
+	return l
+}
+
+func (l *logBuffer) consume(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		l.mu.Lock()
+		l.lines = append(l.lines, sc.Text())
+		l.buf.WriteString(sc.Text() + "\n")
+		l.cond.Broadcast()
+		l.mu.Unlock()
+	}
+	l.mu.Lock()
+	l.lines = append(l.lines, "\x00eof")
+	l.cond.Broadcast()
+	l.mu.Unlock()
+}
+
+// waitFor returns the first log line (as JSON fields) whose fields include
+// all of want, from line index from on; it fails the test after timeout.
+func (l *logBuffer) waitFor(t *testing.T, from int, timeout time.Duration, want map[string]string) (map[string]any, int) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	timer := time.AfterFunc(timeout, func() { l.mu.Lock(); l.cond.Broadcast(); l.mu.Unlock() })
+	defer timer.Stop()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := from; ; i++ {
+		for i >= len(l.lines) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no log line with %v within %v; log:\n%s", want, timeout, l.buf.String())
+			}
+			l.cond.Wait()
+		}
+		if l.lines[i] == "\x00eof" {
+			t.Fatalf("process exited before logging %v; log:\n%s", want, l.buf.String())
+		}
+		var m map[string]any
+		if json.Unmarshal([]byte(l.lines[i]), &m) != nil {
+			continue
+		}
+		ok := true
+		for k, v := range want {
+			if fmt.Sprint(m[k]) != v {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return m, i + 1
+		}
+	}
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// proc is a running edgeguard.
+type proc struct {
+	cmd    *exec.Cmd
+	dir    string
+	config string
+	edge   string // host:port
+	admin  string
+	log    *logBuffer
+	done   chan error
+}
+
+// start writes cfg (with {{upstream}} replaced) to a temp dir and runs
+// `edgeguard run` on it, waiting until it serves.
+func start(t *testing.T, cfg string, upstream string) *proc {
+	t.Helper()
+	bin := binary(t)
+	dir := t.TempDir()
+	p := &proc{dir: dir, config: filepath.Join(dir, "edgeguard.yaml"), log: newLogBuffer(), done: make(chan error, 1)}
+	p.writeConfig(t, cfg, upstream)
+	p.cmd = exec.Command(bin, "run", "-config", p.config)
+	p.cmd.Dir = dir
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go p.log.consume(stderr)
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("edgeguard log:\n%s", p.log.String())
+		}
+	})
+	m, _ := p.log.waitFor(t, 0, 60*time.Second, map[string]string{"msg": "serving"})
+	p.edge = fmt.Sprint(m["listen"])
+	p.admin = fmt.Sprint(m["admin"])
+	return p
+}
+
+func (p *proc) writeConfig(t *testing.T, cfg, upstream string) {
+	t.Helper()
+	cfg = strings.ReplaceAll(cfg, "{{upstream}}", upstream)
+	if err := os.WriteFile(p.config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// echoUpstream answers with the headers that reached it, as JSON.
+type seen struct {
+	Method string            `json:"method"`
+	Header map[string]string `json:"header"`
+	Body   string            `json:"body"`
+}
+
+func echoUpstream(t *testing.T) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		h := map[string]string{}
+		for k := range r.Header {
+			h[k] = strings.Join(r.Header.Values(k), ", ")
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(seen{Method: r.Method, Header: h, Body: string(body)})
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// rawRequest writes prefix (a PROXY header or nothing) and a GET on one
+// connection and returns the response, or the error the connection ended with.
+func rawRequest(t *testing.T, addr string, prefix []byte, headers string) (*http.Response, seen, error) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	req := "GET / HTTP/1.1\r\nHost: example.test\r\n" + headers + "Connection: close\r\n\r\n"
+	if _, err := c.Write(append(append([]byte{}, prefix...), req...)); err != nil {
+		return nil, seen{}, err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return nil, seen{}, err
+	}
+	defer resp.Body.Close()
+	var s seen
+	body, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(body, &s)
+	return resp, s, nil
+}

@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/edgeguard/edgeguard"
+	"github.com/edgeguard/edgeguard/config"
+	"github.com/edgeguard/edgeguard/filters"
+)
+
+func cmdRun(args []string, stderr io.Writer) error {
+	fs := newFlags("run", stderr)
+	path := fs.String("config", "", "config file (YAML)")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "edgeguard run: -config FILE is required")
+		return errUsage
+	}
+	s := &server{path: *path, stderr: stderr}
+	cfg, err := s.load()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return errReported
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return s.serve(ctx, cfg, nil)
+}
+
+// server is the running binary: the listeners, the Guard in service and
+// the reload loop. The Guard is swapped atomically; requests in flight
+// finish on the Guard they started on.
+type server struct {
+	path   string                         // config file; "" when the config is built in (demo)
+	build  func() (*config.Config, error) // for a built-in config
+	stderr io.Writer
+
+	level   slog.LevelVar
+	log     *slog.Logger
+	metrics *edgeguard.Metrics
+	cur     atomic.Pointer[edgeguard.Guard]
+	admin   atomic.Pointer[http.Handler]
+	reloadM sync.Mutex
+
+	// ready is closed once both listeners are bound (tests wait on it).
+	ready     chan struct{}
+	edgeAddr  net.Addr
+	adminAddr net.Addr
+}
+
+func (s *server) load() (*config.Config, error) {
+	if s.build != nil {
+		return s.build()
+	}
+	cfg, err := config.Load(s.path)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Forward.Upstream == "" && len(cfg.Forward.Upstreams) == 0 {
+		return nil, fmt.Errorf("%s:1: upstream: required to run (or upstreams and routes)", s.path)
+	}
+	return cfg, nil
+}
+
+func (s *server) dir() string {
+	if s.path == "" {
+		return ""
+	}
+	return filepath.Dir(s.path)
+}
+
+func (s *server) newLogger(cfg *config.Config) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
+	s.level.Set(lvl)
+	opts := &slog.HandlerOptions{Level: &s.level}
+	if cfg.Log.Format == "text" {
+		return slog.New(slog.NewTextHandler(s.stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(s.stderr, opts))
+}
+
+// install builds a Guard for cfg as the successor of the one in service,
+// swaps it in and closes the old one.
+func (s *server) install(cfg *config.Config) error {
+	prev := s.cur.Load()
+	opts := []edgeguard.Option{edgeguard.WithLogger(s.log), edgeguard.WithMetrics(s.metrics), edgeguard.WithDir(s.dir())}
+	if prev != nil {
+		opts = append(opts, edgeguard.WithPrevious(prev))
+	}
+	g, err := edgeguard.New(cfg, opts...)
+	if err != nil {
+		return err
+	}
+	h := g.AdminHandler()
+	s.cur.Store(g)
+	s.admin.Store(&h)
+	g.Activate()
+	if prev != nil {
+		// Requests already inside prev keep their pointers to its stages;
+		// Close only stops prev's background work.
+		_ = prev.Close()
+	}
+	return nil
+}
+
+// reload rereads the config. A config that does not load or build is
+// refused with its reason logged, and the Guard in service stays.
+func (s *server) reload() error {
+	s.reloadM.Lock()
+	defer s.reloadM.Unlock()
+	cfg, err := s.load()
+	if err == nil {
+		old := s.cur.Load().Config()
+		if cfg.Listen != old.Listen || cfg.Admin.Listen != old.Admin.Listen || cfg.TLS != old.TLS {
+			s.log.Warn("reload: listen, admin.listen and tls take effect only on restart")
+		}
+		err = s.install(cfg)
+	}
+	if err != nil {
+		s.log.Error("reload refused; the previous config keeps serving", "config", s.path, "error", err.Error())
+		return err
+	}
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
+	s.level.Set(lvl)
+	s.log.Info("reloaded", "config", s.path)
+	return nil
+}
+
+func (s *server) serve(ctx context.Context, cfg *config.Config, started func()) error {
+	s.log = s.newLogger(cfg)
+	s.metrics = edgeguard.NewMetrics()
+	if s.ready == nil {
+		s.ready = make(chan struct{})
+	}
+	if err := s.install(cfg); err != nil {
+		fmt.Fprintln(s.stderr, err)
+		return errReported
+	}
+	defer func() { _ = s.cur.Load().Close() }()
+
+	edgeLn, err := s.edgeListener(cfg)
+	if err != nil {
+		return err
+	}
+	edge := &http.Server{
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.cur.Load().ServeHTTP(w, r) }),
+		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout.D(),
+		ReadTimeout:       cfg.Server.ReadTimeout.D(),
+		IdleTimeout:       cfg.Server.IdleTimeout.D(),
+		MaxHeaderBytes:    int(cfg.Server.MaxHeaderBytes),
+		ConnContext:       edgeguard.ConnContext,
+		ConnState:         s.trackConn,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	servers := []*http.Server{edge}
+	listeners := []net.Listener{edgeLn}
+	s.edgeAddr = edgeLn.Addr()
+
+	if cfg.Admin.Listen != "off" {
+		adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
+		if err != nil {
+			edgeLn.Close()
+			return fmt.Errorf("listen on admin address %s: %w", cfg.Admin.Listen, err)
+		}
+		s.adminAddr = adminLn.Addr()
+		admin := &http.Server{
+			Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*s.admin.Load()).ServeHTTP(w, r) }),
+			ReadHeaderTimeout: 5 * time.Second,
+			IdleTimeout:       60 * time.Second,
+		}
+		servers = append(servers, admin)
+		listeners = append(listeners, adminLn)
+	}
+
+	errc := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() {
+			if err := srv.Serve(listeners[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	s.log.Info("serving", "listen", s.edgeAddr.String(), "admin", fmt.Sprint(s.adminAddr), "stages", cfg.Stages)
+	close(s.ready)
+	if started != nil {
+		started()
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			_ = s.reload()
+		case err := <-errc:
+			return fmt.Errorf("serve: %w", err)
+		case <-ctx.Done():
+			s.log.Info("draining", "timeout", s.cur.Load().Config().Server.ShutdownTimeout.D().String())
+			sctx, cancel := context.WithTimeout(context.Background(), s.cur.Load().Config().Server.ShutdownTimeout.D())
+			defer cancel()
+			var errs []error
+			for _, srv := range servers {
+				errs = append(errs, srv.Shutdown(sctx))
+			}
+			s.log.Info("stopped")
+			return errors.Join(errs...)
+		}
+	}
+}
+
+// edgeListener binds the edge address and stacks, in order: PROXY protocol
+// from trusted load balancers, accept-time refusal of banned clients, TLS.
+// Refusal comes before TLS so a banned client costs no handshake.
+func (s *server) edgeListener(cfg *config.Config) (net.Listener, error) {
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	pp := cfg.ClientIP.ProxyProtocol
+	ln = pp.Listen(ln)
+	ln = &refusingListener{
+		Listener: ln,
+		proxyTrusted: func(a netip.Addr) bool {
+			for _, p := range pp.Trusted {
+				if p.Contains(a) {
+					return true
+				}
+			}
+			return false
+		},
+		refuse: func(a netip.Addr) bool {
+			g := s.cur.Load()
+			return a.IsValid() && !g.TrustedProxy(a) && g.RefuseConn(a, time.Now())
+		},
+		refused: s.metrics.ConnRefused,
+	}
+	if cfg.TLS.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.Cert, cfg.TLS.Key)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("load TLS certificate %s / key %s: %w", cfg.TLS.Cert, cfg.TLS.Key, err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}})
+	}
+	return ln, nil
+}
+
+func (s *server) trackConn(_ net.Conn, state http.ConnState) {
+	switch state {
+	case http.StateNew:
+		s.metrics.ConnOpened()
+	case http.StateClosed, http.StateHijacked:
+		s.metrics.ConnClosed()
+	}
+}
+
+var _ = filters.ModeBlock

@@ -1,0 +1,95 @@
+// Package config owns edgeguard's configuration file: its schema, composed
+// from each stage's own Config struct; strict decoding, where an unknown key
+// or a bad value is an error naming FILE:LINE; defaults; and validation of
+// the whole. The same structs serve the Go API and the Caddy JSON.
+package config
+
+import (
+	"github.com/edgeguard/edgeguard/filters"
+	"github.com/edgeguard/edgeguard/filters/quota"
+	"github.com/edgeguard/edgeguard/filters/reputation"
+	"github.com/edgeguard/edgeguard/filters/volumetric"
+	"github.com/edgeguard/edgeguard/filters/waf"
+	"github.com/edgeguard/edgeguard/forward"
+	"github.com/edgeguard/edgeguard/ipparse"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	// Listen is the address the edge listener binds, host:port. Default ":8080".
+	Listen string `yaml:"listen" json:"listen"`
+	// TLS, when both files are set, serves HTTPS on Listen.
+	TLS TLS `yaml:"tls" json:"tls"`
+	// Server holds the client-side limits of the edge listener.
+	Server Server `yaml:"server" json:"server"`
+	// ClientIP says how the client address is learned: PROXY protocol from
+	// trusted load balancers, then forwarding headers from trusted proxies.
+	ClientIP ipparse.Config `yaml:"client_ip" json:"client_ip"`
+	// Stages is the order of the filter chain. Default: reputation,
+	// volumetric, waf, quota (cheapest and most decisive first). A stage left
+	// out does not run; each name may appear once.
+	Stages []string `yaml:"stages" json:"stages"`
+	// Reputation: allow/deny lists and strike-driven bans.
+	Reputation reputation.Config `yaml:"reputation" json:"reputation"`
+	// Volumetric: the per-client leaky bucket against spikes.
+	Volumetric volumetric.Config `yaml:"volumetric" json:"volumetric"`
+	// WAF: OWASP CRS v4 on Coraza plus rule packs.
+	WAF waf.Config `yaml:"waf" json:"waf"`
+	// Quota: per-client GCRA quotas, exact across the fleet through Redis.
+	Quota quota.Config `yaml:"quota" json:"quota"`
+	// Forward: upstream, upstreams, routes and upstream timeouts, at the top
+	// level of the file.
+	Forward forward.Config `yaml:",inline" json:"forward"`
+	// Admin is the admin listener: health, readiness, metrics, bans.
+	Admin Admin `yaml:"admin" json:"admin"`
+	// Log sets the structured log.
+	Log Log `yaml:"log" json:"log"`
+}
+
+// TLS names the certificate and key files of the edge listener.
+type TLS struct {
+	// Cert is a PEM certificate chain file.
+	Cert string `yaml:"cert" json:"cert"`
+	// Key is the PEM private key file for Cert.
+	Key string `yaml:"key" json:"key"`
+}
+
+// Server bounds what a client may cost the edge listener.
+type Server struct {
+	// ReadHeaderTimeout bounds how long a client may take to send the request
+	// headers (slowloris). Default 10s.
+	ReadHeaderTimeout filters.Duration `yaml:"read_header_timeout" json:"read_header_timeout"`
+	// ReadTimeout bounds reading the whole request, body included; 0 (the
+	// default) leaves bodies unbounded in time, since uploads can be slow.
+	ReadTimeout filters.Duration `yaml:"read_timeout" json:"read_timeout"`
+	// IdleTimeout closes keep-alive connections idle this long. Default 120s.
+	IdleTimeout filters.Duration `yaml:"idle_timeout" json:"idle_timeout"`
+	// MaxHeaderBytes caps the request line and headers. Default 64KiB.
+	MaxHeaderBytes filters.Size `yaml:"max_header_bytes" json:"max_header_bytes"`
+	// ShutdownTimeout is how long SIGTERM waits for in-flight requests
+	// before closing them. Default 30s.
+	ShutdownTimeout filters.Duration `yaml:"shutdown_timeout" json:"shutdown_timeout"`
+}
+
+// Admin configures the admin listener.
+type Admin struct {
+	// Listen is the admin address. Default "127.0.0.1:9090"; "off" disables
+	// it. A non-loopback address without Token is refused at start.
+	Listen string `yaml:"listen" json:"listen"`
+	// Token, when set, is required as "Authorization: Bearer <token>" on
+	// every admin request.
+	Token string `yaml:"token" json:"token"`
+}
+
+// Log configures the structured log.
+type Log struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level" json:"level"`
+	// Format is json (default) or text.
+	Format string `yaml:"format" json:"format"`
+	// Access turns the per-request access line on (default) or off.
+	Access *bool `yaml:"access" json:"access"`
+}
+
+// DefaultStages is the chain order when the file names none.
+var DefaultStages = []string{"reputation", "volumetric", "waf", "quota"}

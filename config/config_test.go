@@ -1,0 +1,139 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDesignConfigParses(t *testing.T) {
+	cfg, err := Load("testdata/design.yaml")
+	if err != nil {
+		t.Fatalf("the config of DESIGN.md does not load:\n%v", err)
+	}
+	if cfg.Volumetric.Rate.Count != 50 || cfg.Quota.Policies[0].Rate.Count != 600 || cfg.ClientIP.ProxyProtocol.HeaderTimeout.D().Seconds() != 5 {
+		t.Fatalf("values not decoded: %+v", cfg)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	cfg, err := Parse("min.yaml", []byte("upstream: http://127.0.0.1:9000\nvolumetric: {rate: 5/s}\nquota: {policies: [{name: p, rate: 5/s}]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != ":8080" || cfg.Admin.Listen != "127.0.0.1:9090" || strings.Join(cfg.Stages, ",") != "reputation,volumetric,waf,quota" ||
+		cfg.Log.Format != "json" || cfg.Server.MaxHeaderBytes != 64<<10 {
+		t.Fatalf("defaults not applied: %+v", cfg)
+	}
+	cfg, err = Parse("empty-stages.yaml", []byte("upstream: http://127.0.0.1:9000\nstages: []\n"))
+	if err != nil || len(cfg.Stages) != 0 {
+		t.Fatalf("stages: [] must mean no stages, got %v, %v", cfg.Stages, err)
+	}
+}
+
+// TestErrors: every problem is reported as FILE:LINE: message, all of them
+// at once, at the line of the offending key or value.
+func TestErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string // each a "LINE: substring" that one problem must match, in order
+	}{
+		{name: "unknown top-level key", yaml: "upstream: http://x:1\nlisten: \":8080\"\nlistne: \":9\"\nstages: []\n",
+			want: []string{`3: unknown key "listne"`}},
+		{name: "unknown keys at several depths, all reported, in line order", yaml: "upstream: http://x:1\nclient_ip:\n  proxy_protocol:\n    trustd: []\nvolumetric:\n  rate: 5/s\n  brust: 3\n",
+			want: []string{`4: client_ip.proxy_protocol: unknown key "trustd"`, `7: volumetric: unknown key "brust"`}},
+		{name: "bad scalars, all reported at their lines", yaml: "upstream: http://x:1\nvolumetric:\n  rate: fast\nwaf:\n  body_limit: 1.5MiB\nclient_ip:\n  trusted_proxies: [10.0.0.0/8, 300.1.1.1/8]\n",
+			want: []string{"3: volumetric.rate:", "5: waf.body_limit:", "7: client_ip.trusted_proxies[1]:"}},
+		{name: "bad mode", yaml: "upstream: http://x:1\nwaf:\n  mode: detect\n", want: []string{`3: waf.mode: mode "detect"`}},
+		{name: "bad duration", yaml: "upstream: http://x:1\nclient_ip:\n  proxy_protocol:\n    header_timeout: 5\n", want: []string{"4: client_ip.proxy_protocol.header_timeout:"}},
+		{name: "syntax error", yaml: "upstream: http://x:1\nvolumetric: {rate: 5/s\n", want: []string{"2: "}},
+		{name: "wrong type", yaml: "upstream: http://x:1\nvolumetric:\n  burst: many\n", want: []string{"3: "}},
+		{name: "unknown stage and a repeat", yaml: "upstream: http://x:1\nstages:\n  - waf\n  - firewall\n  - waf\n",
+			want: []string{`4: stages[1]: unknown stage "firewall"`, `5: stages[2]: stage "waf" named twice`}},
+		{name: "a stage in the chain without its block is reported at the chain", yaml: "upstream: http://x:1\nstages: [volumetric]\n",
+			want: []string{"2: volumetric.rate:"}},
+		{name: "admin off loopback without token", yaml: "upstream: http://x:1\nstages: []\nadmin:\n  listen: 0.0.0.0:9090\n",
+			want: []string{"4: admin.listen:"}},
+		{name: "stage validation names the field's line", yaml: "upstream: http://x:1\nstages: [volumetric]\nvolumetric:\n  rate: 5/s\n  burst: -1\n",
+			want: []string{"5: volumetric.burst:"}},
+		{name: "log level", yaml: "upstream: http://x:1\nstages: []\nlog: {level: loud}\n", want: []string{"3: log.level:"}},
+		{name: "tls half set", yaml: "upstream: http://x:1\nstages: []\ntls:\n  cert: a.pem\n", want: []string{"3: tls:"}},
+		{name: "two documents", yaml: "upstream: http://x:1\n---\nlisten: :1\n", want: []string{"2: only one YAML document"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("edge.yaml", []byte(tt.yaml))
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("want *config.Error, got %v", err)
+			}
+			lines := strings.Split(err.Error(), "\n")
+			if len(lines) != len(tt.want) {
+				t.Fatalf("got %d problems, want %d:\n%v", len(lines), len(tt.want), err)
+			}
+			for i, w := range tt.want {
+				if !strings.HasPrefix(lines[i], "edge.yaml:"+w) {
+					t.Errorf("problem %d = %q, want prefix %q", i, lines[i], "edge.yaml:"+w)
+				}
+			}
+		})
+	}
+}
+
+// TestGolden checks each testdata/errors/*.yaml against the .golden file
+// beside it: the exact output of `edgeguard validate`.
+func TestGolden(t *testing.T) {
+	files, _ := filepath.Glob("testdata/errors/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no golden inputs")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			_, err := Load(f)
+			if err == nil {
+				t.Fatal("loaded without error")
+			}
+			golden := strings.TrimSuffix(f, ".yaml") + ".golden"
+			if os.Getenv("UPDATE_GOLDEN") != "" {
+				os.WriteFile(golden, []byte(err.Error()+"\n"), 0o644)
+			}
+			want, rerr := os.ReadFile(golden)
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			if got := err.Error() + "\n"; got != string(want) {
+				t.Errorf("got:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	seeds, _ := filepath.Glob("testdata/*.yaml")
+	more, _ := filepath.Glob("testdata/errors/*.yaml")
+	for _, s := range append(seeds, more...) {
+		b, _ := os.ReadFile(s)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse("fuzz.yaml", data)
+		if err == nil {
+			if verr := cfg.Validate(); verr != nil {
+				t.Fatalf("Parse accepted a config that does not validate: %v", verr)
+			}
+			return
+		}
+		var ce *Error
+		if !errors.As(err, &ce) || len(ce.Problems) == 0 {
+			t.Fatalf("error is not a list of problems: %v", err)
+		}
+		for _, p := range ce.Problems {
+			if p.Line < 1 {
+				t.Fatalf("problem without a line: %+v", p)
+			}
+		}
+	})
+}

@@ -1,0 +1,317 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/edgeguard/edgeguard/filters"
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+)
+
+// Problem is one thing wrong with a config file, at a line of it.
+type Problem struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (p Problem) String() string { return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Msg) }
+
+// Error lists every problem found in a config file, one per line, each as
+// FILE:LINE: message.
+type Error struct {
+	Problems []Problem
+}
+
+func (e *Error) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Load reads and parses the config file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: read %s: %w", path, err)
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes data, named name in errors, strictly: unknown keys, values
+// of the wrong form and invalid settings are all reported, each with its
+// line. Defaults are applied to what the file leaves out.
+func Parse(name string, data []byte) (*Config, error) {
+	problems := func(ps ...Problem) error { return &Error{Problems: ps} }
+	file, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return nil, problems(Problem{File: name, Line: errLine(err), Msg: errMessage(err)})
+	}
+	var root ast.Node
+	if len(file.Docs) > 0 {
+		root = file.Docs[0].Body
+	}
+	if len(file.Docs) > 1 {
+		line := file.Docs[1].GetToken().Position.Line
+		if start := file.Docs[1].Start; start != nil {
+			line = start.Position.Line
+		}
+		return nil, problems(Problem{File: name, Line: line, Msg: "only one YAML document is allowed"})
+	}
+
+	var found []Problem
+	add := func(line int, msg string) { found = append(found, Problem{File: name, Line: line, Msg: msg}) }
+	walkErrors(root, reflect.TypeFor[Config](), "", func(path string, line int, err error) {
+		add(line, pathPrefix(path)+err.Error())
+	})
+	if len(found) > 0 {
+		slices.SortStableFunc(found, func(a, b Problem) int { return a.Line - b.Line })
+		return nil, &Error{Problems: found}
+	}
+
+	cfg := &Config{}
+	if root != nil && root.Type() != ast.NullType {
+		if err := yaml.UnmarshalWithOptions(data, cfg, yaml.DisallowUnknownField()); err != nil {
+			return nil, problems(Problem{File: name, Line: errLine(err), Msg: errMessage(err)})
+		}
+	}
+	cfg.applyDefaults()
+	if err := cfg.Validate(); err != nil {
+		for _, e := range flatten(err) {
+			var fe *filters.FieldError
+			if errors.As(e, &fe) {
+				add(fieldLine(root, fe.Field), fe.Error())
+			} else {
+				add(lineOf(root, ""), e.Error())
+			}
+		}
+		slices.SortStableFunc(found, func(a, b Problem) int { return a.Line - b.Line })
+		return nil, &Error{Problems: found}
+	}
+	return cfg, nil
+}
+
+// fieldLine is the line of a field for a validation problem. A stage that
+// the chain names but the file does not configure is reported where the
+// chain is named.
+func fieldLine(root ast.Node, field string) int {
+	top := splitPath(field)
+	if len(top) > 0 && child(root, top[0]) == nil && slices.Contains(StageNames, top[0]) {
+		return lineOf(root, "stages")
+	}
+	return lineOf(root, field)
+}
+
+func pathPrefix(path string) string {
+	if path == "" {
+		return ""
+	}
+	return path + ": "
+}
+
+// flatten undoes errors.Join, recursively, so every problem gets a line.
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+func errLine(err error) int {
+	var ye yaml.Error
+	if errors.As(err, &ye) && ye.GetToken() != nil {
+		return ye.GetToken().Position.Line
+	}
+	return 1
+}
+
+func errMessage(err error) string {
+	var ye yaml.Error
+	if errors.As(err, &ye) {
+		return ye.GetMessage()
+	}
+	return err.Error()
+}
+
+// walkErrors reports unknown keys and bad scalar values everywhere in the
+// document at once (the decoder stops at the first).
+func walkErrors(root ast.Node, t reflect.Type, path string, report func(path string, line int, err error)) {
+	unknownKeys(root, t, path, report)
+	scalarErrors(root, t, path, report)
+}
+
+func unknownKeys(node ast.Node, t reflect.Type, path string, report func(path string, line int, err error)) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	node = unwrap(node)
+	if node == nil || reflect.PointerTo(t).Implements(textUnmarshaler) {
+		return
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		eachPair(node, func(key string, value ast.Node) {
+			f, ok := fieldByTag(t, key)
+			if !ok {
+				report(path, keyLine(node, key), fmt.Errorf("unknown key %q", key))
+				return
+			}
+			unknownKeys(value, f.Type, join(path, key), report)
+		})
+	case reflect.Map:
+		eachPair(node, func(key string, value ast.Node) {
+			unknownKeys(value, t.Elem(), join(path, key), report)
+		})
+	case reflect.Slice, reflect.Array:
+		if seq, ok := node.(*ast.SequenceNode); ok {
+			for i, v := range seq.Values {
+				unknownKeys(v, t.Elem(), fmt.Sprintf("%s[%d]", path, i), report)
+			}
+		}
+	}
+}
+
+func keyLine(node ast.Node, key string) int {
+	line := node.GetToken().Position.Line
+	eachPairKey(node, func(k ast.MapKeyNode) {
+		if k.String() == key {
+			line = k.GetToken().Position.Line
+		}
+	})
+	return line
+}
+
+func eachPairKey(node ast.Node, fn func(ast.MapKeyNode)) {
+	switch n := node.(type) {
+	case *ast.MappingNode:
+		for _, kv := range n.Values {
+			fn(kv.Key)
+		}
+	case *ast.MappingValueNode:
+		fn(n.Key)
+	}
+}
+
+func (c *Config) applyDefaults() {
+	if c.Listen == "" {
+		c.Listen = ":8080"
+	}
+	if c.Stages == nil {
+		c.Stages = slices.Clone(DefaultStages)
+	}
+	s := &c.Server
+	if s.ReadHeaderTimeout == 0 {
+		s.ReadHeaderTimeout = filters.Duration(10e9)
+	}
+	if s.IdleTimeout == 0 {
+		s.IdleTimeout = filters.Duration(120e9)
+	}
+	if s.MaxHeaderBytes == 0 {
+		s.MaxHeaderBytes = 64 << 10
+	}
+	if s.ShutdownTimeout == 0 {
+		s.ShutdownTimeout = filters.Duration(30e9)
+	}
+	if c.Admin.Listen == "" {
+		c.Admin.Listen = "127.0.0.1:9090"
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+	}
+}
+
+// StageNames are the stages a chain may name.
+var StageNames = []string{"reputation", "volumetric", "waf", "quota"}
+
+// Validate checks the whole config, each block with its own Validate; every
+// problem is a *filters.FieldError whose Field is the path from the top of
+// the file.
+func (c *Config) Validate() error {
+	var errs []error
+	field := func(f, format string, args ...any) {
+		errs = append(errs, filters.FieldErrorf(f, format, args...))
+	}
+	sub := func(prefix string, err error) {
+		for _, e := range flatten(err) {
+			var fe *filters.FieldError
+			if errors.As(e, &fe) {
+				errs = append(errs, &filters.FieldError{Field: join(prefix, fe.Field), Err: fe.Err})
+			} else if e != nil {
+				errs = append(errs, &filters.FieldError{Field: prefix, Err: e})
+			}
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		field("listen", "%q is not host:port", c.Listen)
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		field("tls", "cert and key go together: set both or neither")
+	}
+	seen := map[string]bool{}
+	for i, s := range c.Stages {
+		switch {
+		case !slices.Contains(StageNames, s):
+			field(fmt.Sprintf("stages[%d]", i), "unknown stage %q (want one of %s)", s, strings.Join(StageNames, ", "))
+		case seen[s]:
+			field(fmt.Sprintf("stages[%d]", i), "stage %q named twice", s)
+		}
+		seen[s] = true
+	}
+	sub("client_ip", c.ClientIP.Validate())
+	// A stage is checked when the chain runs it; a block for a stage that
+	// is left out of the chain is decoded (unknown keys and bad values are
+	// still errors) but its settings are not required to be complete.
+	if slices.Contains(c.Stages, "reputation") {
+		sub("reputation", c.Reputation.Validate())
+	}
+	if slices.Contains(c.Stages, "volumetric") {
+		sub("volumetric", c.Volumetric.Validate())
+	}
+	if slices.Contains(c.Stages, "waf") {
+		sub("waf", c.WAF.Validate())
+	}
+	if slices.Contains(c.Stages, "quota") {
+		sub("quota", c.Quota.Validate())
+	}
+	sub("", c.Forward.Validate())
+	if c.Admin.Listen != "off" {
+		host, _, err := net.SplitHostPort(c.Admin.Listen)
+		if err != nil {
+			field("admin.listen", "%q is not host:port (or off)", c.Admin.Listen)
+		} else if !isLoopback(host) && c.Admin.Token == "" {
+			field("admin.listen", "%q is not a loopback address: set admin.token, or the ban and metrics API would be open to the network", c.Admin.Listen)
+		}
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		field("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+	}
+	if c.Log.Format != "json" && c.Log.Format != "text" {
+		field("log.format", "%q: want json or text", c.Log.Format)
+	}
+	return errors.Join(errs...)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}

@@ -1,0 +1,48 @@
+package edgeguard
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/edgeguard/edgeguard/filters"
+)
+
+// Explanation is what every stage says about one request.
+type Explanation struct {
+	Client   string
+	Source   string
+	Verdicts []filters.Verdict
+	// Result is what the chain as configured would do: "allow", or
+	// "deny STATUS by STAGE".
+	Result string
+}
+
+// Explain resolves r's client as the edge would (r.RemoteAddr is the TCP
+// peer) and asks every stage for its verdict, whatever the others decide.
+// Nothing is reported to observers, so explaining bans no one; limiters do
+// count the request.
+func (g *Guard) Explain(r *http.Request, now time.Time) (*Explanation, error) {
+	peer, from, src := g.addrs(r)
+	res, err := g.resolver.Resolve(from, r.Header)
+	if err != nil {
+		return nil, fmt.Errorf("resolve client: %w", err)
+	}
+	req := &filters.Request{HTTP: r, Peer: peer, Now: now, Source: src, Client: res.Addr, ClientPort: res.Port, ID: "explain"}
+	if res.Source == filters.SourceHeader {
+		req.Source = filters.SourceHeader
+	}
+	req.Key = res.Key
+	if g.forward != nil {
+		req.Route = g.forward.Match(r.Host, r.URL.Path)
+	}
+	defer req.Finish()
+	ex := &Explanation{Client: req.Client.String(), Source: req.Source.String(), Verdicts: g.chain.Explain(req), Result: "allow"}
+	for _, v := range ex.Verdicts {
+		if v.Deny && !v.Shadow {
+			ex.Result = fmt.Sprintf("deny %d by %s", v.StatusCode(), v.Stage)
+			break
+		}
+	}
+	return ex, nil
+}

@@ -1,0 +1,395 @@
+package edgeguard
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/edgeguard/edgeguard/config"
+	"github.com/edgeguard/edgeguard/filters"
+	"github.com/edgeguard/edgeguard/filters/quota"
+	"github.com/edgeguard/edgeguard/filters/reputation"
+	"github.com/edgeguard/edgeguard/filters/volumetric"
+	"github.com/edgeguard/edgeguard/filters/waf"
+	"github.com/edgeguard/edgeguard/forward"
+	"github.com/edgeguard/edgeguard/ipparse"
+)
+
+// Guard is one built configuration: the client-IP resolver, the chain of
+// stages and the forwarder. It is immutable; a reload builds a new Guard
+// (handing it the old one, so stages keep their state) and swaps it in.
+type Guard struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	access   bool
+	resolver *ipparse.Resolver
+	chain    *filters.Chain
+	stages   []filters.Filter // every stage built, in chain order, whatever its mode
+	forward  *forward.Forwarder
+	metrics  *Metrics
+
+	reputation *reputation.Filter
+	quota      *quota.Filter
+	waf        *waf.Filter
+}
+
+// Option adjusts how New builds a Guard.
+type Option func(*options)
+
+type options struct {
+	logger   *slog.Logger
+	metrics  *Metrics
+	dir      string
+	previous *Guard
+}
+
+// WithLogger sets the structured logger (default: slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithMetrics reports into m, which outlives reloads (default: a new one).
+func WithMetrics(m *Metrics) Option { return func(o *options) { o.metrics = m } }
+
+// WithDir resolves relative paths in the config against dir (the config
+// file's directory; default the working directory).
+func WithDir(dir string) Option { return func(o *options) { o.dir = dir } }
+
+// WithPrevious builds the Guard as the successor of prev: stages take over
+// prev's state (buckets, bans, Redis clients). The caller closes prev after
+// the swap.
+func WithPrevious(prev *Guard) Option { return func(o *options) { o.previous = prev } }
+
+// New builds the chain cfg describes. cfg must have come from config.Parse
+// or config.Load (defaults applied, validated), or be filled in by hand and
+// pass cfg.Validate.
+func New(cfg *config.Config, opts ...Option) (*Guard, error) {
+	o := options{logger: slog.Default()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.metrics == nil {
+		o.metrics = NewMetrics()
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("edgeguard: invalid config: %w", err)
+	}
+	g := &Guard{cfg: cfg, log: o.logger, metrics: o.metrics, access: cfg.Log.Access == nil || *cfg.Log.Access}
+	resolver, err := ipparse.NewResolver(cfg.ClientIP)
+	if err != nil {
+		return nil, fmt.Errorf("edgeguard: build client-ip resolver: %w", err)
+	}
+	g.resolver = resolver
+
+	env := filters.Env{Logger: o.logger, Dir: o.dir, IPv6Prefix: cfg.ClientIP.WithDefaults().IPv6Prefix}
+	previous := func(name string) filters.Filter {
+		if o.previous == nil {
+			return nil
+		}
+		for _, s := range o.previous.stages {
+			if s.Name() == name {
+				return s
+			}
+		}
+		return nil
+	}
+	var stages []filters.Stage
+	var observers []filters.Observer
+	for _, name := range cfg.Stages {
+		env.Previous = previous(name)
+		var (
+			f    filters.Filter
+			mode filters.Mode
+			err  error
+		)
+		switch name {
+		case "reputation":
+			g.reputation, err = reputation.New(cfg.Reputation, env)
+			f, mode = g.reputation, cfg.Reputation.Mode
+			if err == nil {
+				observers = append(observers, g.reputation)
+			}
+		case "volumetric":
+			var v *volumetric.Filter
+			v, err = volumetric.New(cfg.Volumetric, env)
+			f, mode = v, cfg.Volumetric.Mode
+		case "waf":
+			g.waf, err = waf.New(cfg.WAF, env)
+			f, mode = g.waf, cfg.WAF.Mode
+		case "quota":
+			g.quota, err = quota.New(cfg.Quota, env)
+			f, mode = g.quota, cfg.Quota.Mode
+		default:
+			err = fmt.Errorf("unknown stage %q", name)
+		}
+		if err != nil {
+			g.Close()
+			return nil, fmt.Errorf("edgeguard: build stage %s: %w", name, err)
+		}
+		g.stages = append(g.stages, f)
+		stages = append(stages, filters.Stage{Filter: f, Mode: mode})
+	}
+	observers = append(observers, filters.ObserverFunc(g.logDeny))
+	g.chain = filters.NewChain(stages, observers, g.metrics.observeStage)
+
+	if hasUpstream(cfg) {
+		fenv := forward.Env{Logger: o.logger}
+		if o.previous != nil {
+			fenv.Previous = o.previous.forward
+		}
+		g.forward, err = forward.New(cfg.Forward, fenv)
+		if err != nil {
+			g.Close()
+			return nil, fmt.Errorf("edgeguard: build forwarder: %w", err)
+		}
+	}
+	return g, nil
+}
+
+// hasUpstream reports whether cfg names anywhere to forward to; a Guard
+// used only as middleware needs none.
+func hasUpstream(cfg *config.Config) bool {
+	return cfg.Forward.Upstream != "" || len(cfg.Forward.Upstreams) > 0
+}
+
+// Activate makes g the Guard whose stage metrics the shared Metrics report.
+// Call it when g starts serving (after a reload's swap).
+func (g *Guard) Activate() {
+	var srcs []filters.MetricsSource
+	for _, s := range g.stages {
+		if ms, ok := s.(filters.MetricsSource); ok {
+			srcs = append(srcs, ms)
+		}
+	}
+	if ms, ok := any(g.forward).(filters.MetricsSource); ok && g.forward != nil {
+		srcs = append(srcs, ms)
+	}
+	g.metrics.sources.Store(&srcs)
+}
+
+// Close stops the stages' background work. Requests still in flight on g
+// finish with the state they have.
+func (g *Guard) Close() error {
+	var errs []error
+	for _, s := range g.stages {
+		if c, ok := s.(filters.Closer); ok && s != nil {
+			errs = append(errs, c.Close())
+		}
+	}
+	if g.forward != nil {
+		errs = append(errs, g.forward.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Config returns the config g was built from.
+func (g *Guard) Config() *config.Config { return g.cfg }
+
+// ServeHTTP filters r and forwards it to the configured upstream.
+func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if g.forward == nil {
+		http.Error(w, "edgeguard: no upstream configured", http.StatusBadGateway)
+		return
+	}
+	g.serve(w, r, g.forward)
+}
+
+// Wrap returns middleware: requests that pass the chain go to next.
+func (g *Guard) Wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.serve(w, r, next) })
+}
+
+type connKey struct{}
+
+// ConnContext is the http.Server ConnContext hook that lets the Guard see
+// the connection under a request (the TCP peer behind a PROXY header). It
+// does no I/O, so it never holds up the accept loop.
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
+}
+
+// addrs returns the TCP peer and the start address of the client-IP walk.
+func (g *Guard) addrs(r *http.Request) (peer, start netip.AddrPort, src filters.Source) {
+	if c, ok := r.Context().Value(connKey{}).(net.Conn); ok {
+		peer, start, viaProxy := ipparse.ConnAddrs(innermost(c))
+		if viaProxy {
+			return peer, start, filters.SourceProxy
+		}
+		return peer, start, filters.SourcePeer
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.AddrPort{}, netip.AddrPort{}, filters.SourcePeer
+	}
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	return ap, ap, filters.SourcePeer
+}
+
+func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	start := time.Now()
+	peer, from, src := g.addrs(r)
+	req := &filters.Request{HTTP: r, Peer: peer, Now: start, Source: src}
+	rec := &recorder{ResponseWriter: w}
+	defer func() {
+		req.Finish()
+		g.logAccess(req, rec, time.Since(start))
+	}()
+
+	res, err := g.resolver.Resolve(from, r.Header)
+	req.ID = g.requestID(r, from.Addr())
+	rec.Header().Set("X-Request-Id", req.ID)
+	if err != nil {
+		req.Client = from.Addr()
+		rec.stage = "client_ip"
+		g.metrics.requests.WithLabelValues("client_ip", "deny").Inc()
+		writeDeny(rec, req, filters.Verdict{Deny: true, Status: http.StatusRequestHeaderFieldsTooLarge, Stage: "client_ip", Reason: err.Error()})
+		return
+	}
+	req.Client, req.ClientPort = res.Addr, res.Port
+	if res.Source == filters.SourceHeader {
+		req.Source = filters.SourceHeader
+	}
+	if req.Client == from.Addr() && req.Source != filters.SourceHeader {
+		req.ClientPort = from.Port()
+	}
+	req.Key = res.Key
+	req.ForwardedFor = g.resolver.ForwardedFor(res, from.Addr(), r.Header)
+	g.metrics.clientSources.WithLabelValues(req.Source.String()).Inc()
+	if g.forward != nil {
+		req.Route = g.forward.Match(r.Host, r.URL.Path)
+	}
+
+	v := g.chain.Run(req)
+	for k, vs := range v.Headers {
+		rec.Header()[k] = append(rec.Header()[k], vs...)
+	}
+	if v.Deny {
+		rec.stage = v.Stage
+		g.metrics.requests.WithLabelValues(v.Stage, "deny").Inc()
+		writeDeny(rec, req, v)
+		return
+	}
+	g.metrics.requests.WithLabelValues("forward", "allow").Inc()
+	r = r.WithContext(filters.WithRequest(r.Context(), req))
+	req.HTTP = r
+	upstart := time.Now()
+	next.ServeHTTP(req.ResponseWriter(rec), r)
+	g.metrics.upstream.Observe(time.Since(upstart).Seconds())
+}
+
+// requestID keeps an X-Request-Id from a trusted proxy and makes one
+// otherwise: a client must not be able to choose the id that logs and the
+// upstream correlate on.
+func (g *Guard) requestID(r *http.Request, from netip.Addr) string {
+	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 128 && g.resolver.Trusted(from) && printable(id) {
+		return id
+	}
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// writeDeny answers a deny: status, Retry-After, the stage and the request
+// id, never the rule or the payload that matched.
+func writeDeny(w http.ResponseWriter, req *filters.Request, v filters.Verdict) {
+	if v.Drop {
+		if hj, ok := w.(http.Hijacker); ok {
+			if c, _, err := hj.Hijack(); err == nil {
+				_ = c.Close()
+				return
+			}
+		}
+	}
+	h := w.Header()
+	if v.RetryAfter > 0 {
+		secs := int64((v.RetryAfter + time.Second - 1) / time.Second)
+		h.Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+	}
+	status := v.StatusCode()
+	if status >= 300 && status < 400 && h.Get("Location") != "" {
+		w.WriteHeader(status)
+		return
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "%d %s\nrequest %s refused by %s\n", status, http.StatusText(status), req.ID, v.Stage)
+}
+
+// logDeny is the chain observer that logs each deny, shadow ones included.
+func (g *Guard) logDeny(e filters.Event) {
+	v := e.Verdict
+	if v.Shadow {
+		g.metrics.requests.WithLabelValues(v.Stage, "shadow_deny").Inc()
+	}
+	g.log.Debug("deny", "request_id", e.Request.ID, "stage", v.Stage, "reason", v.Reason,
+		"shadow", v.Shadow, "client", e.Request.Client.String())
+}
+
+func (g *Guard) logAccess(req *filters.Request, rec *recorder, took time.Duration) {
+	if !g.access {
+		return
+	}
+	status := rec.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	g.log.LogAttrs(context.Background(), slog.LevelInfo, "access",
+		slog.String("request_id", req.ID),
+		slog.String("client", req.Client.String()),
+		slog.String("client_source", req.Source.String()),
+		slog.String("method", req.HTTP.Method),
+		slog.String("host", req.HTTP.Host),
+		slog.String("path", req.HTTP.URL.Path),
+		slog.Int("status", status),
+		slog.String("stage", rec.stage),
+		slog.String("route", req.Route),
+		slog.Duration("duration", took),
+	)
+}
+
+// RefuseConn reports whether a connection from addr should be closed at
+// accept time, before any HTTP or TLS: the reputation stage enforces and
+// addr is banned or on a deny list.
+func (g *Guard) RefuseConn(addr netip.Addr, now time.Time) bool {
+	if g.reputation == nil || g.cfg.Reputation.Mode == filters.ModeShadow || g.cfg.Reputation.Mode == filters.ModeOff {
+		return false
+	}
+	return g.reputation.RefuseConn(addr, now)
+}
+
+// TrustedProxy reports whether addr is one of client_ip.trusted_proxies:
+// a connection from it carries other clients' requests and must never be
+// refused for one of them.
+func (g *Guard) TrustedProxy(addr netip.Addr) bool { return g.resolver.Trusted(addr) }
+
+// innermost peels TLS and edgeguard's own connection wrappers off c, down
+// to the connection ipparse knows (the PROXY-protocol one or the socket).
+func innermost(c net.Conn) net.Conn {
+	for {
+		switch w := c.(type) {
+		case interface{ NetConn() net.Conn }:
+			c = w.NetConn()
+		case interface{ Unwrap() net.Conn }:
+			c = w.Unwrap()
+		default:
+			return c
+		}
+	}
+}

@@ -1,0 +1,123 @@
+package edgeguard
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/edgeguard/edgeguard/filters"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics holds edgeguard's Prometheus metrics. One Metrics outlives every
+// reload: the Guard in service reports into it and lends it its stages'
+// samples, so counters never reset when the config changes.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	requests      *prometheus.CounterVec   // stage, verdict
+	stageLatency  *prometheus.HistogramVec // stage
+	upstream      prometheus.Histogram
+	activeConns   prometheus.Gauge
+	clientSources *prometheus.CounterVec // source
+	connRefused   prometheus.Counter
+
+	sources atomic.Pointer[[]filters.MetricsSource]
+}
+
+// NewMetrics registers edgeguard's metrics, the Go runtime's and the
+// process's in a new registry.
+func NewMetrics() *Metrics {
+	m := &Metrics{Registry: prometheus.NewRegistry()}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edgeguard_requests_total",
+		Help: "Requests by the stage that decided them (\"forward\" for those that passed every stage) and the verdict: allow, deny, shadow_deny.",
+	}, []string{"stage", "verdict"})
+	m.stageLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "edgeguard_stage_duration_seconds",
+		Help:    "Time one stage took to decide one request.",
+		Buckets: []float64{1e-6, 5e-6, 25e-6, 100e-6, 500e-6, 1e-3, 5e-3, 25e-3, 100e-3, 500e-3},
+	}, []string{"stage"})
+	m.upstream = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "edgeguard_upstream_duration_seconds",
+		Help:    "Time from handing a request to the forwarder to its response being written.",
+		Buckets: prometheus.DefBuckets,
+	})
+	m.activeConns = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "edgeguard_active_connections",
+		Help: "Client connections open on the edge listener.",
+	})
+	m.clientSources = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edgeguard_client_ip_source_total",
+		Help: "How the client address of each request was learned: peer, proxy (PROXY protocol) or header.",
+	}, []string{"source"})
+	m.connRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "edgeguard_connections_refused_total",
+		Help: "Connections closed at accept time because their address is banned or denied.",
+	})
+	m.Registry.MustRegister(m.requests, m.stageLatency, m.upstream, m.activeConns, m.clientSources, m.connRefused,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		stageCollector{m})
+	return m
+}
+
+// observeStage is the chain's StageTimer.
+func (m *Metrics) observeStage(stage string, took time.Duration, v filters.Verdict) {
+	m.stageLatency.WithLabelValues(stage).Observe(took.Seconds())
+}
+
+// ConnOpened and ConnClosed track the edge listener's open connections.
+func (m *Metrics) ConnOpened() { m.activeConns.Inc() }
+func (m *Metrics) ConnClosed() { m.activeConns.Dec() }
+
+// ConnRefused counts a connection closed at accept time.
+func (m *Metrics) ConnRefused() { m.connRefused.Inc() }
+
+// stageCollector turns the serving Guard's stage samples into metrics at
+// scrape time. It is unchecked (it describes nothing up front) because the
+// set of samples depends on which stages the config turns on.
+type stageCollector struct{ m *Metrics }
+
+func (stageCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (c stageCollector) Collect(ch chan<- prometheus.Metric) {
+	srcs := c.m.sources.Load()
+	if srcs == nil {
+		return
+	}
+	descs := map[string]*prometheus.Desc{}
+	for _, src := range *srcs {
+		src.CollectMetrics(func(s filters.Sample) {
+			names, values := splitLabels(s.Labels)
+			key := s.Name + "\x00" + joinNames(names)
+			d, ok := descs[key]
+			if !ok {
+				d = prometheus.NewDesc("edgeguard_"+s.Name, s.Help, names, nil)
+				descs[key] = d
+			}
+			kind := prometheus.CounterValue
+			if s.Kind == filters.Gauge {
+				kind = prometheus.GaugeValue
+			}
+			if pm, err := prometheus.NewConstMetric(d, kind, s.Value, values...); err == nil {
+				ch <- pm
+			}
+		})
+	}
+}
+
+func splitLabels(pairs []string) (names, values []string) {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		names = append(names, pairs[i])
+		values = append(values, pairs[i+1])
+	}
+	return names, values
+}
+
+func joinNames(names []string) string {
+	out := ""
+	for _, n := range names {
+		out += n + ","
+	}
+	return out
+}

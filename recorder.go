@@ -1,0 +1,47 @@
+package edgeguard
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+)
+
+// recorder remembers the status written to the client for the access log,
+// while passing Flush and Hijack through so that streaming responses and
+// WebSocket upgrades keep working behind the Guard.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	stage  string
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *recorder) Flush() {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	_ = http.NewResponseController(r.ResponseWriter).Flush()
+}
+
+func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if r.status == 0 {
+		r.status = http.StatusSwitchingProtocols
+	}
+	return http.NewResponseController(r.ResponseWriter).Hijack()
+}
+
+// Unwrap lets http.ResponseController reach the connection's own writer.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
