@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/edgeguard/edgeguard/filters"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -48,6 +49,14 @@ func (g *Guard) readyz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	var errs []error
 	for _, s := range g.stages {
+		// A node whose quota falls back to local limiting or fails open
+		// still serves correctly without Redis; only on_error: deny makes
+		// Redis a requirement, and only then may its loss take the node
+		// out of the load balancer (taking every node out at once would
+		// turn a Redis outage into a full one).
+		if s == filters.Filter(g.quota) && g.cfg.Quota.OnError != "deny" {
+			continue
+		}
 		if rc, ok := s.(readinessChecker); ok {
 			if err := rc.Ready(ctx); err != nil {
 				errs = append(errs, err)

@@ -140,6 +140,9 @@ func New(cfg *config.Config, opts ...Option) (*Guard, error) {
 
 	if hasUpstream(cfg) {
 		fenv := forward.Env{Logger: o.logger}
+		if g.quota != nil {
+			fenv.Limiter = routeCaps{g.quota}
+		}
 		if o.previous != nil {
 			fenv.Previous = o.previous.forward
 		}
@@ -393,3 +396,18 @@ func innermost(c net.Conn) net.Conn {
 		}
 	}
 }
+
+// routeCaps lends the quota stage's store (Redis when configured) to the
+// forward shield, so a route's cap is counted once for the whole fleet.
+// Failures come back as errors: the route's own on_error decides.
+type routeCaps struct{ q *quota.Filter }
+
+func (rc routeCaps) AllowRoute(_ context.Context, key string, lim forward.RouteLimit, now time.Time) (forward.RouteDecision, error) {
+	r, err := rc.q.TakeAt(now, key, quota.Limit{Interval: lim.Rate.Interval(), Burst: int64(max(lim.Burst, 1))}, 1)
+	if err != nil {
+		return forward.RouteDecision{}, err
+	}
+	return forward.RouteDecision{Allowed: r.Allowed, RetryAfter: r.RetryAfter}, nil
+}
+
+var _ forward.RouteLimiter = routeCaps{}

@@ -290,7 +290,11 @@ func (c *Config) Validate() error {
 	if slices.Contains(c.Stages, "quota") {
 		sub("quota", c.Quota.Validate())
 	}
-	sub("", c.Forward.Validate())
+	// A config used only as middleware (edgeguard.New(...).Wrap) forwards
+	// nowhere; the binary requires an upstream before it serves.
+	if c.Forward.Upstream != "" || len(c.Forward.Upstreams) > 0 || len(c.Forward.Routes) > 0 {
+		sub("", c.Forward.Validate())
+	}
 	if c.Admin.Listen != "off" {
 		host, _, err := net.SplitHostPort(c.Admin.Listen)
 		if err != nil {

@@ -146,6 +146,11 @@ func (s *server) reload() error {
 }
 
 func (s *server) serve(ctx context.Context, cfg *config.Config, started func()) error {
+	// Take SIGHUP before anything can announce that we serve: its default
+	// action would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	s.log = s.newLogger(cfg)
 	s.metrics = edgeguard.NewMetrics()
 	if s.ready == nil {
@@ -205,9 +210,6 @@ func (s *server) serve(ctx context.Context, cfg *config.Config, started func()) 
 		started()
 	}
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for {
 		select {
 		case <-hup:

@@ -1,0 +1,626 @@
+// Package quota owns per-client business quotas enforced with GCRA (the
+// generic cell rate algorithm): one limit per (policy, client), kept in
+// Redis so that every edge node enforces the same quota, or in memory for a
+// single node, with a defined behaviour when Redis fails.
+package quota
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"reflect"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgeguard/edgeguard/filters"
+	"github.com/edgeguard/edgeguard/internal/redisconf"
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+// Name is the stage name, as in the config.
+const Name = "quota"
+
+// Filter is the quota stage. It is safe for concurrent use.
+type Filter struct {
+	mode     filters.Mode
+	log      *slog.Logger
+	sources  []KeySource
+	policies []policy
+	prefix   string
+	onError  string
+	fleet    int64
+	timeout  time.Duration
+
+	mem     *MemoryStore // the store when Config.Store is memory
+	conn    *redisConn   // the store when Config.Store is redis
+	local   *MemoryStore // on_error: local's limiter
+	breaker *breaker
+	denied  *lru.Cache[deniedKey, int64]
+
+	stats  stats
+	closed atomic.Bool
+}
+
+// policy is a Policy compiled for the request path.
+type policy struct {
+	name    string
+	limit   Limit
+	cost    int64
+	shadow  bool
+	item    string // RateLimit-Policy member for limit
+	prefix  string
+	methods []string
+	host    string
+	tierHdr string
+	tiers   map[string]tier
+}
+
+// tier is one entry of Policy.Tiers. Each tier keeps its own state (its
+// own Redis key), so a client moving to another plan starts that plan's
+// limit instead of inheriting a TAT measured in another rate.
+type tier struct {
+	limit Limit
+	item  string
+	state string // the policy's part of the Redis key
+	idx   int    // 1-based; 0 is the policy's own limit
+}
+
+// deniedKey names an entry of the over-limit cache: one client under one
+// policy. Pointer-free, so a large cache costs the GC nothing to scan.
+type deniedKey struct {
+	client [16]byte
+	policy int
+	tier   int
+}
+
+type stats struct {
+	allowed, denied, shadowDenied   atomic.Int64
+	cacheHits, storeErrors          atomic.Int64
+	fbLocal, fbAllow, fbDeny, noKey atomic.Int64
+}
+
+// redisConn is a Redis client shared by successive Filters across reloads
+// while the Redis settings stay the same; the last one to close closes it.
+type redisConn struct {
+	cfg    redisconf.Config
+	batch  bool
+	client redis.UniversalClient
+	store  *RedisStore
+	refs   atomic.Int32
+}
+
+func (c *redisConn) release() error {
+	if c.refs.Add(-1) == 0 {
+		return c.client.Close()
+	}
+	return nil
+}
+
+// New builds the stage. With store: redis it connects lazily (New does not
+// wait for Redis; Ready reports it). If env.Previous is a quota Filter with
+// the same Redis settings, its client (or its memory store) is taken over,
+// so a reload neither reconnects nor forgets who has used what.
+func New(cfg Config, env filters.Env) (*Filter, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("quota: config: %w", err)
+	}
+	f := &Filter{
+		mode:    cfg.Mode,
+		log:     env.Log(Name),
+		prefix:  cfg.KeyPrefix,
+		onError: cfg.OnError,
+		fleet:   int64(max(cfg.FleetSize, 1)),
+		timeout: cfg.Redis.CallTimeout(),
+	}
+	if f.mode == "" {
+		f.mode = filters.ModeBlock
+	}
+	if f.prefix == "" {
+		f.prefix = DefaultKeyPrefix
+	}
+	if f.onError == "" {
+		f.onError = OnErrorLocal
+	}
+	keys := cfg.Key
+	if len(keys) == 0 {
+		keys = []string{"ip"}
+	}
+	for _, s := range keys {
+		k, _ := ParseKeySource(s) // validated
+		f.sources = append(f.sources, k)
+	}
+	for _, p := range cfg.Policies {
+		if p.Mode == filters.ModeOff {
+			continue
+		}
+		f.policies = append(f.policies, compilePolicy(p))
+	}
+	size := cfg.LocalCacheSize
+	if size == 0 {
+		size = DefaultLocalCacheSize
+	}
+	denied, err := lru.New[deniedKey, int64](size)
+	if err != nil {
+		return nil, fmt.Errorf("quota: over-limit cache of %d entries: %w", size, err)
+	}
+	f.denied = denied
+	prev, _ := env.Previous.(*Filter)
+
+	if cfg.Store != StoreRedis {
+		if prev != nil && prev.mem != nil {
+			f.mem = prev.mem
+		} else {
+			f.mem = NewMemoryStore(cfg.MaxKeys)
+		}
+		return f, nil
+	}
+	batch := cfg.Batch != BatchOff
+	if prev != nil && prev.conn != nil && prev.conn.batch == batch && reflect.DeepEqual(prev.conn.cfg, cfg.Redis) {
+		prev.conn.refs.Add(1)
+		f.conn = prev.conn
+	} else {
+		conn, err := dialRedis(cfg.Redis, batch)
+		if err != nil {
+			return nil, err
+		}
+		f.conn = conn
+	}
+	if prev != nil && prev.local != nil {
+		f.local = prev.local
+	} else if f.onError == OnErrorLocal {
+		f.local = NewMemoryStore(cfg.MaxKeys)
+	}
+	b := cfg.Breaker
+	fails, backoff, maxBackoff := b.Failures, b.Backoff.D(), b.MaxBackoff.D()
+	if fails == 0 {
+		fails = DefaultBreakerFails
+	}
+	if backoff == 0 {
+		backoff = DefaultBreakerBackoff
+	}
+	if maxBackoff == 0 {
+		maxBackoff = max(DefaultBreakerMax, backoff)
+	}
+	f.breaker = newBreaker(fails, backoff, maxBackoff)
+	return f, nil
+}
+
+func dialRedis(cfg redisconf.Config, batch bool) (*redisConn, error) {
+	o := cfg.Options()
+	// Without this go-redis bounds each socket operation by the timeout but
+	// not the call as a whole (pool wait + write + read); the per-request
+	// context must be the bound.
+	o.ContextTimeoutEnabled = true
+	c := &redisConn{cfg: cfg, batch: batch, client: redis.NewUniversalClient(o)}
+	c.store = NewRedisStore(c.client)
+	if batch {
+		ap, err := c.client.AsyncAutoPipeline()
+		if err != nil {
+			_ = c.client.Close()
+			return nil, fmt.Errorf("quota: redis %v: auto-pipelining: %w", cfg.Addrs, err)
+		}
+		c.store = NewBatchedRedisStore(ap)
+	}
+	c.refs.Store(1)
+	return c, nil
+}
+
+func compilePolicy(p Policy) policy {
+	cost := p.Cost
+	if cost == 0 {
+		cost = 1
+	}
+	c := policy{
+		name:    p.Name,
+		limit:   LimitOf(p.Rate, p.Burst),
+		cost:    cost,
+		shadow:  p.Mode == filters.ModeShadow,
+		prefix:  p.Match.PathPrefix,
+		methods: p.Match.Methods,
+		host:    strings.ToLower(p.Match.Host),
+	}
+	c.item = policyItem(c.name, c.limit)
+	if p.Tiers != nil {
+		c.tierHdr = http.CanonicalHeaderKey(p.Tiers.Header)
+		c.tiers = make(map[string]tier, len(p.Tiers.Values))
+		for i, v := range slices.Sorted(maps.Keys(p.Tiers.Values)) {
+			l := LimitOf(p.Tiers.Values[v].Rate, p.Tiers.Values[v].Burst)
+			c.tiers[v] = tier{limit: l, item: policyItem(c.name, l), state: c.name + ":" + v, idx: i + 1}
+		}
+	}
+	return c
+}
+
+// Name returns "quota".
+func (f *Filter) Name() string { return Name }
+
+func (p *policy) matches(r *http.Request) bool {
+	if p.prefix != "" && !strings.HasPrefix(r.URL.Path, p.prefix) {
+		return false
+	}
+	if len(p.methods) > 0 {
+		found := false
+		for _, m := range p.methods {
+			if m == r.Method {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	if p.host != "" {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if !strings.EqualFold(host, p.host) {
+			return false
+		}
+	}
+	return true
+}
+
+// tierFor returns r's tier of p (the policy's own limit as tier 0).
+func (p *policy) tierFor(r *http.Request) tier {
+	if p.tiers != nil && r != nil {
+		if t, ok := p.tiers[r.Header.Get(p.tierHdr)]; ok {
+			return t
+		}
+	}
+	return tier{limit: p.limit, item: p.item, state: p.name}
+}
+
+// clientID hashes the first present key source of r, with the source's
+// name, so that equal values from different sources stay different clients
+// and no raw API key or cookie leaves the process.
+func (f *Filter) clientID(r *filters.Request) ([16]byte, bool) {
+	for _, s := range f.sources {
+		var value string
+		switch s.Kind {
+		case "ip":
+			if !r.Client.IsValid() {
+				continue
+			}
+			value = string(r.Key[:])
+		case "header":
+			if r.HTTP == nil {
+				continue
+			}
+			value = r.HTTP.Header.Get(s.Name)
+		case "cookie":
+			if r.HTTP == nil {
+				continue
+			}
+			if c, err := r.HTTP.Cookie(s.Name); err == nil {
+				value = c.Value
+			}
+		}
+		if value == "" {
+			continue
+		}
+		return hashID(s.String(), value), true
+	}
+	return [16]byte{}, false
+}
+
+func hashID(source, value string) [16]byte {
+	h := sha256.New()
+	h.Write([]byte(source))
+	h.Write([]byte{0})
+	h.Write([]byte(value))
+	var sum [32]byte
+	var id [16]byte
+	copy(id[:], h.Sum(sum[:0]))
+	return id
+}
+
+// stateKey is the Redis key of one client under one policy. The client
+// part is the hash tag, so all of a client's policies live in one Cluster
+// slot and one script call can decide them together.
+func (f *Filter) stateKey(id [16]byte, policy string) string {
+	var enc [22]byte
+	base64.RawURLEncoding.Encode(enc[:], id[:])
+	return f.prefix + "{" + string(enc[:]) + "}:" + policy
+}
+
+// outcome says where a decision came from.
+type outcome uint8
+
+const (
+	fromStore outcome = iota
+	fromLocal
+	failOpen
+	failClosed
+)
+
+// Check decides r against every matching policy.
+func (f *Filter) Check(r *filters.Request) filters.Verdict {
+	id, ok := f.clientID(r)
+	if !ok {
+		f.stats.noKey.Add(1)
+		return filters.Allow
+	}
+	var (
+		askBuf  [4]Ask
+		idxBuf  [4]deniedKey
+		itemBuf [4]string
+	)
+	asks, idx, items := askBuf[:0], idxBuf[:0], itemBuf[:0]
+	for i := range f.policies {
+		p := &f.policies[i]
+		if r.HTTP != nil && !p.matches(r.HTTP) {
+			continue
+		}
+		t := p.tierFor(r.HTTP)
+		asks = append(asks, Ask{Key: f.stateKey(id, t.state), Limit: t.limit, Cost: p.cost, Shadow: p.shadow})
+		idx = append(idx, deniedKey{id, i, t.idx})
+		items = append(items, t.item)
+	}
+	if len(asks) == 0 {
+		return filters.Allow
+	}
+	now := r.Now
+
+	// A client Redis denied until T is denied here until T without asking:
+	// a GCRA deny writes nothing, so nothing can make it pass sooner.
+	for i := range asks {
+		if asks[i].Shadow {
+			continue
+		}
+		until, ok := f.denied.Get(idx[i])
+		if !ok {
+			continue
+		}
+		left := time.Duration(until - now.UnixNano())
+		if left <= 0 {
+			f.denied.Remove(idx[i])
+			continue
+		}
+		f.stats.cacheHits.Add(1)
+		f.stats.denied.Add(1)
+		name := f.policies[idx[i].policy].name
+		v := filters.Verdict{
+			Deny:       true,
+			Status:     http.StatusTooManyRequests,
+			Reason:     "quota " + name,
+			RetryAfter: left,
+			Headers:    buildHeaders(items, []string{stateItem(name, Result{RetryAfter: left})}),
+			Shadow:     f.mode == filters.ModeShadow,
+		}
+		return v
+	}
+
+	var resBuf [4]Result
+	results := resBuf[:len(asks)]
+	if len(asks) > len(resBuf) {
+		results = make([]Result, len(asks))
+	}
+	allowed, how := f.take(now, asks, results)
+
+	switch how {
+	case failOpen:
+		f.stats.allowed.Add(1)
+		r.Annotate(Name, "store unavailable: allowed (on_error allow)")
+		return filters.Verdict{Headers: buildHeaders(items, nil)}
+	case failClosed:
+		f.stats.denied.Add(1)
+		retry := max(f.breaker.retryIn(now), time.Second)
+		return filters.Verdict{
+			Deny:       true,
+			Status:     http.StatusTooManyRequests,
+			Reason:     "quota store unavailable",
+			RetryAfter: retry,
+			Headers:    buildHeaders(items, nil),
+			Shadow:     f.mode == filters.ModeShadow,
+		}
+	case fromLocal:
+		r.Annotate(Name, "store unavailable: local limit (on_error local)")
+	}
+
+	states := make([]string, len(asks))
+	var (
+		denyName, shadowName string
+		retry                time.Duration
+	)
+	for i := range asks {
+		res := &results[i]
+		name := f.policies[idx[i].policy].name
+		states[i] = stateItem(name, *res)
+		if res.Allowed {
+			continue
+		}
+		if asks[i].Shadow {
+			if shadowName == "" {
+				shadowName = name
+			}
+			continue
+		}
+		if denyName == "" {
+			denyName = name
+		}
+		retry = max(retry, res.RetryAfter)
+		if how == fromStore {
+			f.denied.Add(idx[i], now.Add(res.RetryAfter).UnixNano())
+		}
+	}
+	headers := buildHeaders(items, states)
+	switch {
+	case !allowed:
+		f.stats.denied.Add(1)
+		return filters.Verdict{
+			Deny:       true,
+			Status:     http.StatusTooManyRequests,
+			Reason:     "quota " + denyName,
+			RetryAfter: retry,
+			Headers:    headers,
+			Shadow:     f.mode == filters.ModeShadow,
+		}
+	case shadowName != "":
+		// A policy on trial would have denied: the chain reports it and
+		// lets the request pass.
+		f.stats.shadowDenied.Add(1)
+		return filters.Verdict{
+			Deny:    true,
+			Shadow:  true,
+			Status:  http.StatusTooManyRequests,
+			Reason:  "quota " + shadowName,
+			Headers: headers,
+		}
+	}
+	f.stats.allowed.Add(1)
+	return filters.Verdict{Headers: headers}
+}
+
+// take asks the store, and on_error's fallback when the store fails or the
+// breaker is open. It never waits longer than the Redis timeout.
+func (f *Filter) take(now time.Time, asks []Ask, results []Result) (bool, outcome) {
+	if f.conn == nil {
+		ok, err := f.mem.TakeAt(now, asks, results)
+		if err != nil {
+			// Only an ask the config validation should have refused.
+			f.stats.storeErrors.Add(1)
+			f.log.Error("quota decision refused", "err", err)
+			return true, failOpen
+		}
+		return ok, fromStore
+	}
+	if f.breaker.allow(now) {
+		ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+		ok, err := f.conn.store.Take(ctx, now, asks, results)
+		cancel()
+		if err == nil {
+			f.breaker.success()
+			return ok, fromStore
+		}
+		f.stats.storeErrors.Add(1)
+		if f.breaker.failure(now) {
+			f.log.Warn("redis failing: breaker open, using on_error", "on_error", f.onError, "err", err)
+		}
+	}
+	switch f.onError {
+	case OnErrorAllow:
+		f.stats.fbAllow.Add(1)
+		return true, failOpen
+	case OnErrorDeny:
+		f.stats.fbDeny.Add(1)
+		return false, failClosed
+	}
+	f.stats.fbLocal.Add(1)
+	scaled := make([]Ask, len(asks))
+	for i, a := range asks {
+		// Each of fleet nodes takes its share of the rate and of the burst.
+		a.Limit.Interval *= time.Duration(f.fleet)
+		a.Limit.Burst = max((a.Limit.Burst+f.fleet-1)/f.fleet, a.Cost)
+		scaled[i] = a
+	}
+	ok, err := f.local.TakeAt(now, scaled, results)
+	if err != nil {
+		f.log.Error("local quota decision refused", "err", err)
+		return true, failOpen
+	}
+	return ok, fromLocal
+}
+
+// ErrBreakerOpen is returned by TakeAt while the breaker keeps calls away
+// from a failing Redis.
+var ErrBreakerOpen = errors.New("quota: redis breaker open")
+
+// TakeAt asks the stage's store for one GCRA decision on any key, with the
+// stage's timeout and breaker but not its on_error: a failed store returns
+// the error, so the caller's own failure policy decides. The forward
+// shield's fleet-wide route caps use it; they carry their own on_error.
+// key is hashed before it reaches Redis.
+func (f *Filter) TakeAt(now time.Time, key string, limit Limit, cost int64) (Result, error) {
+	if cost < 1 {
+		cost = 1
+	}
+	id := hashID("take", key)
+	var enc [22]byte
+	base64.RawURLEncoding.Encode(enc[:], id[:])
+	asks := []Ask{{Key: f.prefix + "{" + string(enc[:]) + "}", Limit: limit, Cost: cost}}
+	results := make([]Result, 1)
+	if f.conn == nil {
+		ok, err := f.mem.TakeAt(now, asks, results)
+		results[0].Allowed = ok
+		return results[0], err
+	}
+	if !f.breaker.allow(now) {
+		return Result{}, ErrBreakerOpen
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+	ok, err := f.conn.store.Take(ctx, now, asks, results)
+	cancel()
+	if err != nil {
+		f.stats.storeErrors.Add(1)
+		if f.breaker.failure(now) {
+			f.log.Warn("redis failing: breaker open", "err", err)
+		}
+		return Result{}, err
+	}
+	f.breaker.success()
+	results[0].Allowed = ok
+	return results[0], nil
+}
+
+// Ready reports whether the store answers: nil for the memory store, a
+// PING within the Redis timeout otherwise. /readyz uses it.
+func (f *Filter) Ready(ctx context.Context) error {
+	if f.conn == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	return pingRedis(ctx, f.conn.client)
+}
+
+// Close releases the Redis client unless a newer Filter took it over. The
+// Filter still answers afterwards, through on_error.
+func (f *Filter) Close() error {
+	if f.closed.Swap(true) || f.conn == nil {
+		return nil
+	}
+	return f.conn.release()
+}
+
+// CollectMetrics implements filters.MetricsSource.
+func (f *Filter) CollectMetrics(emit func(filters.Sample)) {
+	s := &f.stats
+	counter := func(name, help string, v int64, labels ...string) {
+		emit(filters.Sample{Name: name, Help: help, Kind: filters.Counter, Labels: labels, Value: float64(v)})
+	}
+	const decisions = "quota_decisions_total"
+	const decisionsHelp = "Quota decisions by result."
+	counter(decisions, decisionsHelp, s.allowed.Load(), "result", "allow")
+	counter(decisions, decisionsHelp, s.denied.Load(), "result", "deny")
+	counter(decisions, decisionsHelp, s.shadowDenied.Load(), "result", "shadow_deny")
+	counter(decisions, decisionsHelp, s.noKey.Load(), "result", "no_key")
+	counter("quota_cache_hits_total", "Requests denied by the local over-limit cache without a store call.", s.cacheHits.Load())
+	counter("quota_store_errors_total", "Failed quota store calls (errors and timeouts).", s.storeErrors.Load())
+	const fb = "quota_fallbacks_total"
+	const fbHelp = "Decisions made by on_error because the store failed or the breaker was open."
+	counter(fb, fbHelp, s.fbLocal.Load(), "on_error", OnErrorLocal)
+	counter(fb, fbHelp, s.fbAllow.Load(), "on_error", OnErrorAllow)
+	counter(fb, fbHelp, s.fbDeny.Load(), "on_error", OnErrorDeny)
+	if f.breaker != nil {
+		emit(filters.Sample{Name: "quota_breaker_state", Help: "Redis circuit breaker: 0 closed, 1 open, 2 half-open.",
+			Kind: filters.Gauge, Value: float64(f.breaker.state.Load())})
+		counter("quota_breaker_opens_total", "Times the Redis circuit breaker opened.", f.breaker.opens.Load())
+	}
+}
+
+var (
+	_ filters.Filter        = (*Filter)(nil)
+	_ filters.MetricsSource = (*Filter)(nil)
+	_ filters.Closer        = (*Filter)(nil)
+)

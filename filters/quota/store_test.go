@@ -1,0 +1,272 @@
+package quota
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/edgeguard/edgeguard/internal/redistest"
+	"github.com/redis/go-redis/v9"
+)
+
+// t0 is the fixed instant the conformance tables start at.
+var t0 = time.Date(2026, 11, 2, 9, 30, 0, 0, time.UTC)
+
+const ms = time.Millisecond
+
+type askSpec struct {
+	key    string // the part after the case's hash tag
+	limit  Limit
+	cost   int64
+	shadow bool
+}
+
+type step struct {
+	at   time.Duration // after t0
+	asks []askSpec
+	ok   bool
+	want []Result
+}
+
+type conformanceCase struct {
+	name  string
+	steps []step
+}
+
+func one(l Limit, cost int64) []askSpec { return []askSpec{{key: "k", limit: l, cost: cost}} }
+
+func allow(rem int64, reset time.Duration) Result {
+	return Result{Allowed: true, Remaining: rem, ResetAfter: reset}
+}
+
+func deny(rem int64, retry, reset time.Duration) Result {
+	return Result{Remaining: rem, RetryAfter: retry, ResetAfter: reset}
+}
+
+// conformanceCases are computed by hand from the burst definition on Limit.
+//
+// redis_rate's published PerSecond(10) cases map directly: its
+// PerSecond(10) is Rate 10, Burst 10, Period 1s, our Limit{100ms, 10}. Its
+// test runs on the wall clock, so it expects the 1000-unit retry "≈ 99s"
+// within a second; over a fixed instant the exact value is 100s: the
+// request would be allowed once the TAT (t0+1s+100s) minus the tolerance
+// (1s) is reached.
+var conformanceCases = []conformanceCase{
+	{"redis_rate PerSecond(10)", []step{
+		{0, one(Limit{100 * ms, 10}, 1), true, []Result{allow(9, 100*ms)}},
+		{0, one(Limit{100 * ms, 10}, 2), true, []Result{allow(7, 300*ms)}},
+		{0, one(Limit{100 * ms, 10}, 7), true, []Result{allow(0, time.Second)}},
+		{0, one(Limit{100 * ms, 10}, 1000), false, []Result{deny(0, 100*time.Second, time.Second)}},
+	}},
+	{"burst then the sustained rate", []step{
+		{0, one(Limit{100 * ms, 3}, 1), true, []Result{allow(2, 100*ms)}},
+		{0, one(Limit{100 * ms, 3}, 1), true, []Result{allow(1, 200*ms)}},
+		{0, one(Limit{100 * ms, 3}, 1), true, []Result{allow(0, 300*ms)}},
+		{0, one(Limit{100 * ms, 3}, 1), false, []Result{deny(0, 100*ms, 300*ms)}},
+		{100 * ms, one(Limit{100 * ms, 3}, 1), true, []Result{allow(0, 300*ms)}},
+		{150 * ms, one(Limit{100 * ms, 3}, 1), false, []Result{deny(0, 50*ms, 250*ms)}},
+		// Idle long enough: a full burst again.
+		{time.Second, one(Limit{100 * ms, 3}, 1), true, []Result{allow(2, 100*ms)}},
+		// A cost above what remains is denied though units remain.
+		{time.Second, one(Limit{100 * ms, 3}, 3), false, []Result{deny(2, 100*ms, 100*ms)}},
+		{time.Second, one(Limit{100 * ms, 3}, 2), true, []Result{allow(0, 300*ms)}},
+	}},
+	{"cost above burst is never admitted", []step{
+		{0, one(Limit{time.Second, 2}, 3), false, []Result{deny(2, time.Second, 0)}},
+		{time.Hour, one(Limit{time.Second, 2}, 3), false, []Result{deny(2, time.Second, 0)}},
+	}},
+	{"slow rate, exact boundary", []step{
+		{0, one(Limit{time.Second, 1}, 1), true, []Result{allow(0, time.Second)}},
+		{999 * ms, one(Limit{time.Second, 1}, 1), false, []Result{deny(0, ms, ms)}},
+		{time.Second, one(Limit{time.Second, 1}, 1), true, []Result{allow(0, time.Second)}},
+	}},
+	{"a denied ask commits nothing for the others", []step{
+		{0, []askSpec{{"a", Limit{100 * ms, 2}, 1, false}, {"b", Limit{time.Second, 1}, 1, false}}, true,
+			[]Result{allow(1, 100*ms), allow(0, time.Second)}},
+		{0, []askSpec{{"a", Limit{100 * ms, 2}, 1, false}, {"b", Limit{time.Second, 1}, 1, false}}, false,
+			[]Result{allow(0, 200*ms), deny(0, time.Second, time.Second)}},
+		// a still has the unit the denied request would have taken.
+		{0, []askSpec{{"a", Limit{100 * ms, 2}, 1, false}}, true, []Result{allow(0, 200*ms)}},
+	}},
+	{"a shadow deny blocks nothing and is not committed", []step{
+		{0, []askSpec{{"a", Limit{100 * ms, 5}, 1, false}, {"s", Limit{time.Second, 1}, 1, true}}, true,
+			[]Result{allow(4, 100*ms), allow(0, time.Second)}},
+		{0, []askSpec{{"a", Limit{100 * ms, 5}, 1, false}, {"s", Limit{time.Second, 1}, 1, true}}, true,
+			[]Result{allow(3, 200*ms), deny(0, time.Second, time.Second)}},
+		{0, []askSpec{{"s", Limit{time.Second, 1}, 1, true}}, true, []Result{deny(0, time.Second, time.Second)}},
+	}},
+	{"an enforced deny commits no shadow ask either", []step{
+		{0, []askSpec{{"e", Limit{time.Second, 1}, 1, false}}, true, []Result{allow(0, time.Second)}},
+		{0, []askSpec{{"e", Limit{time.Second, 1}, 1, false}, {"s", Limit{time.Second, 1}, 1, true}}, false,
+			[]Result{deny(0, time.Second, time.Second), allow(0, time.Second)}},
+		{0, []askSpec{{"s", Limit{time.Second, 1}, 1, true}}, true, []Result{allow(0, time.Second)}},
+	}},
+	{"sub-microsecond interval is served as 1µs", []step{
+		{0, one(Limit{time.Nanosecond, 2}, 1), true, []Result{allow(1, time.Microsecond)}},
+		{0, one(Limit{time.Nanosecond, 2}, 2), false, []Result{deny(1, time.Microsecond, time.Microsecond)}},
+	}},
+}
+
+// runConformance walks every case through a store. tag makes the keys of
+// one run unique, so a shared Redis needs no flush between runs.
+func runConformance(t *testing.T, s Store, tag string) {
+	for ci, c := range conformanceCases {
+		t.Run(c.name, func(t *testing.T) {
+			for si, st := range c.steps {
+				asks := make([]Ask, len(st.asks))
+				for i, a := range st.asks {
+					asks[i] = Ask{Key: fmt.Sprintf("q:{%s-%d}:%s", tag, ci, a.key), Limit: a.limit, Cost: a.cost, Shadow: a.shadow}
+				}
+				got := make([]Result, len(asks))
+				ok, err := s.Take(context.Background(), t0.Add(st.at), asks, got)
+				if err != nil {
+					t.Fatalf("step %d: %v", si, err)
+				}
+				if ok != st.ok {
+					t.Errorf("step %d: ok = %v, want %v", si, ok, st.ok)
+				}
+				for i := range got {
+					if got[i] != st.want[i] {
+						t.Errorf("step %d ask %d: got %+v, want %+v", si, i, got[i], st.want[i])
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestConformanceMemory(t *testing.T) {
+	runConformance(t, NewMemoryStore(0), "mem")
+}
+
+// The Redis store runs the production script with the decision time in
+// ARGV (callerClock) instead of the server's TIME: the same arithmetic over
+// the same fixed instants, so both stores must agree to the microsecond.
+// Redis still expires keys on its own clock, which is why no step in the
+// tables relies on a TTL shorter than a test step takes to run.
+func TestConformanceRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer c.Close()
+	s := NewRedisStore(c)
+	s.callerClock = true
+	runConformance(t, s, strconv.FormatInt(time.Now().UnixNano(), 36))
+}
+
+func TestConformanceRedisCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster start takes seconds")
+	}
+	cl := redistest.StartCluster(t, 3)
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs})
+	defer c.Close()
+	s := NewRedisStore(c)
+	s.callerClock = true
+	runConformance(t, s, strconv.FormatInt(time.Now().UnixNano(), 36))
+}
+
+// TestRedisStoresOnlyTheTAT pins the storage contract: one string key per
+// (policy, client) holding the TAT in microseconds, with a TTL of its
+// remaining life, and nothing written by a denied request.
+func TestRedisStoresOnlyTheTAT(t *testing.T) {
+	srv := redistest.Start(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer c.Close()
+	s := NewRedisStore(c)
+	s.callerClock = true
+	ctx := context.Background()
+	now := time.Now()
+	asks := []Ask{{Key: "q:{x}:p", Limit: Limit{10 * time.Second, 2}, Cost: 1}}
+	res := make([]Result, 1)
+	if ok, err := s.Take(ctx, now, asks, res); err != nil || !ok {
+		t.Fatalf("first take: ok=%v err=%v", ok, err)
+	}
+	keys, _ := c.Keys(ctx, "*").Result()
+	if len(keys) != 1 || keys[0] != "q:{x}:p" {
+		t.Fatalf("keys = %v, want exactly [q:{x}:p]", keys)
+	}
+	v, _ := c.Get(ctx, "q:{x}:p").Result()
+	if want := strconv.FormatInt(now.UnixMicro()+10_000_000, 10); v != want {
+		t.Errorf("stored %q, want the TAT %s", v, want)
+	}
+	ttl, _ := c.PTTL(ctx, "q:{x}:p").Result()
+	if ttl <= 9*time.Second || ttl > 10*time.Second {
+		t.Errorf("TTL %v, want about 10s", ttl)
+	}
+	_, _ = s.Take(ctx, now, asks, res) // second unit of the burst
+	before, _ := c.Get(ctx, "q:{x}:p").Result()
+	if ok, _ := s.Take(ctx, now, asks, res); ok {
+		t.Fatal("third take at the same instant allowed; burst is 2")
+	}
+	after, _ := c.Get(ctx, "q:{x}:p").Result()
+	if before != after {
+		t.Errorf("a denied take changed the TAT from %s to %s", before, after)
+	}
+}
+
+func TestAskValidation(t *testing.T) {
+	s := NewMemoryStore(0)
+	for _, a := range []Ask{
+		{Key: "k", Limit: Limit{time.Second, 1}, Cost: 0},
+		{Key: "k", Limit: Limit{time.Second, 0}, Cost: 1},
+		{Key: "k", Limit: Limit{time.Hour, 1 << 40}, Cost: 1},
+	} {
+		if _, err := s.Take(context.Background(), t0, []Ask{a}, make([]Result, 1)); err == nil {
+			t.Errorf("ask %+v accepted", a)
+		}
+	}
+}
+
+func TestMemoryStoreBounded(t *testing.T) {
+	s := NewMemoryStore(memShards * 8)
+	res := make([]Result, 1)
+	for i := range 10_000 {
+		a := []Ask{{Key: fmt.Sprintf("{c%d}", i), Limit: Limit{time.Hour, 5}, Cost: 1}}
+		if _, err := s.TakeAt(t0, a, res); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.Len(); n > memShards*8 {
+		t.Errorf("store holds %d keys, bound is %d", n, memShards*8)
+	}
+	// Expired keys go first and change nothing: a key past its TAT is a
+	// fresh key.
+	s = NewMemoryStore(memShards)
+	for i := range 1000 {
+		a := []Ask{{Key: fmt.Sprintf("{c%d}", i), Limit: Limit{time.Millisecond, 1}, Cost: 1}}
+		if ok, _ := s.TakeAt(t0.Add(time.Duration(i)*time.Second), a, res); !ok {
+			t.Fatalf("key %d denied", i)
+		}
+	}
+}
+
+func BenchmarkMemoryStore(b *testing.B) {
+	s := NewMemoryStore(0)
+	asks := []Ask{{Key: "edgeguard:quota:{AAAAAAAAAAAAAAAAAAAAAA}:default", Limit: Limit{time.Microsecond, 1 << 30}, Cost: 1}}
+	res := make([]Result, 1)
+	now := t0
+	b.ReportAllocs()
+	for b.Loop() {
+		now = now.Add(time.Microsecond)
+		if _, err := s.TakeAt(now, asks, res); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkMemoryStoreParallel(b *testing.B) {
+	s := NewMemoryStore(0)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		key := fmt.Sprintf("edgeguard:quota:{%p}:default", pb)
+		asks := []Ask{{Key: key, Limit: Limit{time.Microsecond, 1 << 30}, Cost: 1}}
+		res := make([]Result, 1)
+		now := t0
+		for pb.Next() {
+			now = now.Add(time.Microsecond)
+			_, _ = s.TakeAt(now, asks, res)
+		}
+	})
+}

@@ -1,0 +1,535 @@
+package forward
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgeguard/edgeguard/filters"
+	"github.com/redis/go-redis/v9"
+)
+
+// Env is what the owner hands the forwarder when it builds one.
+type Env struct {
+	// Logger is the structured logger; nil discards.
+	Logger *slog.Logger
+	// Limiter is the shared store behind route caps. Nil: a
+	// MemoryRouteLimiter, which caps each node on its own.
+	Limiter RouteLimiter
+	// Redis, when set, carries the fleet-wide closed switch instead of a
+	// client built from Config.ClosedSwitch.Redis. The owner keeps it and
+	// closes it; the forwarder only subscribes and publishes.
+	Redis redis.UniversalClient
+	// Clock tells the time for health and ejection decisions. Nil: time.Now.
+	// (Route caps take the request's own arrival time, filters.Request.Now.)
+	Clock func() time.Time
+	// Previous is the forwarder this one replaces on a reload, or nil; the
+	// closed routes it knew carry over. The owner closes it after the swap.
+	Previous *Forwarder
+}
+
+// route is a built Route.
+type route struct {
+	name     string
+	host     string // lower case; "" any
+	wildcard bool   // host is "*.suffix": match by suffix (kept with its dot)
+	prefix   string
+	pool     *pool
+	gate     *gate // nil: no concurrency limit
+	capOn    bool
+	capKey   string
+	limit    RouteLimit
+	onError  string
+	closed   ClosedResponse
+
+	closedHits, capRejects, capErrors atomic.Uint64
+	lastCapWarn                       atomic.Int64
+}
+
+// Forwarder sends requests that passed the filter chain to their route's
+// pool. It is an http.Handler, safe for concurrent use; its background work
+// (health checks, the closed switch subscription) stops on Close.
+type Forwarder struct {
+	log    *slog.Logger
+	clock  func() time.Time
+	pools  []*pool // sorted by name
+	byPool map[string]*pool
+	routes []*route // in match order
+	byName map[string]*route
+	def    *route // no route matched; nil answers 404
+
+	proxy     *httputil.ReverseProxy
+	transport *http.Transport
+	ppTrans   *http.Transport // for pools with proxy_protocol; no keep-alive
+	limiter   RouteLimiter
+	local     *MemoryRouteLimiter // on_error: local
+	closed    *closedSet
+	fleet     *fleetSwitch
+
+	ctx       context.Context // canceled by Close
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+
+	noRoute atomic.Uint64
+}
+
+// New builds the forwarder for cfg and starts its health checks and the
+// closed-switch subscription. cfg must have passed Validate.
+func New(cfg Config, env Env) (*Forwarder, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("forward: invalid config: %w", err)
+	}
+	log := env.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("stage", "forward")
+	f := &Forwarder{
+		log:     log,
+		clock:   env.Clock,
+		byPool:  map[string]*pool{},
+		byName:  map[string]*route{},
+		limiter: env.Limiter,
+		local:   &MemoryRouteLimiter{},
+		closed:  &closedSet{},
+	}
+	if f.clock == nil {
+		f.clock = time.Now
+	}
+	if f.limiter == nil {
+		f.limiter = f.local
+	}
+	if env.Previous != nil {
+		f.closed.replace(env.Previous.closed.list())
+	}
+	t := cfg.Timeouts
+	dialer := &net.Dialer{Timeout: orDur(t.Dial, DefaultDialTimeout), KeepAlive: 30 * time.Second}
+	f.transport = &http.Transport{
+		DialContext:           dialer.DialContext,
+		MaxIdleConnsPerHost:   orInt(t.MaxIdleConnsPerHost, DefaultMaxIdleConnsPerHost),
+		IdleConnTimeout:       orDur(t.IdleConn, DefaultIdleConnTimeout),
+		ResponseHeaderTimeout: orDur(t.ResponseHeader, DefaultResponseHeaderTimeout),
+		TLSHandshakeTimeout:   orDur(t.Dial, DefaultDialTimeout),
+		ExpectContinueTimeout: time.Second,
+	}
+	f.ppTrans = f.transport.Clone()
+	f.ppTrans.DisableKeepAlives = true
+	f.ppTrans.DialContext = proxyProtoDialer(dialer)
+
+	pcfgs := cfg.pools()
+	names := make([]string, 0, len(pcfgs))
+	for name := range pcfgs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		p, err := newPool(name, pcfgs[name], log)
+		if err != nil {
+			return nil, fmt.Errorf("forward: building pool %q: %w", name, err)
+		}
+		p.transport = f.transport
+		if p.proxyProto {
+			p.transport = f.ppTrans
+		}
+		f.pools = append(f.pools, p)
+		f.byPool[name] = p
+	}
+	for _, rc := range cfg.Routes {
+		rt := f.buildRoute(rc)
+		f.routes = append(f.routes, rt)
+		f.byName[rt.name] = rt
+	}
+	// Longest prefix first; at equal length a named host before a wildcard
+	// before any host.
+	slices.SortStableFunc(f.routes, func(a, b *route) int {
+		if d := len(b.prefix) - len(a.prefix); d != 0 {
+			return d
+		}
+		return hostRank(a) - hostRank(b)
+	})
+	if cfg.Upstream != "" {
+		f.def = &route{name: "", prefix: "/", pool: f.byPool[DefaultPool], closed: withClosedDefaults(ClosedResponse{})}
+	}
+
+	f.proxy = &httputil.ReverseProxy{
+		Rewrite:      f.rewrite,
+		Transport:    &retryTransport{f: f},
+		ErrorHandler: f.upstreamError,
+		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	f.ctx, f.cancel = context.WithCancel(context.Background())
+	for _, p := range f.pools {
+		if p.check.path != "" {
+			f.startChecks(p, dialer)
+		}
+	}
+	if err := f.startSwitch(cfg.ClosedSwitch, env.Redis); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func hostRank(r *route) int {
+	switch {
+	case r.host == "":
+		return 2
+	case r.wildcard:
+		return 1
+	}
+	return 0
+}
+
+func withClosedDefaults(c ClosedResponse) ClosedResponse {
+	if c.Status == 0 {
+		c.Status = DefaultClosedStatus
+	}
+	if c.Body == "" {
+		c.Body = DefaultClosedBody
+	}
+	if c.ContentType == "" {
+		c.ContentType = "text/plain; charset=utf-8"
+	}
+	return c
+}
+
+func (f *Forwarder) buildRoute(rc Route) *route {
+	poolName := rc.Upstream
+	if poolName == "" {
+		poolName = DefaultPool
+	}
+	rt := &route{
+		name:   rc.routeName(),
+		host:   strings.TrimSuffix(strings.ToLower(rc.Host), "."),
+		prefix: rc.prefix(),
+		pool:   f.byPool[poolName],
+		closed: withClosedDefaults(rc.Shield.Closed),
+	}
+	if strings.HasPrefix(rt.host, "*.") {
+		rt.wildcard, rt.host = true, rt.host[1:]
+	}
+	s := rc.Shield
+	if s.MaxInFlight > 0 {
+		rt.gate = &gate{max: s.MaxInFlight, room: s.Queue, timeout: orDur(s.QueueTimeout, DefaultQueueTimeout)}
+	}
+	if !s.Cap.Rate.IsZero() {
+		rt.capOn = true
+		rt.capKey = "route:" + rt.name
+		burst := s.Cap.Burst
+		if burst == 0 {
+			burst = int(min(s.Cap.Rate.Count, int64(math.MaxInt32)))
+		}
+		rt.limit = RouteLimit{Rate: s.Cap.Rate, Burst: burst}
+		rt.onError = s.Cap.OnError
+		if rt.onError == "" {
+			rt.onError = OnErrorLocal
+		}
+	}
+	return rt
+}
+
+func (f *Forwarder) startSwitch(sc SwitchConfig, rdb redis.UniversalClient) error {
+	owned := false
+	if rdb == nil {
+		if sc.Redis.IsZero() {
+			return nil
+		}
+		rdb, owned = sc.Redis.NewClient(), true
+	}
+	ch := sc.Channel
+	if ch == "" {
+		ch = DefaultSwitchChannel
+	}
+	f.fleet = &fleetSwitch{
+		rdb: rdb, owned: owned, channel: ch, setKey: ch + ":set",
+		resync:  orDur(sc.Resync, 10*time.Second),
+		timeout: 2 * time.Second,
+		local:   f.closed, log: f.log,
+	}
+	f.fleet.start()
+	return nil
+}
+
+// Match returns the name of the route a request for host and path takes, or
+// "" for the default route (the upstream shorthand), so the owner can pick
+// per-route stage settings before the chain runs and put the name in
+// filters.Request.Route.
+func (f *Forwarder) Match(host, path string) string {
+	if rt := f.match(host, path); rt != nil {
+		return rt.name
+	}
+	return ""
+}
+
+func (f *Forwarder) match(host, path string) *route {
+	host = bareHost(host)
+	for _, rt := range f.routes {
+		if rt.matchHost(host) && prefixMatch(rt.prefix, path) {
+			return rt
+		}
+	}
+	return f.def
+}
+
+func (r *route) matchHost(host string) bool {
+	switch {
+	case r.host == "":
+		return true
+	case r.wildcard:
+		return len(host) > len(r.host) && strings.EqualFold(host[len(host)-len(r.host):], r.host)
+	}
+	return strings.EqualFold(host, r.host)
+}
+
+// prefixMatch matches whole path segments: "/a" matches "/a" and "/a/b",
+// not "/ab".
+func prefixMatch(prefix, path string) bool {
+	if !strings.HasPrefix(path, prefix) {
+		return false
+	}
+	return len(path) == len(prefix) || prefix[len(prefix)-1] == '/' || path[len(prefix)] == '/'
+}
+
+// bareHost drops the port, IPv6 brackets and a trailing dot from a Host
+// header.
+func bareHost(h string) string {
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.Contains(h[i:], "]") {
+		h = h[:i]
+	}
+	if len(h) >= 2 && h[0] == '[' && h[len(h)-1] == ']' {
+		h = h[1 : len(h)-1]
+	}
+	return strings.TrimSuffix(h, ".")
+}
+
+// attempt is the forwarder's per-request state, carried to the Rewrite and
+// the transport through the outbound request's context.
+type attempt struct {
+	fr    *filters.Request
+	route *route
+	pool  *pool
+	first *backend
+	local net.Addr // the listener address the client reached
+	tried [4]*backend
+	n     int
+}
+
+type attemptKey struct{}
+
+func attemptFrom(ctx context.Context) *attempt {
+	a, _ := ctx.Value(attemptKey{}).(*attempt)
+	return a
+}
+
+// ServeHTTP forwards r. The chain's view of the request comes from
+// r.Context() (filters.FromContext); without one (the forwarder used on its
+// own) the TCP peer is taken as the client and a request id is made up.
+func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	fr := filters.FromContext(r.Context())
+	if fr == nil {
+		fr = standalone(r)
+	}
+	if fr.ID != "" {
+		w.Header().Set("X-Request-Id", fr.ID)
+	}
+	var rt *route
+	if fr.Route != "" {
+		rt = f.byName[fr.Route]
+	}
+	if rt == nil {
+		rt = f.match(r.Host, r.URL.Path)
+	}
+	if rt == nil {
+		f.noRoute.Add(1)
+		refuse(w, fr, http.StatusNotFound, 0, "no route")
+		return
+	}
+	if f.closed.isClosed(rt.name) {
+		rt.closedHits.Add(1)
+		c := rt.closed
+		h := w.Header()
+		h.Set("Content-Type", c.ContentType)
+		h.Set("Cache-Control", "no-store")
+		if c.RetryAfter > 0 {
+			h.Set("Retry-After", retryAfterValue(c.RetryAfter.D()))
+		}
+		w.WriteHeader(c.Status)
+		io.WriteString(w, c.Body)
+		return
+	}
+	if rt.capOn {
+		if ok, wait := f.capAllows(r.Context(), rt, fr); !ok {
+			refuse(w, fr, http.StatusServiceUnavailable, wait, "route at capacity")
+			return
+		}
+	}
+	if rt.gate != nil {
+		ok, _ := rt.gate.acquire(r.Context())
+		if !ok {
+			refuse(w, fr, http.StatusServiceUnavailable, rt.gate.timeout, "route at capacity")
+			return
+		}
+		defer rt.gate.release()
+	}
+	p := rt.pool
+	now := f.clock()
+	b := p.pick(now.UnixNano(), fr.Key, nil)
+	if b == nil {
+		p.unavailable.Add(1)
+		refuse(w, fr, http.StatusServiceUnavailable, p.retryAfter(now), "no healthy backend")
+		return
+	}
+	a := &attempt{fr: fr, route: rt, pool: p, first: b}
+	a.local, _ = r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	f.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), attemptKey{}, a)))
+}
+
+// capAllows asks the route cap, applying the route's on_error when the store
+// fails.
+func (f *Forwarder) capAllows(ctx context.Context, rt *route, fr *filters.Request) (bool, time.Duration) {
+	now := fr.Now
+	if now.IsZero() {
+		now = f.clock()
+	}
+	d, err := f.limiter.AllowRoute(ctx, rt.capKey, rt.limit, now)
+	if err != nil {
+		rt.capErrors.Add(1)
+		// One warning a second per route: an outage must not flood the log.
+		if last := rt.lastCapWarn.Load(); now.UnixNano()-last > int64(time.Second) && rt.lastCapWarn.CompareAndSwap(last, now.UnixNano()) {
+			f.log.Warn("route cap store failed", "route", rt.name, "on_error", rt.onError, "err", err)
+		}
+		switch rt.onError {
+		case OnErrorAllow:
+			return true, 0
+		case OnErrorDeny:
+			rt.capRejects.Add(1)
+			return false, time.Second
+		}
+		d, _ = f.local.AllowRoute(ctx, rt.capKey, rt.limit, now)
+	}
+	if !d.Allowed {
+		rt.capRejects.Add(1)
+		return false, d.RetryAfter
+	}
+	return true, 0
+}
+
+// rewrite builds the outbound request. ReverseProxy has already removed
+// hop-by-hop and X-Forwarded-* headers; X-Real-IP and X-Request-Id are set
+// (or removed) here so that nothing the client sent passes under our names.
+func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
+	a := attemptFrom(pr.In.Context())
+	out := pr.Out
+	out.URL.Scheme, out.URL.Host = a.first.url.Scheme, a.first.host
+	if !a.pool.preserveHost {
+		out.Host = ""
+	}
+	h := out.Header
+	fr := a.fr
+	if fr.Client.IsValid() {
+		h.Set("X-Real-IP", fr.Client.String())
+	} else {
+		h.Del("X-Real-IP")
+	}
+	switch {
+	case fr.ForwardedFor != "":
+		h.Set("X-Forwarded-For", fr.ForwardedFor)
+	case fr.Client.IsValid():
+		h.Set("X-Forwarded-For", fr.Client.String())
+	}
+	proto := "http"
+	if pr.In.TLS != nil {
+		proto = "https"
+	}
+	h.Set("X-Forwarded-Proto", proto)
+	h.Set("X-Forwarded-Host", pr.In.Host)
+	if fr.ID != "" {
+		h.Set("X-Request-Id", fr.ID)
+	} else {
+		h.Del("X-Request-Id")
+	}
+}
+
+// upstreamError answers a request that no backend could serve: 502 with the
+// request id, one log line.
+func (f *Forwarder) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	a := attemptFrom(r.Context())
+	if r.Context().Err() != nil {
+		// The client went away; there is nobody to answer and nothing
+		// wrong upstream.
+		w.WriteHeader(http.StatusBadGateway)
+		return
+	}
+	a.pool.errors.Add(1)
+	f.log.Warn("upstream request failed", "route", a.route.name, "pool", a.pool.name,
+		"request_id", a.fr.ID, "attempts", a.n+1, "err", err)
+	refuse(w, a.fr, http.StatusBadGateway, 0, "upstream unavailable")
+}
+
+// refuse writes a short plain-text answer naming the request id.
+func refuse(w http.ResponseWriter, fr *filters.Request, status int, retryAfter time.Duration, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	if retryAfter > 0 {
+		h.Set("Retry-After", retryAfterValue(retryAfter))
+	}
+	w.WriteHeader(status)
+	io.WriteString(w, "edgeguard: "+msg+" (request id "+fr.ID+")\n")
+}
+
+// retryAfterValue is whole seconds, rounded up, at least 1.
+func retryAfterValue(d time.Duration) string {
+	s := int64((d + time.Second - 1) / time.Second)
+	return strconv.FormatInt(max(s, 1), 10)
+}
+
+// standalone builds the chain's view of a request that did not pass one.
+func standalone(r *http.Request) *filters.Request {
+	fr := &filters.Request{HTTP: r, Now: time.Now()}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		fr.Peer = ap
+		fr.Client, fr.ClientPort = ap.Addr().Unmap(), ap.Port()
+		fr.Key = filters.KeyOf(fr.Client, 64)
+		fr.ForwardedFor = fr.Client.String()
+	}
+	var id [8]byte
+	rand.Read(id[:])
+	fr.ID = hex.EncodeToString(id[:])
+	return fr
+}
+
+// Close stops health checks and the closed-switch subscription and drops
+// idle backend connections. In-flight requests finish.
+func (f *Forwarder) Close() error {
+	f.closeOnce.Do(func() {
+		f.cancel()
+		if f.fleet != nil {
+			f.closeErr = f.fleet.close()
+		}
+		f.wg.Wait()
+		f.transport.CloseIdleConnections()
+	})
+	return f.closeErr
+}
+
+var _ http.Handler = (*Forwarder)(nil)
+var _ filters.Closer = (*Forwarder)(nil)
+var _ RouteLimiter = (*MemoryRouteLimiter)(nil)

@@ -1,0 +1,388 @@
+package forward
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgeguard/edgeguard/filters"
+	proxyproto "github.com/pires/go-proxyproto"
+)
+
+func TestHeadersToUpstream(t *testing.T) {
+	got := make(chan http.Header, 1)
+	b := startBackend(t, "a", func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Clone()
+		h.Set("Host", r.Host)
+		got <- h
+	})
+	f := newForwarder(t, Config{Upstream: b.url()}, Env{})
+	fr := clientReq("203.0.113.7")
+	fr.ID = "id-123"
+	r := httptest.NewRequest("GET", "http://shop.example.com/cart?x=1", nil)
+	r.Header.Set("X-Real-IP", "6.6.6.6")
+	r.Header.Set("X-Forwarded-For", "6.6.6.6")
+	r.Header.Set("X-Forwarded-Host", "evil.example")
+	r.Header.Set("X-Forwarded-Proto", "gopher")
+	r.Header.Set("X-Request-Id", "client-chosen")
+	r.Header.Set("Forwarded", "for=6.6.6.6")
+	r = r.WithContext(filters.WithRequest(r.Context(), fr))
+	w := httptest.NewRecorder()
+	f.ServeHTTP(w, r)
+	if w.Code != 200 {
+		t.Fatalf("status %d", w.Code)
+	}
+	h := <-got
+	want := map[string]string{
+		"X-Real-Ip":         "203.0.113.7",
+		"X-Forwarded-For":   "203.0.113.7, 10.0.0.1",
+		"X-Forwarded-Host":  "shop.example.com",
+		"X-Forwarded-Proto": "http",
+		"X-Request-Id":      "id-123",
+		"Forwarded":         "",
+		"Host":              b.addr,
+	}
+	for k, v := range want {
+		if g := strings.Join(h.Values(k), ","); g != v {
+			t.Errorf("upstream %s = %q, want %q", k, g, v)
+		}
+	}
+	if g := w.Header().Get("X-Request-Id"); g != "id-123" {
+		t.Errorf("response X-Request-Id = %q, want id-123", g)
+	}
+}
+
+func TestPreserveHost(t *testing.T) {
+	got := make(chan string, 1)
+	b := startBackend(t, "a", func(w http.ResponseWriter, r *http.Request) { got <- r.Host })
+	f := newForwarder(t, Config{Upstreams: map[string]Pool{"web": {Backends: []string{b.url()}, PreserveHost: true}},
+		Routes: []Route{{Path: "/", Upstream: "web"}}}, Env{})
+	do(f, "GET", "http://shop.example.com/", nil, clientReq("203.0.113.7"))
+	if h := <-got; h != "shop.example.com" {
+		t.Fatalf("Host %q, want the client's", h)
+	}
+}
+
+func TestUpstreamDownIs502Once(t *testing.T) {
+	logs := &countingHandler{level: slog.LevelWarn}
+	f := newForwarder(t, Config{Upstream: "http://" + deadAddr(t)}, Env{Logger: slog.New(logs)})
+	fr := clientReq("203.0.113.7")
+	start := time.Now()
+	w := do(f, "POST", "/order", []byte(`{"sku":1}`), fr)
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("took %v: a dead upstream must not hang the client", took)
+	}
+	if w.Code != http.StatusBadGateway {
+		t.Fatalf("status %d, want 502", w.Code)
+	}
+	if !strings.Contains(w.Body.String(), fr.ID) {
+		t.Fatalf("body %q does not name request id %s", w.Body.String(), fr.ID)
+	}
+	if n := logs.count("upstream request failed"); n != 1 {
+		t.Fatalf("%d log lines for one failed request, want 1 (%v)", n, logs.msgs)
+	}
+}
+
+func TestAllUnhealthyIs503AtOnce(t *testing.T) {
+	b1 := startBackend(t, "a", nil)
+	b2 := startBackend(t, "b", nil)
+	now := t0
+	f := newForwarder(t, Config{Upstreams: map[string]Pool{"web": {Backends: []string{b1.url(), b2.url()}}},
+		Routes: []Route{{Path: "/", Upstream: "web"}}}, Env{Clock: func() time.Time { return now }})
+	p := f.byPool["web"]
+	p.backends[0].ejectedUntil.Store(t0.Add(7 * time.Second).UnixNano())
+	p.backends[1].ejectedUntil.Store(t0.Add(3500 * time.Millisecond).UnixNano())
+	start := time.Now()
+	w := do(f, "GET", "/", nil, clientReq("203.0.113.7"))
+	if took := time.Since(start); took > 100*time.Millisecond {
+		t.Fatalf("took %v, want an immediate answer", took)
+	}
+	if w.Code != 503 || w.Header().Get("Retry-After") != "4" {
+		t.Fatalf("got %d Retry-After %q, want 503 and 4 (the earliest return, rounded up)", w.Code, w.Header().Get("Retry-After"))
+	}
+	if b1.hits.Load()+b2.hits.Load() != 0 {
+		t.Fatal("a backend was contacted")
+	}
+	now = t0.Add(4 * time.Second)
+	if w := do(f, "GET", "/", nil, clientReq("203.0.113.7")); w.Code != 200 || w.Header().Get("X-Backend") != "b" {
+		t.Fatalf("after the ejection: %d from %q, want 200 from b", w.Code, w.Header().Get("X-Backend"))
+	}
+}
+
+func TestRetryOnFailedConnect(t *testing.T) {
+	live := startBackend(t, "live", func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(w, r.Body) // echo
+	})
+	f := newForwarder(t, Config{Upstreams: map[string]Pool{"web": {
+		Backends: []string{"http://" + deadAddr(t), live.url()},
+		Outlier:  Outlier{Failures: 100}, // keep the dead one in rotation: every other request meets it
+	}}, Routes: []Route{{Path: "/", Upstream: "web"}}}, Env{})
+	for i := range 10 {
+		body := []byte(strings.Repeat("x", 100+i))
+		w := do(f, "POST", "/order", body, clientReq("203.0.113.7"))
+		if w.Code != 200 || !bytes.Equal(w.Body.Bytes(), body) {
+			t.Fatalf("request %d: %d %q, want 200 with the body echoed", i, w.Code, w.Body.String())
+		}
+	}
+	// Round robin gives each request the dead backend first and its retry
+	// the live one, so every request was retried once.
+	if r := f.byPool["web"].retries.Load(); r != 10 {
+		t.Fatalf("%d retries, want 10", r)
+	}
+}
+
+// hangUp reads the request and closes the connection without an answer: the
+// request reached the backend, which may have acted on it.
+func hangUp(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err == nil {
+		conn.Close()
+	}
+}
+
+func TestRetryAfterSendOnlyIdempotentAndAllowed(t *testing.T) {
+	tests := []struct {
+		name       string
+		method     string
+		body       []byte
+		idempotent bool
+		want       int
+	}{
+		{"GET allowed", "GET", nil, true, 200},
+		{"GET not allowed", "GET", nil, false, 502},
+		{"POST never", "POST", []byte("pay"), true, 502},
+		{"PUT with a body is not replayed", "PUT", []byte("x"), true, 502},
+		{"DELETE allowed", "DELETE", nil, true, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bad := startBackend(t, "bad", hangUp)
+			good := startBackend(t, "good", nil)
+			f := newForwarder(t, Config{Upstreams: map[string]Pool{"web": {
+				Backends: []string{bad.url(), good.url()},
+				Retry:    Retry{Idempotent: tt.idempotent},
+			}}, Routes: []Route{{Path: "/", Upstream: "web"}}}, Env{})
+			w := do(f, tt.method, "/", tt.body, clientReq("203.0.113.7")) // round robin: bad first
+			if w.Code != tt.want {
+				t.Fatalf("status %d, want %d", w.Code, tt.want)
+			}
+			if bad.hits.Load() != 1 {
+				t.Fatalf("bad backend hits %d, want 1", bad.hits.Load())
+			}
+		})
+	}
+}
+
+func TestPassiveEjectionOn5xx(t *testing.T) {
+	sick := startBackend(t, "sick", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) })
+	well := startBackend(t, "well", nil)
+	now := t0
+	f := newForwarder(t, Config{Upstreams: map[string]Pool{"web": {
+		Backends: []string{sick.url(), well.url()},
+		Outlier:  Outlier{Failures: 3, Window: filters.Duration(time.Second), Ejection: filters.Duration(time.Minute)},
+	}}, Routes: []Route{{Path: "/", Upstream: "web"}}}, Env{Clock: func() time.Time { return now }})
+	for range 6 {
+		do(f, "GET", "/", nil, clientReq("203.0.113.7"))
+	}
+	if sick.hits.Load() != 3 {
+		t.Fatalf("sick backend got %d requests, want 3 (then ejected)", sick.hits.Load())
+	}
+	for range 10 {
+		if w := do(f, "GET", "/", nil, clientReq("203.0.113.7")); w.Code != 200 {
+			t.Fatalf("status %d after ejection", w.Code)
+		}
+	}
+	if sick.hits.Load() != 3 {
+		t.Fatalf("ejected backend got traffic: %d", sick.hits.Load())
+	}
+	now = t0.Add(time.Minute)
+	do(f, "GET", "/", nil, clientReq("203.0.113.7"))
+	do(f, "GET", "/", nil, clientReq("203.0.113.7"))
+	if sick.hits.Load() != 4 {
+		t.Fatalf("after the back-off the backend should be tried again: %d", sick.hits.Load())
+	}
+}
+
+// Kill one of three backends under load: requests keep succeeding (failed
+// connects are retried), the backend is ejected passively, active checks
+// keep it out while it is dead and bring it back once it is up again.
+func TestKillBackendUnderLoad(t *testing.T) {
+	var bs []*testBackend
+	var urls []string
+	for _, n := range []string{"a", "b", "c"} {
+		b := startBackend(t, n, nil)
+		bs = append(bs, b)
+		urls = append(urls, b.url())
+	}
+	f := newForwarder(t, Config{Upstreams: map[string]Pool{"web": {
+		Backends: urls,
+		HealthCheck: HealthCheck{Path: "/healthz", Interval: filters.Duration(50 * time.Millisecond),
+			Timeout: filters.Duration(40 * time.Millisecond), HealthyThreshold: 2, UnhealthyThreshold: 2},
+		// A long back-off: only the active checks can bring it back in
+		// this test's time.
+		Outlier: Outlier{Failures: 3, Window: filters.Duration(time.Second), Ejection: filters.Duration(time.Hour), MaxEjection: filters.Duration(time.Hour)},
+		Retry:   Retry{Attempts: 3},
+	}}, Routes: []Route{{Path: "/", Upstream: "web"}}}, Env{})
+	victim := f.byPool["web"].backends[1]
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failures []string
+	var slowest time.Duration
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				start := time.Now()
+				w := do(f, "GET", "/", nil, clientReq("203.0.113.7"))
+				took := time.Since(start)
+				mu.Lock()
+				slowest = max(slowest, took)
+				if w.Code != 200 {
+					failures = append(failures, w.Body.String())
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	waitFor(t, 2*time.Second, "traffic on every backend", func() bool { return bs[1].hits.Load() > 10 })
+	bs[1].kill()
+	waitFor(t, 2*time.Second, "passive ejection", func() bool { return victim.ejections.Load() >= 1 })
+	waitFor(t, 2*time.Second, "active checks marking it down", func() bool { return !victim.up.Load() })
+	hitsWhileDead := bs[1].hits.Load()
+	bs[1].revive(t)
+	waitFor(t, 3*time.Second, "active checks bringing it back", func() bool { return victim.available(time.Now().UnixNano()) })
+	waitFor(t, 2*time.Second, "traffic on the revived backend", func() bool { return bs[1].hits.Load() > hitsWhileDead+10 })
+	close(stop)
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Fatalf("%d requests failed while a backend died, first: %q", len(failures), failures[0])
+	}
+	if slowest > time.Second {
+		t.Fatalf("slowest request took %v", slowest)
+	}
+	t.Logf("retries %d, slowest request %v", f.byPool["web"].retries.Load(), slowest)
+}
+
+func TestProxyProtocolV2ToBackend(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := &proxyproto.Listener{Listener: ln, ConnPolicy: func(proxyproto.ConnPolicyOptions) (proxyproto.Policy, error) {
+		return proxyproto.REQUIRE, nil
+	}}
+	seen := make(chan string, 10)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			return
+		}
+		seen <- r.RemoteAddr
+	})}
+	go srv.Serve(pl)
+	t.Cleanup(func() { srv.Close() })
+
+	f := newForwarder(t, Config{Upstreams: map[string]Pool{"l4": {
+		Backends:      []string{"http://" + ln.Addr().String()},
+		ProxyProtocol: true,
+		HealthCheck:   HealthCheck{Path: "/healthz", Interval: filters.Duration(50 * time.Millisecond), Timeout: filters.Duration(40 * time.Millisecond)},
+	}}, Routes: []Route{{Path: "/", Upstream: "l4"}}}, Env{})
+	for _, c := range []struct{ client, want string }{
+		{"203.0.113.7", "203.0.113.7:40000"},
+		{"2001:db8::5", "[2001:db8::5]:40000"},
+		{"198.51.100.1", "198.51.100.1:40000"}, // a new connection per client
+	} {
+		w := do(f, "GET", "/", nil, clientReq(c.client))
+		if w.Code != 200 {
+			t.Fatalf("%s: status %d %s", c.client, w.Code, w.Body.String())
+		}
+		if got := <-seen; got != c.want {
+			t.Fatalf("backend saw %s, want %s", got, c.want)
+		}
+	}
+	// Health checks open with a LOCAL header, which the backend accepts.
+	time.Sleep(150 * time.Millisecond)
+	if b := f.byPool["l4"].backends[0]; !b.up.Load() {
+		t.Fatal("health checks with a LOCAL header failed")
+	}
+}
+
+func TestAdminUpstreamsAndMetrics(t *testing.T) {
+	b := startBackend(t, "a", nil)
+	f := newForwarder(t, Config{
+		Upstreams: map[string]Pool{"web": {Backends: []string{b.url(), "http://" + deadAddr(t)}, Balance: LeastOutstanding}},
+		Routes:    []Route{{Name: "checkout", Path: "/checkout", Upstream: "web", Shield: Shield{MaxInFlight: 5}}},
+	}, Env{})
+	do(f, "GET", "/checkout", nil, clientReq("203.0.113.7"))
+	srv := httptest.NewServer(f.AdminHandler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/v1/upstreams")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct{ Upstreams []PoolStatus }
+	json.NewDecoder(resp.Body).Decode(&got)
+	resp.Body.Close()
+	if len(got.Upstreams) != 1 || got.Upstreams[0].Name != "web" || got.Upstreams[0].Balance != LeastOutstanding ||
+		len(got.Upstreams[0].Backends) != 2 || got.Upstreams[0].Backends[0].URL != b.url() {
+		t.Fatalf("GET /v1/upstreams = %+v", got)
+	}
+	var names []string
+	f.CollectMetrics(func(s filters.Sample) {
+		names = append(names, s.Name)
+		for i := 0; i < len(s.Labels); i += 2 {
+			switch s.Labels[i] {
+			case "pool", "backend", "route", "reason":
+			default:
+				t.Errorf("metric %s has label %q", s.Name, s.Labels[i])
+			}
+		}
+	})
+	for _, want := range []string{"forward_backend_healthy", "forward_backend_requests_total", "forward_route_in_flight", "forward_route_rejected_total"} {
+		found := false
+		for _, n := range names {
+			found = found || n == want
+		}
+		if !found {
+			t.Errorf("no %s sample", want)
+		}
+	}
+}
+
+func TestStandaloneWithoutChain(t *testing.T) {
+	got := make(chan http.Header, 1)
+	b := startBackend(t, "a", func(w http.ResponseWriter, r *http.Request) { got <- r.Header.Clone() })
+	f := newForwarder(t, Config{Upstream: b.url()}, Env{})
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\nX-Real-IP: 6.6.6.6\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	h := <-got
+	if h.Get("X-Real-IP") != "127.0.0.1" || h.Get("X-Request-Id") == "" || h.Get("X-Request-Id") != resp.Header.Get("X-Request-Id") {
+		t.Fatalf("upstream headers %v, response id %q", h, resp.Header.Get("X-Request-Id"))
+	}
+}

@@ -1,0 +1,78 @@
+package forward
+
+import (
+	"strings"
+	"testing"
+)
+
+// FuzzMatch: whatever the Host header and path, Match returns a configured
+// route whose host and prefix really match, or "" for the default.
+func FuzzMatch(f *testing.F) {
+	for _, s := range [][2]string{
+		{"shop.example.com", "/checkout/pay"}, {"SHOP.EXAMPLE.COM:443", "/checkout"}, {"[::1]:80", "/api/x"},
+		{"a.example.com", "/api/"}, {"", ""}, {"example.com.", "/checkouts"}, {":", "/"}, {"[", "//"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	fw, err := New(Config{
+		Upstream:  "http://127.0.0.1:1",
+		Upstreams: map[string]Pool{"web": {Backends: []string{"http://127.0.0.1:2"}}},
+		Routes: []Route{
+			{Name: "checkout", Path: "/checkout", Upstream: "web"},
+			{Name: "shop", Host: "shop.example.com", Path: "/checkout", Upstream: "web"},
+			{Name: "sub", Host: "*.example.com", Path: "/api/", Upstream: "web"},
+			{Name: "api", Path: "/api/"},
+		},
+	}, Env{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer fw.Close()
+	f.Fuzz(func(t *testing.T, host, path string) {
+		name := fw.Match(host, path)
+		if name == "" {
+			for _, rt := range fw.routes {
+				if rt.matchHost(bareHost(host)) && prefixMatch(rt.prefix, path) {
+					t.Fatalf("Match(%q, %q) = default, but route %q matches", host, path, rt.name)
+				}
+			}
+			return
+		}
+		rt := fw.byName[name]
+		if rt == nil {
+			t.Fatalf("Match returned unknown route %q", name)
+		}
+		if !strings.HasPrefix(path, rt.prefix) || !rt.matchHost(bareHost(host)) {
+			t.Fatalf("Match(%q, %q) = %q, which does not match", host, path, name)
+		}
+		for _, other := range fw.routes {
+			if len(other.prefix) > len(rt.prefix) && other.matchHost(bareHost(host)) && prefixMatch(other.prefix, path) {
+				t.Fatalf("Match(%q, %q) = %q, but longer %q matches", host, path, name, other.name)
+			}
+		}
+	})
+}
+
+// FuzzParseBackend: an accepted backend URL is reduced to scheme and an
+// explicit host:port, and parses again to itself.
+func FuzzParseBackend(f *testing.F) {
+	for _, s := range []string{
+		"http://127.0.0.1:8080", "https://[::1]:443", "http://backend", "http://u:p@h:1", "http://h:1/path",
+		"ftp://h:1", "http://h:1?x", "http://:80", "http://h:", "//h:1", "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		u, err := parseBackend(raw)
+		if err != nil {
+			return
+		}
+		if u.Scheme != "http" && u.Scheme != "https" || u.Path != "" || u.User != nil {
+			t.Fatalf("parseBackend(%q) = %v", raw, u)
+		}
+		again, err := parseBackend(u.String())
+		if err != nil || again.String() != u.String() {
+			t.Fatalf("parseBackend(%q) = %v, which parses to %v, %v", raw, u, again, err)
+		}
+	})
+}
