@@ -102,6 +102,9 @@ func New(cfg *config.Config, opts ...Option) (*Guard, error) {
 	var stages []filters.Stage
 	var observers []filters.Observer
 	for _, name := range cfg.Stages {
+		if stageMode(cfg, name) == filters.ModeOff {
+			continue
+		}
 		env.Previous = previous(name)
 		var (
 			f    filters.Filter
@@ -153,6 +156,21 @@ func New(cfg *config.Config, opts ...Option) (*Guard, error) {
 		}
 	}
 	return g, nil
+}
+
+// stageMode is the mode the config gives the named stage.
+func stageMode(cfg *config.Config, name string) filters.Mode {
+	switch name {
+	case "reputation":
+		return cfg.Reputation.Mode
+	case "volumetric":
+		return cfg.Volumetric.Mode
+	case "waf":
+		return cfg.WAF.Mode
+	case "quota":
+		return cfg.Quota.Mode
+	}
+	return filters.ModeOff
 }
 
 // hasUpstream reports whether cfg names anywhere to forward to; a Guard

@@ -21,7 +21,14 @@ import (
 	"github.com/edgeguard/edgeguard"
 	"github.com/edgeguard/edgeguard/config"
 	"github.com/edgeguard/edgeguard/filters"
+	"github.com/redis/go-redis/v9"
 )
+
+type redisLog struct{ l *slog.Logger }
+
+func (r redisLog) Printf(ctx context.Context, format string, v ...any) {
+	r.l.Debug(fmt.Sprintf(format, v...), "component", "go-redis")
+}
 
 func cmdRun(args []string, stderr io.Writer) error {
 	fs := newFlags("run", stderr)
@@ -152,6 +159,10 @@ func (s *server) serve(ctx context.Context, cfg *config.Config, started func()) 
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	s.log = s.newLogger(cfg)
+	// go-redis reports pool dial failures through its own global logger;
+	// route them into ours, once, at debug: the stages count and log
+	// Redis failures themselves.
+	redis.SetLogger(redisLog{s.log})
 	s.metrics = edgeguard.NewMetrics()
 	if s.ready == nil {
 		s.ready = make(chan struct{})

@@ -1,0 +1,258 @@
+package reputation
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/edgeguard/edgeguard/filters"
+	"github.com/edgeguard/edgeguard/internal/redisconf"
+)
+
+// Defaults for the optional fields of Config; the zero value of a field means
+// its default.
+const (
+	DefaultThreshold     = 10
+	DefaultWindow        = time.Minute
+	DefaultBanTTL        = 10 * time.Minute
+	DefaultMaxBanTTL     = 24 * time.Hour
+	DefaultBanMemory     = 24 * time.Hour
+	DefaultMaxTracked    = 100_000
+	DefaultWatchInterval = 5 * time.Second
+	DefaultKeyPrefix     = "edgeguard:reputation:"
+)
+
+// Action is what a list does to the addresses it holds.
+type Action string
+
+const (
+	// ActionDeny refuses the listed addresses with 403.
+	ActionDeny Action = "deny"
+	// ActionAllow lets the listed addresses through this stage whatever the
+	// deny lists and the bans say.
+	ActionAllow Action = "allow"
+)
+
+// Config is the reputation: block of the config file.
+type Config struct {
+	// Mode is block (refuse banned and deny-listed clients), shadow (count
+	// strikes, log the bans it would make and the requests it would refuse,
+	// refuse nothing) or off. Empty means block.
+	Mode filters.Mode `yaml:"mode" json:"mode"`
+	// Lists are files of addresses and prefixes, one a line, IPv4 or IPv6
+	// ("203.0.113.7", "198.51.100.0/24", "2001:db8::/48"); "#" starts a
+	// comment and blank lines are skipped. A prefix with bits set past its
+	// length ("10.1.2.3/8") is refused as a likely typo. Relative paths are
+	// resolved against the config file's directory. Files are read again on
+	// Reload (SIGHUP) and when their size or modification time changes; a
+	// file with a malformed line is refused whole and its previous contents
+	// stay in force. An allow entry wins over every deny entry and every ban,
+	// however specific those are.
+	Lists []List `yaml:"lists" json:"lists"`
+	// Strikes says how many denies from the other stages, within what time,
+	// earn a client a ban.
+	Strikes Strikes `yaml:"strikes" json:"strikes"`
+	// Ban sets how long bans last and how they grow on repeat.
+	Ban BanPolicy `yaml:"ban" json:"ban"`
+	// MaxTracked bounds how many clients' strike counts (and ban histories,
+	// for escalation) are kept; the least recently struck are forgotten
+	// first. Default 100000 (a few tens of MB at most).
+	MaxTracked int `yaml:"max_tracked" json:"max_tracked"`
+	// Redis, when it has addresses, shares bans with every node using the
+	// same Redis: bans are stored there with their expiry and published on
+	// Channel. Empty means bans stay on this node. Redis being down never
+	// delays a request: local bans keep working and the node catches up when
+	// Redis returns.
+	Redis redisconf.Config `yaml:"redis" json:"redis"`
+	// KeyPrefix starts the name of the Redis hash holding the fleet's bans
+	// (KeyPrefix + "bans"). Nodes that must share bans use the same prefix.
+	// Default "edgeguard:reputation:".
+	KeyPrefix string `yaml:"key_prefix" json:"key_prefix"`
+	// Channel is the Redis pub/sub channel bans and unbans are announced on.
+	// Default KeyPrefix + "events".
+	Channel string `yaml:"channel" json:"channel"`
+	// WatchInterval is how often list files are checked for changes (size
+	// and modification time) and expired bans are swept. Default 5s.
+	WatchInterval filters.Duration `yaml:"watch_interval" json:"watch_interval"`
+}
+
+// List is one list file.
+type List struct {
+	// File is the path of the list; relative to the config file's directory.
+	File string `yaml:"file" json:"file"`
+	// Action is deny or allow.
+	Action Action `yaml:"action" json:"action"`
+}
+
+// Strikes sets the ban thresholds. Every deny another stage makes counts as a
+// strike against the client's key (an IPv4 address, or an IPv6 address
+// collapsed to the configured prefix). A count starts with its first strike
+// and lasts Window; reaching Threshold within it bans the key. A stage named
+// in PerStage counts on its own; the others share the global count. Denies
+// of stages in shadow mode are counted in metrics but never ban.
+type Strikes struct {
+	// Threshold is the number of strikes that bans. Default 10.
+	Threshold int `yaml:"threshold" json:"threshold"`
+	// Window is how long a count runs from its first strike. Default 1m.
+	Window filters.Duration `yaml:"window" json:"window"`
+	// PerStage gives a stage (by its name: waf, volumetric, quota) its own
+	// count and threshold, e.g. {waf: {threshold: 5, window: 1m},
+	// volumetric: {threshold: 50, window: 1m}}.
+	PerStage map[string]StrikeRule `yaml:"per_stage" json:"per_stage"`
+}
+
+// StrikeRule is one stage's threshold.
+type StrikeRule struct {
+	// Threshold is the number of this stage's denies that bans. Zero means
+	// the global threshold.
+	Threshold int `yaml:"threshold" json:"threshold"`
+	// Window is how long this stage's count runs. Zero means the global
+	// window.
+	Window filters.Duration `yaml:"window" json:"window"`
+}
+
+// BanPolicy sets how long bans last.
+type BanPolicy struct {
+	// TTL is how long a first ban lasts. Default 10m.
+	TTL filters.Duration `yaml:"ttl" json:"ttl"`
+	// MaxTTL caps the doubling of repeat bans. Default 24h; set it equal to
+	// TTL to turn escalation off.
+	MaxTTL filters.Duration `yaml:"max_ttl" json:"max_ttl"`
+	// Memory is how long after a ban ends a new ban of the same key still
+	// counts as a repeat (and lasts twice the previous one). Default 24h.
+	Memory filters.Duration `yaml:"memory" json:"memory"`
+}
+
+// Validate checks the config without touching the disk or the network.
+func (c Config) Validate() error {
+	var errs []error
+	switch c.Mode {
+	case "", filters.ModeBlock, filters.ModeShadow, filters.ModeOff:
+	default:
+		errs = append(errs, filters.FieldErrorf("mode", "%q: want block, shadow or off", c.Mode))
+	}
+	for i, l := range c.Lists {
+		if l.File == "" {
+			errs = append(errs, filters.FieldErrorf(fmt.Sprintf("lists[%d].file", i), "is required"))
+		}
+		switch l.Action {
+		case ActionDeny, ActionAllow:
+		case "":
+			errs = append(errs, filters.FieldErrorf(fmt.Sprintf("lists[%d].action", i), "is required: deny or allow"))
+		default:
+			errs = append(errs, filters.FieldErrorf(fmt.Sprintf("lists[%d].action", i), "%q: want deny or allow", l.Action))
+		}
+	}
+	if c.Strikes.Threshold < 0 {
+		errs = append(errs, filters.FieldErrorf("strikes.threshold", "must not be negative"))
+	}
+	if c.Strikes.Window < 0 {
+		errs = append(errs, filters.FieldErrorf("strikes.window", "must not be negative"))
+	}
+	for _, stage := range sortedKeys(c.Strikes.PerStage) {
+		r := c.Strikes.PerStage[stage]
+		field := "strikes.per_stage." + stage
+		if stage == "" {
+			errs = append(errs, filters.FieldErrorf("strikes.per_stage", "a stage name is empty"))
+		}
+		if stage == stageName {
+			errs = append(errs, filters.FieldErrorf(field, "the reputation stage's own denies are never strikes"))
+		}
+		if r.Threshold < 0 {
+			errs = append(errs, filters.FieldErrorf(field+".threshold", "must not be negative"))
+		}
+		if r.Window < 0 {
+			errs = append(errs, filters.FieldErrorf(field+".window", "must not be negative"))
+		}
+	}
+	if c.Ban.TTL < 0 {
+		errs = append(errs, filters.FieldErrorf("ban.ttl", "must not be negative"))
+	}
+	if c.Ban.MaxTTL < 0 {
+		errs = append(errs, filters.FieldErrorf("ban.max_ttl", "must not be negative"))
+	}
+	if c.Ban.Memory < 0 {
+		errs = append(errs, filters.FieldErrorf("ban.memory", "must not be negative"))
+	}
+	if d := c.withDefaults(); d.Ban.MaxTTL < d.Ban.TTL {
+		errs = append(errs, filters.FieldErrorf("ban.max_ttl", "%s is shorter than ban.ttl %s", d.Ban.MaxTTL.D(), d.Ban.TTL.D()))
+	}
+	if c.MaxTracked < 0 {
+		errs = append(errs, filters.FieldErrorf("max_tracked", "must not be negative"))
+	}
+	if c.WatchInterval < 0 {
+		errs = append(errs, filters.FieldErrorf("watch_interval", "must not be negative"))
+	}
+	if err := c.Redis.Validate(); err != nil {
+		errs = append(errs, prefixFields("redis.", err)...)
+	}
+	return errors.Join(errs...)
+}
+
+// prefixFields puts prefix before the field of every FieldError in err,
+// so errors of a nested block name their full path.
+func prefixFields(prefix string, err error) []error {
+	var out []error
+	var walk func(error)
+	walk = func(e error) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+			return
+		}
+		var fe *filters.FieldError
+		if errors.As(e, &fe) {
+			out = append(out, &filters.FieldError{Field: prefix + fe.Field, Err: fe.Err})
+			return
+		}
+		out = append(out, &filters.FieldError{Field: prefix[:len(prefix)-1], Err: e})
+	}
+	walk(err)
+	return out
+}
+
+// withDefaults returns c with every zero optional field set to its default.
+func (c Config) withDefaults() Config {
+	if c.Mode == "" {
+		c.Mode = filters.ModeBlock
+	}
+	if c.Strikes.Threshold == 0 {
+		c.Strikes.Threshold = DefaultThreshold
+	}
+	if c.Strikes.Window == 0 {
+		c.Strikes.Window = filters.Duration(DefaultWindow)
+	}
+	if c.Ban.TTL == 0 {
+		c.Ban.TTL = filters.Duration(DefaultBanTTL)
+	}
+	if c.Ban.MaxTTL == 0 {
+		c.Ban.MaxTTL = filters.Duration(max(DefaultMaxBanTTL, c.Ban.TTL.D()))
+	}
+	if c.Ban.Memory == 0 {
+		c.Ban.Memory = filters.Duration(DefaultBanMemory)
+	}
+	if c.MaxTracked == 0 {
+		c.MaxTracked = DefaultMaxTracked
+	}
+	if c.WatchInterval == 0 {
+		c.WatchInterval = filters.Duration(DefaultWatchInterval)
+	}
+	if c.KeyPrefix == "" {
+		c.KeyPrefix = DefaultKeyPrefix
+	}
+	if c.Channel == "" {
+		c.Channel = c.KeyPrefix + "events"
+	}
+	return c
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

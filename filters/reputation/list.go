@@ -1,0 +1,140 @@
+package reputation
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gaissmai/bart"
+)
+
+// ErrList is wrapped by every error about a list file.
+var ErrList = errors.New("reputation: bad list")
+
+// maxListErrors bounds how many malformed lines one file reports: a file
+// that is wholly wrong (the wrong file named) must not flood the log.
+const maxListErrors = 20
+
+// ParseList reads a list: one address or prefix a line, "#" to the end of a
+// line is a comment, blank lines are skipped. Errors name the line as
+// name:LINE: message; any error means the list must not be used.
+func ParseList(r io.Reader, name string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	var errs []error
+	sc := bufio.NewScanner(r)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := sc.Text()
+		if i := strings.IndexByte(text, '#'); i >= 0 {
+			text = text[:i]
+		}
+		text = strings.TrimSpace(text)
+		if text == "" {
+			continue
+		}
+		if i := strings.IndexAny(text, " \t"); i >= 0 {
+			errs = append(errs, fmt.Errorf("%w: %s:%d: one address or prefix per line, found %q after it", ErrList, name, line, strings.TrimSpace(text[i:])))
+		} else if p, err := parsePrefix(text); err != nil {
+			errs = append(errs, fmt.Errorf("%w: %s:%d: %q is not an IP address or CIDR prefix%s", ErrList, name, line, text, detail(err)))
+		} else {
+			out = append(out, p)
+		}
+		if len(errs) == maxListErrors {
+			errs = append(errs, fmt.Errorf("%w: %s: giving up after %d malformed lines", ErrList, name, maxListErrors))
+			return nil, errors.Join(errs...)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		errs = append(errs, fmt.Errorf("%w: %s:%d: %v", ErrList, name, line+1, err))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+// detail turns the parts of a parsePrefix error worth repeating (a zone, host
+// bits) into a suffix.
+func detail(err error) string {
+	msg := err.Error()
+	for _, hint := range []string{"zones are not allowed", "bits are set past", "IPv4-mapped prefix"} {
+		if i := strings.Index(msg, hint); i >= 0 {
+			return ": " + msg[i:]
+		}
+	}
+	return ""
+}
+
+// listFile is one configured file and what was last read from it.
+type listFile struct {
+	path    string // resolved path
+	action  Action
+	size    int64
+	modTime time.Time
+	entries []netip.Prefix // the last good contents
+	loaded  bool
+	lastErr string // the last error reported, guarded by Filter.reloadMu
+}
+
+// lists is the immutable lookup state built from every list file. A reload
+// builds a new one and swaps it in; readers never lock.
+type lists struct {
+	allow, deny *bart.Lite
+	sizes       []int // entries per file, in config order
+}
+
+// load reads the file if it changed since the last read (or force is set).
+// On an error the previous contents stay.
+func (lf *listFile) load(force bool) (changed bool, err error) {
+	st, err := os.Stat(lf.path)
+	if err != nil {
+		return false, fmt.Errorf("%w: %s: %v", ErrList, lf.path, err)
+	}
+	if !force && lf.loaded && st.Size() == lf.size && st.ModTime().Equal(lf.modTime) {
+		return false, nil
+	}
+	f, err := os.Open(lf.path)
+	if err != nil {
+		return false, fmt.Errorf("%w: %s: %v", ErrList, lf.path, err)
+	}
+	defer f.Close()
+	entries, err := ParseList(f, lf.path)
+	// Remember the stat even on failure so a broken file is reported once,
+	// not on every poll; fixing it changes size or mtime again.
+	lf.size, lf.modTime = st.Size(), st.ModTime()
+	if err != nil {
+		return false, err
+	}
+	lf.entries, lf.loaded = entries, true
+	return true, nil
+}
+
+func resolvePath(dir, file string) string {
+	if filepath.IsAbs(file) || dir == "" {
+		return file
+	}
+	return filepath.Join(dir, file)
+}
+
+// buildLists builds the lookup tables from the files' current contents.
+func buildLists(files []*listFile) *lists {
+	l := &lists{allow: new(bart.Lite), deny: new(bart.Lite), sizes: make([]int, len(files))}
+	for i, f := range files {
+		t := l.deny
+		if f.action == ActionAllow {
+			t = l.allow
+		}
+		for _, p := range f.entries {
+			t.Insert(p)
+		}
+		l.sizes[i] = len(f.entries)
+	}
+	return l
+}

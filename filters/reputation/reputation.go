@@ -1,0 +1,394 @@
+package reputation
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgeguard/edgeguard/filters"
+)
+
+// stageName is the stage's name in the config and in verdicts.
+const stageName = "reputation"
+
+// Reasons of this stage's denies.
+const (
+	ReasonBanned   = "banned"
+	ReasonDenyList = "deny list"
+)
+
+var (
+	verdictBanned   = filters.Verdict{Deny: true, Status: 403, Reason: ReasonBanned}
+	verdictDenyList = filters.Verdict{Deny: true, Status: 403, Reason: ReasonDenyList}
+)
+
+// Filter is the reputation stage. Check and RefuseConn answer from the
+// lists and the bans with a few lock-free table lookups; Observe turns the
+// other stages' denies into strikes and bans. It is safe for concurrent use.
+// New starts a goroutine that watches the list files and sweeps expired
+// bans, and with Redis two more that share bans; Close stops them.
+type Filter struct {
+	cfg    Config // defaults applied
+	v6Bits int
+	log    *slog.Logger
+	rules  rules
+	clock  func() time.Time // for the admin handler and background work only
+
+	reloadMu sync.Mutex // serialises list reloads; guards files
+	files    []*listFile
+	lists    atomic.Pointer[lists]
+
+	bans    *banStore
+	strikes *strikeTable
+	stats   *stats
+	sync    *syncer // nil without Redis
+
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+// New builds the stage: it reads every list file (an unreadable or malformed
+// one fails New), takes over bans, strike counts, counters and, when the
+// Redis settings are unchanged, the Redis connection from env.Previous, and
+// starts the background work.
+func New(cfg Config, env filters.Env) (*Filter, error) {
+	return build(cfg, env, time.Now)
+}
+
+// build is New with the clock the admin API and the ban sweeper read.
+func build(cfg Config, env filters.Env, clock func() time.Time) (*Filter, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("reputation: config: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	f := &Filter{
+		cfg:    cfg,
+		v6Bits: env.IPv6Prefix,
+		log:    env.Log(stageName),
+		rules:  newRules(cfg.Strikes),
+		clock:  clock,
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	for _, l := range cfg.Lists {
+		f.files = append(f.files, &listFile{path: resolvePath(env.Dir, l.File), action: l.Action})
+	}
+	var errs []error
+	for _, lf := range f.files {
+		if _, err := lf.load(true); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("reputation: loading lists: %w", err)
+	}
+	f.lists.Store(buildLists(f.files))
+
+	prev, _ := env.Previous.(*Filter)
+	if prev != nil {
+		f.bans, f.strikes, f.stats = prev.bans, prev.strikes, prev.stats
+		f.bans.resize(cfg.MaxTracked)
+		f.strikes.resize(cfg.MaxTracked)
+	} else {
+		f.bans = newBanStore(cfg.MaxTracked)
+		f.strikes = newStrikeTable(cfg.MaxTracked)
+		f.stats = &stats{}
+	}
+	if !cfg.Redis.IsZero() {
+		if prev != nil && prev.sync != nil && prev.sync.sameConfig(cfg) && prev.sync.acquire() {
+			f.sync = prev.sync
+		} else {
+			f.sync = newSyncer(cfg, f.bans, f.log)
+		}
+	}
+	go f.maintain()
+	return f, nil
+}
+
+// Name returns "reputation".
+func (f *Filter) Name() string { return stageName }
+
+// decision is what the lists and the bans say about an address.
+type decision uint8
+
+const (
+	clean decision = iota
+	allowed
+	banned
+	denyListed
+)
+
+func (f *Filter) decide(addr netip.Addr, now time.Time) decision {
+	l := f.lists.Load()
+	if l.allow.Contains(addr) {
+		return allowed
+	}
+	if _, ok := f.bans.lookup(addr, now); ok {
+		return banned
+	}
+	if l.deny.Contains(addr) {
+		return denyListed
+	}
+	return clean
+}
+
+// clientAddr is the address decisions are made on: the resolved client, or
+// the key's address when the owner did not fill Client in.
+func clientAddr(r *filters.Request) netip.Addr {
+	if a := r.Client.Unmap(); a.IsValid() {
+		return a
+	}
+	if r.Key == (filters.Key{}) {
+		return netip.Addr{} // nothing known about the client: no decision
+	}
+	return r.Key.Addr()
+}
+
+// Check refuses (403) a client that is banned or on a deny list and not on
+// an allow list. In shadow mode the deny comes back marked Shadow.
+func (f *Filter) Check(r *filters.Request) filters.Verdict {
+	var v filters.Verdict
+	switch f.decide(clientAddr(r), r.Now) {
+	case banned:
+		f.stats.deniedBanned.Add(1)
+		v = verdictBanned
+	case denyListed:
+		f.stats.deniedList.Add(1)
+		v = verdictDenyList
+	default:
+		return filters.Allow
+	}
+	v.Shadow = f.cfg.Mode == filters.ModeShadow
+	return v
+}
+
+// RefuseConn reports whether a connection from addr (after PROXY protocol)
+// is to be closed at accept time: the address is banned or deny-listed and
+// not allow-listed, and the stage is in block mode. The owner must only ask
+// when addr is the client itself, not a trusted proxy in front of clients.
+func (f *Filter) RefuseConn(addr netip.Addr, now time.Time) bool {
+	if f.cfg.Mode != filters.ModeBlock {
+		return false
+	}
+	switch f.decide(addr.Unmap(), now) {
+	case banned, denyListed:
+		f.stats.connRefused.Add(1)
+		return true
+	}
+	return false
+}
+
+// Observe counts a deny of another stage as a strike against the client's
+// key and bans the key when a threshold is reached. Shadow denies are
+// counted in metrics only; this stage's own denies, allow-listed clients and
+// clients already banned are not counted. Time comes from the request.
+func (f *Filter) Observe(e filters.Event) {
+	r := e.Request
+	if r == nil || !e.Verdict.Deny || e.Verdict.Stage == stageName || f.cfg.Mode == filters.ModeOff {
+		return
+	}
+	stage := e.Verdict.Stage
+	if e.Verdict.Shadow {
+		f.stats.strikesShadow.inc(stage)
+		return
+	}
+	f.stats.strikes.inc(stage)
+	addr := clientAddr(r)
+	if !addr.IsValid() {
+		return
+	}
+	if f.lists.Load().allow.Contains(addr) {
+		return
+	}
+	if _, ok := f.bans.lookup(addr, r.Now); ok {
+		return
+	}
+	if !f.strikes.strikeAt(r.Now, r.Key, f.rules.index(stage), f.rules) {
+		return
+	}
+	f.strikeBan(r.Now, keyPrefix(r.Key.Addr(), f.v6Bits), stage, e.Verdict.Reason)
+}
+
+// strikeBan bans p for the escalated ttl, or in shadow mode logs the ban it
+// would make.
+func (f *Filter) strikeBan(now time.Time, p netip.Prefix, source, reason string) {
+	enforce := f.cfg.Mode == filters.ModeBlock
+	b, made := f.bans.escalate(p, now, f.cfg.Ban.TTL.D(), f.cfg.Ban.MaxTTL.D(), f.cfg.Ban.Memory.D(), source, reason, enforce)
+	if !made {
+		return
+	}
+	ttl := b.Expires.Sub(b.Created)
+	if !enforce {
+		f.stats.wouldBan.inc(source)
+		f.log.Info("would ban (shadow mode)", "target", formatPrefix(p), "source", source, "reason", reason, "ttl", ttl, "level", b.Level)
+		return
+	}
+	f.stats.bans.inc(source)
+	f.log.Info("ban", "target", formatPrefix(p), "source", source, "reason", reason, "ttl", ttl, "level", b.Level, "expires", b.Expires)
+	if f.sync != nil {
+		f.sync.publish(p, b)
+	}
+}
+
+// BanAt bans p from now for ttl on the operator's word, replacing any ban of
+// exactly p, and shares the ban with the fleet when Redis is configured.
+func (f *Filter) BanAt(now time.Time, p netip.Prefix, ttl time.Duration, reason string) (*Ban, error) {
+	if ttl <= 0 {
+		return nil, fmt.Errorf("reputation: banning %s: ttl %s must be positive", p, ttl)
+	}
+	if !p.IsValid() || p.Bits() == 0 || p.Masked() != p {
+		return nil, fmt.Errorf("%w: banning %s: want a valid, masked prefix longer than /0", ErrTarget, p)
+	}
+	if reason == "" {
+		reason = "operator"
+	}
+	b := &Ban{Prefix: p, Reason: reason, Source: SourceOperator, Created: now, Expires: now.Add(ttl)}
+	f.bans.put(b)
+	f.stats.bans.inc(SourceOperator)
+	f.log.Info("ban", "target", formatPrefix(p), "source", SourceOperator, "reason", reason, "ttl", ttl, "expires", b.Expires)
+	if f.sync != nil {
+		f.sync.publish(p, b)
+	}
+	return b, nil
+}
+
+// UnbanAt lifts the ban of exactly p and forgets the strikes counted against
+// it. It reports whether a ban of p was in force here at now; with Redis the
+// unban is announced to the fleet either way, since another node may hold a
+// ban this one missed.
+func (f *Filter) UnbanAt(now time.Time, p netip.Prefix) (*Ban, bool) {
+	b, ok := f.bans.remove(p)
+	if p.IsSingleIP() || (p.Addr().Is6() && p.Bits() == keyPrefix(p.Addr(), f.v6Bits).Bits()) {
+		f.strikes.forget(filters.KeyOf(p.Addr(), f.v6Bits))
+	}
+	if f.sync != nil {
+		f.sync.publish(p, nil)
+	}
+	if ok && b.ActiveAt(now) {
+		f.log.Info("unban", "target", formatPrefix(p))
+		return b, true
+	}
+	return nil, false
+}
+
+// BansAt returns the bans in force at now, sorted by prefix.
+func (f *Filter) BansAt(now time.Time) []*Ban { return f.bans.active(now) }
+
+// Reload reads every list file again. A file that cannot be read or has a
+// malformed line keeps its previous contents; the errors are returned
+// (FILE:LINE: message) and logged.
+func (f *Filter) Reload() error { return f.reloadLists(true) }
+
+func (f *Filter) reloadLists(force bool) error {
+	f.reloadMu.Lock()
+	defer f.reloadMu.Unlock()
+	var errs []error
+	changed := false
+	for _, lf := range f.files {
+		c, err := lf.load(force)
+		switch {
+		case err == nil:
+			lf.lastErr = ""
+		case force || err.Error() != lf.lastErr:
+			// A poll reports a broken or missing file once, not every tick.
+			lf.lastErr = err.Error()
+			errs = append(errs, err)
+		}
+		changed = changed || c
+	}
+	if changed {
+		f.lists.Store(buildLists(f.files))
+		f.log.Info("lists reloaded", "entries", f.lists.Load().sizes)
+	}
+	err := errors.Join(errs...)
+	if err != nil {
+		f.stats.listErrors.Add(1)
+		f.log.Error("list refused, previous contents kept", "err", err)
+	}
+	return err
+}
+
+// maintain polls the list files and sweeps expired bans until Close.
+func (f *Filter) maintain() {
+	defer close(f.done)
+	t := time.NewTicker(f.cfg.WatchInterval.D())
+	defer t.Stop()
+	for {
+		select {
+		case <-f.stop:
+			return
+		case <-t.C:
+			_ = f.reloadLists(false)
+			f.bans.sweep(f.clock())
+		}
+	}
+}
+
+// Close stops the background work. Bans, strike counts and a Redis
+// connection taken over by a newer Filter stay with it.
+func (f *Filter) Close() error {
+	f.closeOnce.Do(func() {
+		close(f.stop)
+		<-f.done
+		if f.sync != nil {
+			f.sync.release()
+		}
+	})
+	return nil
+}
+
+// RedisConnected reports whether the fleet's bans are being shared right
+// now: false without Redis, or while Redis is unreachable.
+func (f *Filter) RedisConnected() bool { return f.sync != nil && f.sync.connected() }
+
+// CollectMetrics reports list sizes, active bans, bans made by source,
+// strikes by stage, denies, early connection refusals and the Redis link.
+func (f *Filter) CollectMetrics(emit func(filters.Sample)) {
+	l := f.lists.Load()
+	for i, lf := range f.files {
+		emit(gauge("reputation_list_entries", "Entries in a reputation list file.", float64(l.sizes[i]), "file", lf.path, "action", string(lf.action)))
+	}
+	emit(gauge("reputation_bans_active", "Bans in force.", float64(len(f.bans.active(f.clock())))))
+	f.stats.bans.each(func(src string, v uint64) {
+		emit(counter("reputation_bans_total", "Bans made on this node, by the stage whose strikes earned them or operator.", v, "source", src))
+	})
+	f.stats.wouldBan.each(func(src string, v uint64) {
+		emit(counter("reputation_shadow_bans_total", "Bans shadow mode would have made, by source stage.", v, "source", src))
+	})
+	f.stats.strikes.each(func(stage string, v uint64) {
+		emit(counter("reputation_strikes_total", "Denies of other stages counted as strikes, by stage.", v, "stage", stage, "shadow", "false"))
+	})
+	f.stats.strikesShadow.each(func(stage string, v uint64) {
+		emit(counter("reputation_strikes_total", "Denies of other stages counted as strikes, by stage.", v, "stage", stage, "shadow", "true"))
+	})
+	emit(gauge("reputation_strikes_tracked", "Client keys with strike counts in memory.", float64(f.strikes.len())))
+	emit(counter("reputation_denies_total", "Requests refused by the reputation stage.", f.stats.deniedBanned.Load(), "reason", ReasonBanned))
+	emit(counter("reputation_denies_total", "Requests refused by the reputation stage.", f.stats.deniedList.Load(), "reason", ReasonDenyList))
+	emit(counter("reputation_conn_refused_total", "Connections closed at accept time for a banned or deny-listed client.", f.stats.connRefused.Load()))
+	emit(counter("reputation_list_errors_total", "List reloads that refused a file.", f.stats.listErrors.Load()))
+	if s := f.sync; s != nil {
+		up := 0.0
+		if s.connected() {
+			up = 1
+		}
+		emit(gauge("reputation_redis_connected", "1 while bans are shared through Redis.", up))
+		emit(gauge("reputation_redis_pending", "Ban changes waiting to be written to Redis.", float64(s.pending())))
+		emit(counter("reputation_redis_errors_total", "Failed Redis operations of the reputation stage.", s.errors.Load()))
+		emit(counter("reputation_remote_updates_total", "Bans and unbans applied from other nodes.", s.remoteBans.Load(), "op", "ban"))
+		emit(counter("reputation_remote_updates_total", "Bans and unbans applied from other nodes.", s.remoteUnbans.Load(), "op", "unban"))
+		emit(counter("reputation_redis_dropped_total", "Ban changes not shared because the pending queue was full.", s.dropped.Load()))
+	}
+}
+
+var (
+	_ filters.Filter        = (*Filter)(nil)
+	_ filters.Observer      = (*Filter)(nil)
+	_ filters.ConnFilter    = (*Filter)(nil)
+	_ filters.Closer        = (*Filter)(nil)
+	_ filters.MetricsSource = (*Filter)(nil)
+)
