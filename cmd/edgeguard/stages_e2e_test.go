@@ -1,0 +1,240 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgeguard/edgeguard/internal/redistest"
+)
+
+// get sends one GET as client (through the trusted loopback hop) and
+// returns the status.
+func get(t *testing.T, c *http.Client, edge, client, path string) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+edge+path, nil)
+	if client != "" {
+		req.Header.Set("X-Forwarded-For", client)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Errorf("GET %s as %s: %v", path, client, err)
+		return 0
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// paced sends GETs as client every interval for span and counts statuses.
+func paced(t *testing.T, edges []string, client string, interval, span time.Duration) (counts map[int]int, elapsed time.Duration) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	counts = map[int]int{}
+	start := time.Now()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for i := 0; time.Since(start) < span; i++ {
+		counts[get(t, c, edges[i%len(edges)], client, "/")]++
+		<-tick.C
+	}
+	return counts, time.Since(start)
+}
+
+const trustLoopback = `
+client_ip:
+  trusted_proxies: ["127.0.0.0/8"]
+`
+
+// TestE2EVolumetric: a client at 5× its rate gets about rate×duration+burst
+// through; another at half its rate is never refused.
+func TestE2EVolumetric(t *testing.T) {
+	up := echoUpstream(t)
+	p := start(t, `listen: "127.0.0.1:0"
+upstream: "{{upstream}}"
+admin: {listen: "127.0.0.1:0"}
+stages: [volumetric]
+volumetric: {rate: "20/s", burst: 5}
+`+trustLoopback, up.URL)
+	var (
+		wg          sync.WaitGroup
+		fast, slow  map[int]int
+		fastElapsed time.Duration
+	)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		fast, fastElapsed = paced(t, []string{p.edge}, "203.0.113.1", 10*time.Millisecond, 2*time.Second)
+	}()
+	go func() {
+		defer wg.Done()
+		slow, _ = paced(t, []string{p.edge}, "203.0.113.2", 100*time.Millisecond, 2*time.Second)
+	}()
+	wg.Wait()
+	// Idle start: burst at once, then one per 50ms of the time that passed.
+	want := 5 + 20*fastElapsed.Seconds()
+	tol := 0.05*want + 3 // the client's own clock and scheduling on a shared machine
+	if got := float64(fast[200]); got < want-tol || got > want+tol {
+		t.Errorf("fast client: %d allowed in %v, want %.0f±%.0f (statuses %v)", fast[200], fastElapsed, want, tol, fast)
+	}
+	if fast[429] == 0 {
+		t.Errorf("fast client was never refused: %v", fast)
+	}
+	if slow[429] != 0 || slow[200] == 0 {
+		t.Errorf("client at half its rate was refused: %v", slow)
+	}
+}
+
+// TestE2EReputationBansAndRefusesConnections: strikes from another stage
+// ban the client; an operator ban closes its connections before any byte
+// of response.
+func TestE2EReputationBansAndRefusesConnections(t *testing.T) {
+	up := echoUpstream(t)
+	p := start(t, `listen: "127.0.0.1:0"
+upstream: "{{upstream}}"
+admin: {listen: "127.0.0.1:0"}
+stages: [reputation, volumetric]
+reputation:
+  strikes: {threshold: 3, window: 1m}
+  ban: {ttl: 10m, max_ttl: 1h}
+volumetric: {rate: "1/m", burst: 1}
+`+trustLoopback, up.URL)
+	c := &http.Client{Timeout: 5 * time.Second}
+	var got []int
+	for range 6 {
+		got = append(got, get(t, c, p.edge, "203.0.113.9", "/"))
+	}
+	want := []int{200, 429, 429, 429, 403, 403}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("statuses %v, want %v (three volumetric denies are three strikes, then a ban)", got, want)
+	}
+	if s := get(t, c, p.edge, "203.0.113.10", "/"); s != 200 {
+		t.Fatalf("another client: %d", s)
+	}
+	resp, err := http.Get("http://" + p.admin + "/v1/bans")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "203.0.113.9") {
+		t.Fatalf("GET /v1/bans does not list the ban: %s", body)
+	}
+
+	// A second edgeguard where the loopback peer is the client itself:
+	// banning it makes the listener close its connections unanswered.
+	p2 := start(t, `listen: "127.0.0.1:0"
+upstream: "{{upstream}}"
+admin: {listen: "127.0.0.1:0"}
+stages: [reputation]
+`, up.URL)
+	if s := get(t, c, p2.edge, "", "/"); s != 200 {
+		t.Fatalf("before the ban: %d", s)
+	}
+	resp, err = http.Post("http://"+p2.admin+"/v1/bans", "application/json", strings.NewReader(`{"target": "127.0.0.1", "ttl": "1h", "reason": "test"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("POST /v1/bans: %d", resp.StatusCode)
+	}
+	conn, err := net.Dial("tcp", p2.edge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	n, err := bufio.NewReader(conn).Read(make([]byte, 1))
+	if n != 0 || err == nil {
+		t.Fatalf("banned peer read %d bytes (err %v): want the connection closed before any response", n, err)
+	}
+}
+
+// TestE2EFleetBans: two edgeguards sharing one real Redis; a ban made on
+// one is enforced by the other within a second, and so is its removal.
+func TestE2EFleetBans(t *testing.T) {
+	srv := redistest.Start(t)
+	up := echoUpstream(t)
+	cfg := `listen: "127.0.0.1:0"
+upstream: "{{upstream}}"
+admin: {listen: "127.0.0.1:0"}
+stages: [reputation]
+reputation:
+  redis: {addrs: ["` + srv.Addr + `"]}
+` + trustLoopback
+	a, b := start(t, cfg, up.URL), start(t, cfg, up.URL)
+	c := &http.Client{Timeout: 5 * time.Second}
+	waitStatus := func(p *proc, want int) time.Duration {
+		began := time.Now()
+		for time.Since(began) < 3*time.Second {
+			if get(t, c, p.edge, "198.51.100.77", "/") == want {
+				return time.Since(began)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("node %s never answered %d", p.edge, want)
+		return 0
+	}
+	// Let node B's subscription come up before the ban is published.
+	time.Sleep(300 * time.Millisecond)
+	resp, err := http.Post("http://"+a.admin+"/v1/bans", "application/json", strings.NewReader(`{"target": "198.51.100.77", "ttl": "1h", "reason": "fleet"}`))
+	if err != nil || resp.StatusCode/100 != 2 {
+		t.Fatalf("ban on A: %v %v", err, resp)
+	}
+	if d := waitStatus(b, 403); d > time.Second {
+		t.Errorf("ban reached B after %v, want within 1s", d)
+	}
+	req, _ := http.NewRequest("DELETE", "http://"+a.admin+"/v1/bans/198.51.100.77", nil)
+	resp, err = c.Do(req)
+	if err != nil || resp.StatusCode/100 != 2 {
+		t.Fatalf("unban on A: %v %v", err, resp)
+	}
+	if d := waitStatus(b, 200); d > time.Second {
+		t.Errorf("unban reached B after %v, want within 1s", d)
+	}
+}
+
+// TestE2EQuotaFleet: three edgeguards sharing one Redis admit one client's
+// quota once, whichever node its requests land on; with the memory store
+// each node admits the quota again.
+func TestE2EQuotaFleet(t *testing.T) {
+	srv := redistest.Start(t)
+	up := echoUpstream(t)
+	const rate, burst = 20.0, 5.0
+	run := func(store string) (int, time.Duration) {
+		cfg := `listen: "127.0.0.1:0"
+upstream: "{{upstream}}"
+admin: {listen: "127.0.0.1:0"}
+stages: [quota]
+quota:
+  store: ` + store + `
+  redis: {addrs: ["` + srv.Addr + `"], timeout: 200ms}
+  key: [ip]
+  policies: [{name: api, rate: "20/s", burst: 5}]
+` + trustLoopback
+		var edges []string
+		for range 3 {
+			edges = append(edges, start(t, cfg, up.URL).edge)
+		}
+		counts, elapsed := paced(t, edges, "203.0.113.60", 10*time.Millisecond, 3*time.Second)
+		return counts[200], elapsed
+	}
+	admitted, elapsed := run("redis")
+	want := burst + rate*elapsed.Seconds()
+	if tol := 0.01*rate*elapsed.Seconds() + burst; float64(admitted) > want+tol || float64(admitted) < want-tol {
+		t.Errorf("fleet with Redis admitted %d in %v, want %.0f ± %.1f", admitted, elapsed, want, tol)
+	}
+	local, elapsed := run("memory")
+	if single := burst + rate*elapsed.Seconds(); float64(local) < 2.5*single {
+		t.Errorf("three memory stores admitted %d, want about 3×%.0f: the contrast this stage exists for", local, single)
+	}
+	t.Logf("one client at 5× quota over 3 nodes: Redis store admitted %d, memory stores %d", admitted, local)
+}
+
