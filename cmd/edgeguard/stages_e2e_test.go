@@ -237,4 +237,3 @@ quota:
 	}
 	t.Logf("one client at 5× quota over 3 nodes: Redis store admitted %d, memory stores %d", admitted, local)
 }
-
