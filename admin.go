@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/edgeguard/edgeguard/filters"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -54,10 +53,10 @@ func (g *Guard) readyz(w http.ResponseWriter, r *http.Request) {
 		// Redis a requirement, and only then may its loss take the node
 		// out of the load balancer (taking every node out at once would
 		// turn a Redis outage into a full one).
-		if s == filters.Filter(g.quota) && g.cfg.Quota.OnError != "deny" {
+		if s.Name() == "quota" && g.cfg.Quota.OnError != "deny" {
 			continue
 		}
-		if rc, ok := s.(readinessChecker); ok {
+		if rc, ok := s.Filter.(readinessChecker); ok {
 			if err := rc.Ready(ctx); err != nil {
 				errs = append(errs, err)
 			}

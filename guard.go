@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -32,7 +31,8 @@ type Guard struct {
 	access   bool
 	resolver *ipparse.Resolver
 	chain    *filters.Chain
-	stages   []filters.Filter // every stage built, in chain order, whatever its mode
+	stages   []routeStage              // every stage instance built; route "" is the shared chain's
+	chains   map[string]*filters.Chain // chains of routes with stage settings of their own
 	forward  *forward.Forwarder
 	metrics  *Metrics
 
@@ -88,58 +88,80 @@ func New(cfg *config.Config, opts ...Option) (*Guard, error) {
 	g.resolver = resolver
 
 	env := filters.Env{Logger: o.logger, Dir: o.dir, IPv6Prefix: cfg.ClientIP.WithDefaults().IPv6Prefix}
-	previous := func(name string) filters.Filter {
-		if o.previous == nil {
-			return nil
-		}
-		for _, s := range o.previous.stages {
-			if s.Name() == name {
-				return s
-			}
-		}
-		return nil
-	}
-	var stages []filters.Stage
 	var observers []filters.Observer
-	for _, name := range cfg.Stages {
-		if stageMode(cfg, name) == filters.ModeOff {
-			continue
+	build := func(route, name string) (filters.Stage, error) {
+		sc := stageConfig(cfg, route, name)
+		if sc.mode == filters.ModeOff {
+			return filters.Stage{}, nil
 		}
-		env.Previous = previous(name)
+		env.Previous = o.previous.stage(route, name)
 		var (
-			f    filters.Filter
-			mode filters.Mode
-			err  error
+			f   filters.Filter
+			err error
 		)
-		switch name {
-		case "reputation":
-			g.reputation, err = reputation.New(cfg.Reputation, env)
-			f, mode = g.reputation, cfg.Reputation.Mode
-			if err == nil {
-				observers = append(observers, g.reputation)
+		switch c := sc.cfg.(type) {
+		case reputation.Config:
+			var rep *reputation.Filter
+			if rep, err = reputation.New(c, env); err == nil {
+				f, g.reputation = rep, rep
+				observers = append(observers, rep)
 			}
-		case "volumetric":
-			var v *volumetric.Filter
-			v, err = volumetric.New(cfg.Volumetric, env)
-			f, mode = v, cfg.Volumetric.Mode
-		case "waf":
-			g.waf, err = waf.New(cfg.WAF, env)
-			f, mode = g.waf, cfg.WAF.Mode
-		case "quota":
-			g.quota, err = quota.New(cfg.Quota, env)
-			f, mode = g.quota, cfg.Quota.Mode
-		default:
-			err = fmt.Errorf("unknown stage %q", name)
+		case volumetric.Config:
+			f, err = nilIfErr(volumetric.New(c, env))
+		case waf.Config:
+			var w *waf.Filter
+			if w, err = waf.New(c, env); err == nil && route == "" {
+				f, g.waf = w, w
+			} else if err == nil {
+				f = w
+			}
+		case quota.Config:
+			var q *quota.Filter
+			if q, err = quota.New(c, env); err == nil && route == "" {
+				f, g.quota = q, q
+			} else if err == nil {
+				f = q
+			}
 		}
 		if err != nil {
-			g.Close()
-			return nil, fmt.Errorf("edgeguard: build stage %s: %w", name, err)
+			return filters.Stage{}, fmt.Errorf("edgeguard: build stage %s%s: %w", name, forRoute(route), err)
 		}
-		g.stages = append(g.stages, f)
-		stages = append(stages, filters.Stage{Filter: f, Mode: mode})
+		g.stages = append(g.stages, routeStage{route: route, Filter: f})
+		return filters.Stage{Filter: f, Mode: sc.mode}, nil
 	}
 	observers = append(observers, filters.ObserverFunc(g.logDeny))
-	g.chain = filters.NewChain(stages, observers, g.metrics.observeStage)
+
+	var base []filters.Stage
+	for _, name := range cfg.Stages {
+		st, err := build("", name)
+		if err != nil {
+			g.Close()
+			return nil, err
+		}
+		base = append(base, st)
+	}
+	g.chain = filters.NewChain(base, observers, g.metrics.observeStage)
+	// A route with its own settings for some stage gets a chain of its own:
+	// those stages are instances of its own, the rest are shared.
+	for route, rs := range cfg.RouteStages {
+		var stages []filters.Stage
+		for i, name := range cfg.Stages {
+			if !rs.Overrides(name) {
+				stages = append(stages, base[i])
+				continue
+			}
+			st, err := build(route, name)
+			if err != nil {
+				g.Close()
+				return nil, err
+			}
+			stages = append(stages, st)
+		}
+		if g.chains == nil {
+			g.chains = map[string]*filters.Chain{}
+		}
+		g.chains[route] = filters.NewChain(stages, observers, g.metrics.observeStage)
+	}
 
 	if hasUpstream(cfg) {
 		fenv := forward.Env{Logger: o.logger}
@@ -158,19 +180,69 @@ func New(cfg *config.Config, opts ...Option) (*Guard, error) {
 	return g, nil
 }
 
-// stageMode is the mode the config gives the named stage.
-func stageMode(cfg *config.Config, name string) filters.Mode {
+// routeStage is a stage instance and the route it serves ("" for all).
+type routeStage struct {
+	route string
+	filters.Filter
+}
+
+type stageSettings struct {
+	cfg  any
+	mode filters.Mode
+}
+
+// stageConfig is the named stage's config for route: the route's own when
+// route_stages sets one, the top-level block otherwise.
+func stageConfig(cfg *config.Config, route, name string) stageSettings {
+	rs := cfg.RouteStages[route]
 	switch name {
 	case "reputation":
-		return cfg.Reputation.Mode
+		return stageSettings{cfg.Reputation, cfg.Reputation.Mode}
 	case "volumetric":
-		return cfg.Volumetric.Mode
+		if route != "" && rs.Volumetric != nil {
+			return stageSettings{*rs.Volumetric, rs.Volumetric.Mode}
+		}
+		return stageSettings{cfg.Volumetric, cfg.Volumetric.Mode}
 	case "waf":
-		return cfg.WAF.Mode
+		if route != "" && rs.WAF != nil {
+			return stageSettings{*rs.WAF, rs.WAF.Mode}
+		}
+		return stageSettings{cfg.WAF, cfg.WAF.Mode}
 	case "quota":
-		return cfg.Quota.Mode
+		if route != "" && rs.Quota != nil {
+			return stageSettings{*rs.Quota, rs.Quota.Mode}
+		}
+		return stageSettings{cfg.Quota, cfg.Quota.Mode}
 	}
-	return filters.ModeOff
+	return stageSettings{mode: filters.ModeOff}
+}
+
+// stage returns g's instance of the named stage for route, or nil; a
+// successor takes its state over.
+func (g *Guard) stage(route, name string) filters.Filter {
+	if g == nil {
+		return nil
+	}
+	for _, s := range g.stages {
+		if s.route == route && s.Name() == name {
+			return s.Filter
+		}
+	}
+	return nil
+}
+
+func nilIfErr[T filters.Filter](f T, err error) (filters.Filter, error) {
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func forRoute(route string) string {
+	if route == "" {
+		return ""
+	}
+	return " for route " + route
 }
 
 // hasUpstream reports whether cfg names anywhere to forward to; a Guard
@@ -182,14 +254,14 @@ func hasUpstream(cfg *config.Config) bool {
 // Activate makes g the Guard whose stage metrics the shared Metrics report.
 // Call it when g starts serving (after a reload's swap).
 func (g *Guard) Activate() {
-	var srcs []filters.MetricsSource
+	var srcs []metricsSource
 	for _, s := range g.stages {
-		if ms, ok := s.(filters.MetricsSource); ok {
-			srcs = append(srcs, ms)
+		if ms, ok := s.Filter.(filters.MetricsSource); ok {
+			srcs = append(srcs, metricsSource{route: s.route, stage: true, src: ms})
 		}
 	}
-	if ms, ok := any(g.forward).(filters.MetricsSource); ok && g.forward != nil {
-		srcs = append(srcs, ms)
+	if g.forward != nil {
+		srcs = append(srcs, metricsSource{src: g.forward})
 	}
 	g.metrics.sources.Store(&srcs)
 }
@@ -199,7 +271,7 @@ func (g *Guard) Activate() {
 func (g *Guard) Close() error {
 	var errs []error
 	for _, s := range g.stages {
-		if c, ok := s.(filters.Closer); ok && s != nil {
+		if c, ok := s.Filter.(filters.Closer); ok {
 			errs = append(errs, c.Close())
 		}
 	}
@@ -226,19 +298,12 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.serve(w, r, next) })
 }
 
-type connKey struct{}
-
-// ConnContext is the http.Server ConnContext hook that lets the Guard see
-// the connection under a request (the TCP peer behind a PROXY header). It
-// does no I/O, so it never holds up the accept loop.
-func ConnContext(ctx context.Context, c net.Conn) context.Context {
-	return context.WithValue(ctx, connKey{}, c)
-}
-
 // addrs returns the TCP peer and the start address of the client-IP walk.
 func (g *Guard) addrs(r *http.Request) (peer, start netip.AddrPort, src filters.Source) {
-	if c, ok := r.Context().Value(connKey{}).(net.Conn); ok {
-		peer, start, viaProxy := ipparse.ConnAddrs(innermost(c))
+	// The connection is there when the server installed
+	// ipparse.ConnContext; as middleware elsewhere, RemoteAddr is all.
+	if c := ipparse.ConnFromContext(r.Context()); c != nil {
+		peer, start, viaProxy := ipparse.ConnAddrs(c)
 		if viaProxy {
 			return peer, start, filters.SourceProxy
 		}
@@ -286,7 +351,11 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		req.Route = g.forward.Match(r.Host, r.URL.Path)
 	}
 
-	v := g.chain.Run(req)
+	chain := g.chain
+	if c, ok := g.chains[req.Route]; ok {
+		chain = c
+	}
+	v := chain.Run(req)
 	for k, vs := range v.Headers {
 		rec.Header()[k] = append(rec.Header()[k], vs...)
 	}
@@ -399,21 +468,6 @@ func (g *Guard) RefuseConn(addr netip.Addr, now time.Time) bool {
 // a connection from it carries other clients' requests and must never be
 // refused for one of them.
 func (g *Guard) TrustedProxy(addr netip.Addr) bool { return g.resolver.Trusted(addr) }
-
-// innermost peels TLS and edgeguard's own connection wrappers off c, down
-// to the connection ipparse knows (the PROXY-protocol one or the socket).
-func innermost(c net.Conn) net.Conn {
-	for {
-		switch w := c.(type) {
-		case interface{ NetConn() net.Conn }:
-			c = w.NetConn()
-		case interface{ Unwrap() net.Conn }:
-			c = w.Unwrap()
-		default:
-			return c
-		}
-	}
-}
 
 // routeCaps lends the quota stage's store (Redis when configured) to the
 // forward shield, so a route's cap is counted once for the whole fleet.

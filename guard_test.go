@@ -48,7 +48,7 @@ func do(h http.Handler, remote string, header http.Header) *httptest.ResponseRec
 // whole seconds, and a body naming the request id and the stage, never the
 // reason; what passes reaches the wrapped handler.
 func TestWrapDeny(t *testing.T) {
-	g := mustGuard(t, "stages: [volumetric]\nvolumetric: {rate: 1/m, burst: 1}\n")
+	g := mustGuard(t, "stages: [volumetric]\nvolumetric: {rate: 1/m, burst: 2}\n")
 	reached := 0
 	h := g.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		reached++
@@ -84,7 +84,7 @@ func TestWrapDeny(t *testing.T) {
 
 // TestShadowAllows: a stage in shadow mode lets the request through.
 func TestShadowAllows(t *testing.T) {
-	g := mustGuard(t, "stages: [volumetric]\nvolumetric: {mode: shadow, rate: 1/m, burst: 0}\n")
+	g := mustGuard(t, "stages: [volumetric]\nvolumetric: {mode: shadow, rate: 1/m, burst: 1}\n")
 	h := g.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	for i := range 3 {
 		if w := do(h, "192.0.2.1:1000", nil); w.Code != 200 {

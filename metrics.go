@@ -22,7 +22,7 @@ type Metrics struct {
 	clientSources *prometheus.CounterVec // source
 	connRefused   prometheus.Counter
 
-	sources atomic.Pointer[[]filters.MetricsSource]
+	sources atomic.Pointer[[]metricsSource]
 }
 
 // NewMetrics registers edgeguard's metrics, the Go runtime's and the
@@ -73,6 +73,13 @@ func (m *Metrics) ConnClosed() { m.activeConns.Dec() }
 // ConnRefused counts a connection closed at accept time.
 func (m *Metrics) ConnRefused() { m.connRefused.Inc() }
 
+// metricsSource is a stage instance's samples and the route it serves.
+type metricsSource struct {
+	route string
+	stage bool
+	src   filters.MetricsSource
+}
+
 // stageCollector turns the serving Guard's stage samples into metrics at
 // scrape time. It is unchecked (it describes nothing up front) because the
 // set of samples depends on which stages the config turns on.
@@ -87,8 +94,13 @@ func (c stageCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	descs := map[string]*prometheus.Desc{}
 	for _, src := range *srcs {
-		src.CollectMetrics(func(s filters.Sample) {
+		src.src.CollectMetrics(func(s filters.Sample) {
 			names, values := splitLabels(s.Labels)
+			if src.stage {
+				// Routes with stage settings of their own have their own
+				// instances; the route label keeps their series apart.
+				names, values = append(names, "route"), append(values, src.route)
+			}
 			key := s.Name + "\x00" + joinNames(names)
 			d, ok := descs[key]
 			if !ok {

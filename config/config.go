@@ -40,10 +40,46 @@ type Config struct {
 	// Forward: upstream, upstreams, routes and upstream timeouts, at the top
 	// level of the file.
 	Forward forward.Config `yaml:",inline" json:"forward"`
+	// RouteStages overrides stage settings for the routes it names (the key
+	// is a route's name, routes[].name or its default host+path). Each block
+	// is laid over the top-level block of the same stage: keys it sets
+	// replace, keys it leaves out are inherited. A route so overridden gets
+	// its own instance of that stage (its own buckets, its own WAF); the
+	// chain's order and the other stages stay shared. Example:
+	//
+	//	route_stages:
+	//	  /login:  {volumetric: {rate: "5/m", burst: 5}}
+	//	  /upload: {waf: {body_limit: 100MiB}}
+	RouteStages map[string]RouteStages `yaml:"route_stages" json:"route_stages"`
 	// Admin is the admin listener: health, readiness, metrics, bans.
 	Admin Admin `yaml:"admin" json:"admin"`
 	// Log sets the structured log.
 	Log Log `yaml:"log" json:"log"`
+}
+
+// RouteStages holds one route's stage overrides. After Parse each set
+// block is complete: the top-level block with the route's keys laid over it.
+type RouteStages struct {
+	// Volumetric replaces the volumetric settings for the route.
+	Volumetric *volumetric.Config `yaml:"volumetric" json:"volumetric"`
+	// WAF replaces the WAF settings for the route (a larger body limit for
+	// an upload route, other exclusions).
+	WAF *waf.Config `yaml:"waf" json:"waf"`
+	// Quota replaces the quota settings for the route.
+	Quota *quota.Config `yaml:"quota" json:"quota"`
+}
+
+// Overrides reports whether rs sets the named stage.
+func (rs RouteStages) Overrides(stage string) bool {
+	switch stage {
+	case "volumetric":
+		return rs.Volumetric != nil
+	case "waf":
+		return rs.WAF != nil
+	case "quota":
+		return rs.Quota != nil
+	}
+	return false
 }
 
 // TLS names the certificate and key files of the edge listener.

@@ -86,6 +86,9 @@ func Parse(name string, data []byte) (*Config, error) {
 		}
 	}
 	cfg.applyDefaults()
+	if err := cfg.layRouteStages(root); err != nil {
+		return nil, problems(Problem{File: name, Line: errLine(err), Msg: errMessage(err)})
+	}
 	if err := cfg.Validate(); err != nil {
 		for _, e := range flatten(err) {
 			var fe *filters.FieldError
@@ -237,6 +240,37 @@ func (c *Config) applyDefaults() {
 	}
 }
 
+// layRouteStages decodes each route's stage blocks again, this time over a
+// copy of the top-level block, so that what a route leaves out it inherits.
+func (c *Config) layRouteStages(root ast.Node) error {
+	for route, rs := range c.RouteStages {
+		base := child(child(root, "route_stages"), route)
+		if rs.Volumetric != nil {
+			v := c.Volumetric
+			if err := yaml.NodeToValue(unwrap(child(base, "volumetric")), &v, yaml.DisallowUnknownField()); err != nil {
+				return err
+			}
+			rs.Volumetric = &v
+		}
+		if rs.WAF != nil {
+			v := c.WAF
+			if err := yaml.NodeToValue(unwrap(child(base, "waf")), &v, yaml.DisallowUnknownField()); err != nil {
+				return err
+			}
+			rs.WAF = &v
+		}
+		if rs.Quota != nil {
+			v := c.Quota
+			if err := yaml.NodeToValue(unwrap(child(base, "quota")), &v, yaml.DisallowUnknownField()); err != nil {
+				return err
+			}
+			rs.Quota = &v
+		}
+		c.RouteStages[route] = rs
+	}
+	return nil
+}
+
 // StageNames are the stages a chain may name.
 var StageNames = []string{"reputation", "volumetric", "waf", "quota"}
 
@@ -294,6 +328,25 @@ func (c *Config) Validate() error {
 	// nowhere; the binary requires an upstream before it serves.
 	if c.Forward.Upstream != "" || len(c.Forward.Upstreams) > 0 || len(c.Forward.Routes) > 0 {
 		sub("", c.Forward.Validate())
+	}
+	routes := map[string]bool{}
+	for _, r := range c.Forward.Routes {
+		routes[r.RouteName()] = true
+	}
+	for name, rs := range c.RouteStages {
+		f := "route_stages." + name
+		if !routes[name] {
+			field(f, "no route is named %q", name)
+		}
+		if rs.Volumetric != nil {
+			sub(f+".volumetric", rs.Volumetric.Validate())
+		}
+		if rs.WAF != nil {
+			sub(f+".waf", rs.WAF.Validate())
+		}
+		if rs.Quota != nil {
+			sub(f+".quota", rs.Quota.Validate())
+		}
 	}
 	if c.Admin.Listen != "off" {
 		host, _, err := net.SplitHostPort(c.Admin.Listen)

@@ -262,8 +262,8 @@ func orInt(n, def int) int {
 	return n
 }
 
-// routeName is the name a route goes by: its own, or host+path.
-func (r Route) routeName() string {
+// RouteName is the name a route goes by: its own, or host+path.
+func (r Route) RouteName() string {
 	if r.Name != "" {
 		return r.Name
 	}
@@ -319,7 +319,7 @@ func (c Config) Validate() error {
 	for i, r := range c.Routes {
 		field := fmt.Sprintf("routes[%d]", i)
 		errs = append(errs, r.validate(field, c))
-		name := r.routeName()
+		name := r.RouteName()
 		if j, dup := seen[name]; dup {
 			add(field+".name", "route name %q is used by routes[%d] too", name, j)
 		} else {

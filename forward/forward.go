@@ -216,7 +216,7 @@ func (f *Forwarder) buildRoute(rc Route) *route {
 		poolName = DefaultPool
 	}
 	rt := &route{
-		name:   rc.routeName(),
+		name:   rc.RouteName(),
 		host:   strings.TrimSuffix(strings.ToLower(rc.Host), "."),
 		prefix: rc.prefix(),
 		pool:   f.byPool[poolName],

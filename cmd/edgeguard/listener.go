@@ -73,8 +73,11 @@ type refusingConn struct {
 
 func (c *refusingConn) Read(b []byte) (int, error) {
 	c.once.Do(func() {
-		_, start, _ := ipparse.ConnAddrs(c.Conn)
-		if c.l.refuse(start.Addr()) {
+		// Wait for the PROXY header here, on the connection's own
+		// goroutine; a header the listener refuses is refused by the
+		// Read that follows, so only the ban is ours to check.
+		_, start, _, err := ipparse.ReadHeader(c.Conn)
+		if err == nil && c.l.refuse(start.Addr()) {
 			c.l.refused()
 			c.err = errRefused
 			closeRaw(c.Conn)

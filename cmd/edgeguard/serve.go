@@ -21,6 +21,7 @@ import (
 	"github.com/edgeguard/edgeguard"
 	"github.com/edgeguard/edgeguard/config"
 	"github.com/edgeguard/edgeguard/filters"
+	"github.com/edgeguard/edgeguard/ipparse"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -183,7 +184,7 @@ func (s *server) serve(ctx context.Context, cfg *config.Config, started func()) 
 		ReadTimeout:       cfg.Server.ReadTimeout.D(),
 		IdleTimeout:       cfg.Server.IdleTimeout.D(),
 		MaxHeaderBytes:    int(cfg.Server.MaxHeaderBytes),
-		ConnContext:       edgeguard.ConnContext,
+		ConnContext:       ipparse.ConnContext,
 		ConnState:         s.trackConn,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
