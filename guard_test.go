@@ -168,3 +168,37 @@ func BenchmarkGuardOverhead(b *testing.B) {
 		h.ServeHTTP(w, r)
 	}
 }
+
+// TestRouteStagesChain: a route with its own volumetric settings is
+// limited by them; other routes by the shared stage.
+func TestRouteStagesChain(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer up.Close()
+	g := mustGuard(t, `upstream: `+up.URL+`
+routes:
+  - {path: /login, upstream: default}
+stages: [volumetric]
+volumetric: {rate: 100/s, burst: 100}
+route_stages:
+  /login: {volumetric: {rate: 1/m, burst: 2}}
+`)
+	status := func(path string) int {
+		r := httptest.NewRequest("GET", "http://example.test"+path, nil)
+		r.RemoteAddr = "192.0.2.1:1000"
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, r)
+		return w.Code
+	}
+	var got []int
+	for range 3 {
+		got = append(got, status("/login"))
+	}
+	if got[0] != 200 || got[1] != 200 || got[2] != 429 {
+		t.Fatalf("/login statuses %v, want 200 200 429 (its own burst of 2)", got)
+	}
+	for i := range 10 {
+		if s := status("/home"); s != 200 {
+			t.Fatalf("/home request %d: %d (shared stage, burst 100)", i, s)
+		}
+	}
+}

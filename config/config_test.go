@@ -137,3 +137,36 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestRouteStages: a route's block is laid over the top-level one.
+func TestRouteStages(t *testing.T) {
+	cfg, err := Parse("r.yaml", []byte(`upstream: http://127.0.0.1:9000
+routes:
+  - {path: /login, upstream: default}
+  - {name: upload, path: /upload, upstream: default}
+stages: [volumetric, waf]
+volumetric: {rate: 50/s, burst: 100, max_clients: 5000}
+waf: {paranoia: 2, body_limit: 1MiB}
+route_stages:
+  /login: {volumetric: {rate: 5/m}}
+  upload: {waf: {body_limit: 100MiB}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := cfg.RouteStages["/login"].Volumetric
+	if login == nil || login.Rate.Count != 5 || login.Burst != 100 || login.MaxClients != 5000 {
+		t.Fatalf("/login volumetric = %+v: want rate 5/m with burst and max_clients inherited", login)
+	}
+	up := cfg.RouteStages["upload"].WAF
+	if up == nil || up.BodyLimit != 100<<20 || up.Paranoia != 2 {
+		t.Fatalf("upload waf = %+v", up)
+	}
+	if cfg.Volumetric.Rate.Count != 50 || cfg.WAF.BodyLimit != 1<<20 {
+		t.Fatal("the top-level blocks were changed")
+	}
+	_, err = Parse("r.yaml", []byte("upstream: http://127.0.0.1:9000\nstages: []\nroute_stages:\n  /nowhere: {volumetric: {rate: 5/m}}\n"))
+	if err == nil || !strings.Contains(err.Error(), `r.yaml:4: route_stages./nowhere: no route is named "/nowhere"`) {
+		t.Fatalf("unknown route: %v", err)
+	}
+}
