@@ -1,0 +1,79 @@
+package edgeguard
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestAdminToken(t *testing.T) {
+	g := mustGuard(t, "stages: [reputation]\nadmin: {listen: \"0.0.0.0:9090\", token: s3cret}\n")
+	h := g.AdminHandler()
+	tests := []struct {
+		method, path, auth string
+		want               int
+	}{
+		{"GET", "/healthz", "", http.StatusUnauthorized},
+		{"GET", "/healthz", "Bearer wrong", http.StatusUnauthorized},
+		{"GET", "/healthz", "s3cret", http.StatusUnauthorized},
+		{"GET", "/healthz", "Bearer s3cret", http.StatusOK},
+		{"GET", "/metrics", "", http.StatusUnauthorized},
+		{"GET", "/metrics", "Bearer s3cret", http.StatusOK},
+		{"GET", "/v1/bans", "", http.StatusUnauthorized},
+		{"GET", "/v1/bans", "Bearer s3cret", http.StatusOK},
+		{"POST", "/v1/bans", "", http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest(tt.method, tt.path, strings.NewReader(`{"target":"192.0.2.1","ttl":"1h"}`))
+		if tt.auth != "" {
+			r.Header.Set("Authorization", tt.auth)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != tt.want {
+			t.Errorf("%s %s with %q: %d, want %d", tt.method, tt.path, tt.auth, w.Code, tt.want)
+		}
+	}
+}
+
+func TestAdminWithoutReputation(t *testing.T) {
+	g := mustGuard(t, "stages: []\n")
+	for _, tt := range []struct {
+		path string
+		want int
+	}{{"/healthz", 200}, {"/readyz", 200}, {"/v1/bans", http.StatusNotImplemented}} {
+		w := httptest.NewRecorder()
+		g.AdminHandler().ServeHTTP(w, httptest.NewRequest("GET", tt.path, nil))
+		if w.Code != tt.want {
+			t.Errorf("%s: %d, want %d", tt.path, w.Code, tt.want)
+		}
+	}
+}
+
+// TestMetricsExposeStagesAndRequests: /metrics carries the chain's
+// counters and the stages' own samples, with no client address in them.
+func TestMetricsExposeStagesAndRequests(t *testing.T) {
+	g := mustGuard(t, "stages: [volumetric]\nvolumetric: {rate: 1/m, burst: 1}\n")
+	g.Activate()
+	h := g.Wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	do(h, "192.0.2.44:1000", nil)
+	do(h, "192.0.2.44:1000", nil)
+	w := httptest.NewRecorder()
+	g.AdminHandler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	body := w.Body.String()
+	for _, want := range []string{
+		`edgeguard_requests_total{stage="forward",verdict="allow"} 1`,
+		`edgeguard_requests_total{stage="volumetric",verdict="deny"} 1`,
+		`edgeguard_client_ip_source_total{source="peer"} 2`,
+		`edgeguard_stage_duration_seconds_count{stage="volumetric"} 2`,
+		`edgeguard_volumetric_clients{route=""} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "192.0.2.44") {
+		t.Error("/metrics exposes a client address")
+	}
+}
