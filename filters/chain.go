@@ -49,6 +49,7 @@ func (c *Chain) Stages() []Stage { return c.stages }
 // Run passes r through the chain and returns the verdict: the first
 // enforced deny, or an allow carrying every header the stages asked to add.
 func (c *Chain) Run(r *Request) Verdict {
+	r.chain = c
 	var headers http.Header
 	for _, s := range c.stages {
 		v := c.check(s, r)

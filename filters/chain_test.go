@@ -172,3 +172,18 @@ func BenchmarkChainEmpty(b *testing.B) {
 		c.Run(r)
 	}
 }
+
+func TestReportLateReachesObservers(t *testing.T) {
+	var seen []Verdict
+	c := NewChain(nil, []Observer{ObserverFunc(func(e Event) { seen = append(seen, e.Verdict) })}, nil)
+	r := &Request{}
+	r.ReportLate("waf", Verdict{Status: 403, Reason: "before the chain ran"})
+	if len(seen) != 0 {
+		t.Fatal("a request that no chain ran reported to observers")
+	}
+	c.Run(r)
+	r.ReportLate("waf", Verdict{Status: 403, Reason: "response rule"})
+	if len(seen) != 1 || !seen[0].Deny || seen[0].Stage != "waf" || seen[0].Reason != "response rule" {
+		t.Fatalf("observers saw %+v", seen)
+	}
+}

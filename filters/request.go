@@ -94,6 +94,19 @@ type Request struct {
 
 	deferred []func()
 	wrappers []func(http.ResponseWriter) http.ResponseWriter
+	chain    *Chain // the chain that ran r, for ReportLate
+}
+
+// ReportLate reports a deny that stage decided after the chain had let r
+// through, while the response was under way (a WAF rule on the response).
+// The chain's observers see it like any other deny, so it counts as a
+// strike and in metrics; the stage itself answers the client.
+func (r *Request) ReportLate(stage string, v Verdict) {
+	if r.chain == nil {
+		return
+	}
+	v.Deny, v.Stage = true, stage
+	r.chain.report(r, v)
 }
 
 // Note is one stage's remark about a request, for the access log and explain.

@@ -1,0 +1,247 @@
+package waf
+
+import (
+	"errors"
+	"fmt"
+	"mime"
+	"path"
+	"strings"
+
+	"github.com/edgeguard/edgeguard/filters"
+)
+
+// Defaults the zero value of Config stands for.
+const (
+	DefaultParanoia          = 1
+	DefaultInboundThreshold  = 5
+	DefaultOutboundThreshold = 4
+	DefaultBodyLimit         = filters.Size(1 << 20)
+	DefaultMaxArguments      = 1000
+	DefaultResponseLimit     = filters.Size(512 << 10)
+)
+
+// DefaultResponseMIMETypes are the response types inspected when
+// inspect_response is on and response_mime_types is empty: the types CRS's
+// outbound rules (error pages, directory listings, stack traces) are written for.
+var DefaultResponseMIMETypes = []string{"text/html", "text/plain", "text/xml"}
+
+// Body limit actions.
+const (
+	// BodyLimitReject answers 413 to a request whose body is over the limit.
+	BodyLimitReject = "reject"
+	// BodyLimitPartial inspects the first body_limit bytes and forwards the
+	// whole body.
+	BodyLimitPartial = "partial"
+)
+
+// Config is the waf: block of the configuration file.
+type Config struct {
+	// Mode is block (enforce CRS's decisions), shadow (evaluate every rule as
+	// CRS's DetectionOnly does, log what would have been denied, allow) or
+	// off (the stage is not built into the chain). Empty means block.
+	Mode filters.Mode `yaml:"mode" json:"mode"`
+
+	// Paranoia is the CRS paranoia level, 1 to 4: higher levels run more
+	// rules, catch more attacks and raise more false positives. Zero means 1.
+	Paranoia int `yaml:"paranoia" json:"paranoia"`
+
+	// InboundThreshold is the request anomaly score at which CRS blocks
+	// (a critical match scores 5, an error 4, a warning 3, a notice 2).
+	// Zero means 5: one critical match is enough.
+	InboundThreshold int `yaml:"inbound_threshold" json:"inbound_threshold"`
+
+	// OutboundThreshold is the response anomaly score at which CRS blocks,
+	// used only when inspect_response is on. Zero means 4.
+	OutboundThreshold int `yaml:"outbound_threshold" json:"outbound_threshold"`
+
+	// BodyLimit is how many bytes of a request body are read and inspected,
+	// held in memory while CRS runs. Zero means 1MiB.
+	BodyLimit filters.Size `yaml:"body_limit" json:"body_limit"`
+
+	// BodyLimitAction says what happens to a body over body_limit: reject
+	// answers 413 without forwarding it; partial inspects the first
+	// body_limit bytes and forwards the whole body. Empty means reject.
+	BodyLimitAction string `yaml:"body_limit_action" json:"body_limit_action"`
+
+	// EarlyBlocking also evaluates CRS's anomaly score at the end of the
+	// header phase (after the packs' header-phase rules), so a request
+	// already over the threshold on its request line and headers (a
+	// scanner, a protocol violation) is refused before its body is read and
+	// parsed. It changes no allow/deny decision, only how much work a
+	// doomed request costs (measured: a scanner posting 8 KB of JSON,
+	// 132 ms -> 0.14 ms). Nil means true.
+	EarlyBlocking *bool `yaml:"early_blocking" json:"early_blocking"`
+
+	// MaxArguments is how many arguments (query, path and body: form fields,
+	// JSON leaves, XML nodes) Coraza parses. A request with more is refused
+	// with 400 (rules 200004/200005): arguments past the limit would go
+	// uninspected. Each argument costs 0.2 to 0.3 ms of CRS time at
+	// paranoia 1. Zero means 1000.
+	MaxArguments int `yaml:"max_arguments" json:"max_arguments"`
+
+	// InspectResponse runs CRS's response phases (headers, then the body
+	// for the types in response_mime_types) before the response reaches the
+	// client. Inspected bodies are held back until they are complete (or the
+	// upstream flushes), so leave it off for streaming APIs. Default false.
+	InspectResponse bool `yaml:"inspect_response" json:"inspect_response"`
+
+	// ResponseMIMETypes are the response content types whose bodies are
+	// inspected when inspect_response is on (media type only, no
+	// parameters). Empty means text/html, text/plain and text/xml.
+	ResponseMIMETypes []string `yaml:"response_mime_types" json:"response_mime_types"`
+
+	// ResponseBodyLimit is how many bytes of an inspected response body are
+	// held and inspected; the rest is passed on uninspected. Zero means 512KiB.
+	ResponseBodyLimit filters.Size `yaml:"response_body_limit" json:"response_body_limit"`
+
+	// Packs are rule pack directories (pack.yaml, *.conf, tests/), loaded
+	// after CRS in the order given. Relative paths are resolved against the
+	// config file's directory.
+	Packs []string `yaml:"packs" json:"packs"`
+
+	// Exclusions switch CRS rules off for the requests whose path starts
+	// with a prefix: the standard answer to a false positive that one
+	// endpoint causes.
+	Exclusions []Exclusion `yaml:"exclusions" json:"exclusions"`
+
+	// SkipBodyPaths are path prefixes (matched like exclusion paths) whose
+	// request bodies are not read (upload endpoints): headers and query are
+	// still inspected and the body streams to the upstream untouched.
+	SkipBodyPaths []string `yaml:"skip_body_paths" json:"skip_body_paths"`
+
+	// Audit is where audit events (one JSON object per denied or
+	// shadow-denied request) go: empty means the main log; otherwise a file
+	// path, appended to, relative to the config file's directory.
+	Audit string `yaml:"audit" json:"audit"`
+}
+
+// Exclusion removes rules for one path prefix.
+type Exclusion struct {
+	// Path is the path prefix the exclusion applies to, on segment
+	// boundaries and after normalization: "/api/editor" covers /api/editor
+	// and /api/editor/7, not /api/editorial, and /x/../api/editor counts as
+	// /api/editor. "/" applies everywhere.
+	Path string `yaml:"path" json:"path"`
+	// RuleIDs are the CRS or pack rule ids not to run for these requests.
+	RuleIDs []int `yaml:"rule_ids" json:"rule_ids"`
+	// Tags remove every rule carrying one of these tags
+	// ("attack-sqli", "paranoia-level/2").
+	Tags []string `yaml:"tags" json:"tags"`
+}
+
+// Validate checks the config without touching the file system or building
+// anything; each problem is a *filters.FieldError.
+func (c Config) Validate() error {
+	var errs []error
+	switch c.Mode {
+	case "", filters.ModeBlock, filters.ModeShadow, filters.ModeOff:
+	default:
+		errs = append(errs, filters.FieldErrorf("mode", "%q: want block, shadow or off", c.Mode))
+	}
+	if c.Paranoia < 0 || c.Paranoia > 4 {
+		errs = append(errs, filters.FieldErrorf("paranoia", "%d: want 1 to 4", c.Paranoia))
+	}
+	if c.InboundThreshold < 0 {
+		errs = append(errs, filters.FieldErrorf("inbound_threshold", "%d: must not be negative", c.InboundThreshold))
+	}
+	if c.OutboundThreshold < 0 {
+		errs = append(errs, filters.FieldErrorf("outbound_threshold", "%d: must not be negative", c.OutboundThreshold))
+	}
+	if c.MaxArguments < 0 {
+		errs = append(errs, filters.FieldErrorf("max_arguments", "%d: must not be negative", c.MaxArguments))
+	}
+	if c.BodyLimit < 0 {
+		errs = append(errs, filters.FieldErrorf("body_limit", "must not be negative"))
+	}
+	if c.ResponseBodyLimit < 0 {
+		errs = append(errs, filters.FieldErrorf("response_body_limit", "must not be negative"))
+	}
+	switch c.BodyLimitAction {
+	case "", BodyLimitReject, BodyLimitPartial:
+	default:
+		errs = append(errs, filters.FieldErrorf("body_limit_action", "%q: want reject or partial", c.BodyLimitAction))
+	}
+	for i, t := range c.ResponseMIMETypes {
+		if mt, params, err := mime.ParseMediaType(t); err != nil || len(params) > 0 || mt != strings.ToLower(strings.TrimSpace(t)) {
+			errs = append(errs, filters.FieldErrorf(fmt.Sprintf("response_mime_types[%d]", i), "%q: want a bare media type like text/html", t))
+		}
+	}
+	for i, p := range c.Packs {
+		if strings.TrimSpace(p) == "" {
+			errs = append(errs, filters.FieldErrorf(fmt.Sprintf("packs[%d]", i), "empty path"))
+		}
+	}
+	for i, e := range c.Exclusions {
+		field := fmt.Sprintf("exclusions[%d]", i)
+		if err := checkPathPrefix(e.Path); err != nil {
+			errs = append(errs, &filters.FieldError{Field: field + ".path", Err: err})
+		}
+		if len(e.RuleIDs) == 0 && len(e.Tags) == 0 {
+			errs = append(errs, filters.FieldErrorf(field, "names neither rule_ids nor tags"))
+		}
+		for j, id := range e.RuleIDs {
+			if id <= 0 {
+				errs = append(errs, filters.FieldErrorf(fmt.Sprintf("%s.rule_ids[%d]", field, j), "%d: want a positive rule id", id))
+			}
+		}
+		for j, tag := range e.Tags {
+			if tag == "" || strings.ContainsAny(tag, " \t\r\n,'\"\\") {
+				errs = append(errs, filters.FieldErrorf(fmt.Sprintf("%s.tags[%d]", field, j), "%q: want a tag without spaces, commas or quotes", tag))
+			}
+		}
+	}
+	for i, p := range c.SkipBodyPaths {
+		if err := checkPathPrefix(p); err != nil {
+			errs = append(errs, &filters.FieldError{Field: fmt.Sprintf("skip_body_paths[%d]", i), Err: err})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkPathPrefix accepts an absolute, clean URL path usable inside a
+// generated SecLang rule.
+func checkPathPrefix(p string) error {
+	switch {
+	case p == "":
+		return errors.New("empty path")
+	case !strings.HasPrefix(p, "/"):
+		return fmt.Errorf("%q: want an absolute path starting with /", p)
+	case strings.ContainsAny(p, " \t\r\n\"'\\?#%"):
+		return fmt.Errorf("%q: spaces, quotes, backslashes, ?, # and %% are not allowed", p)
+	case path.Clean(p) != strings.TrimSuffix(p, "/") && p != "/":
+		return fmt.Errorf("%q: want a clean path (no //, . or ..)", p)
+	}
+	return nil
+}
+
+// withDefaults fills every zero field with its documented default.
+func (c Config) withDefaults() Config {
+	if c.Mode == "" {
+		c.Mode = filters.ModeBlock
+	}
+	if c.Paranoia == 0 {
+		c.Paranoia = DefaultParanoia
+	}
+	if c.InboundThreshold == 0 {
+		c.InboundThreshold = DefaultInboundThreshold
+	}
+	if c.OutboundThreshold == 0 {
+		c.OutboundThreshold = DefaultOutboundThreshold
+	}
+	if c.BodyLimit == 0 {
+		c.BodyLimit = DefaultBodyLimit
+	}
+	if c.MaxArguments == 0 {
+		c.MaxArguments = DefaultMaxArguments
+	}
+	if c.BodyLimitAction == "" {
+		c.BodyLimitAction = BodyLimitReject
+	}
+	if len(c.ResponseMIMETypes) == 0 {
+		c.ResponseMIMETypes = DefaultResponseMIMETypes
+	}
+	if c.ResponseBodyLimit == 0 {
+		c.ResponseBodyLimit = DefaultResponseLimit
+	}
+	return c
+}

@@ -1,0 +1,219 @@
+package waf
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"regexp"
+	"strings"
+
+	"github.com/corazawaf/coraza-coreruleset/v4"
+	"github.com/corazawaf/coraza/v3"
+	"github.com/corazawaf/coraza/v3/types"
+)
+
+// Rule ids edgeguard generates from the config. CRS owns 900,000–999,999
+// (900000/900110/900120 are the ids crs-setup.conf documents for exactly
+// these settings); generated exclusions use 9,400,000 and up, shipped packs
+// 9,500,000 and up, so neither can collide with CRS or with each other.
+const (
+	exclusionIDBase = 9_400_000
+)
+
+// rootFS serves CRS's embedded files for names starting with "@" (the way
+// coraza-coreruleset spells them) and the real file system for everything
+// else, so pack files and the data files they reference load from disk.
+type rootFS struct{}
+
+func crsName(name string) (string, bool) {
+	if i := strings.Index(name, "@"); i >= 0 && (i == 0 || name[i-1] == '/') &&
+		(strings.HasPrefix(name[i:], "@owasp_crs") || strings.HasPrefix(name[i:], "@crs-setup") || strings.HasPrefix(name[i:], "@coraza")) {
+		return name[i:], true
+	}
+	return "", false
+}
+
+func (rootFS) Open(name string) (fs.File, error) {
+	if n, ok := crsName(name); ok {
+		return coreruleset.FS.Open(n)
+	}
+	return os.Open(name)
+}
+
+func (rootFS) ReadFile(name string) ([]byte, error) {
+	if n, ok := crsName(name); ok {
+		return fs.ReadFile(coreruleset.FS, n)
+	}
+	return os.ReadFile(name)
+}
+
+func (rootFS) ReadDir(name string) ([]fs.DirEntry, error) {
+	if n, ok := crsName(name); ok {
+		return fs.ReadDir(coreruleset.FS, n)
+	}
+	return os.ReadDir(name)
+}
+
+func (rootFS) Glob(pattern string) ([]string, error) {
+	if n, ok := crsName(pattern); ok {
+		return fs.Glob(coreruleset.FS, n)
+	}
+	// Pack files are always named one by one; a glob outside CRS is a
+	// pack's own Include, resolved on disk.
+	return globOS(pattern)
+}
+
+// engineSettings is everything of a Config that shapes the coraza.WAF.
+type engineSettings struct {
+	cfg Config // with defaults
+	// packFiles are the absolute paths of the packs' .conf files, in load order.
+	packFiles []string
+	// extra is SecLang placed after edgeguard's settings and before CRS's
+	// setup: the CRS regression harness uses it for the test setup.
+	extra string
+	// rxPrefilter turns SecRxPreFilter on (measured, see RATIONALE.md).
+	rxPrefilter bool
+}
+
+// baseDirectives is edgeguard's engine base, in place of the
+// coraza.conf-recommended that coraza-coreruleset embeds (an older copy
+// that lacks the argument-limit rules: without them a request with more
+// than 1000 arguments has the rest silently uninspected). The rule ids are
+// the ones Coraza's recommended config uses, so documentation and CRS
+// tooling that name them still apply.
+const baseDirectives = `SecRequestBodyAccess On
+SecRule REQUEST_HEADERS:Content-Type "@rx ^(?:application(?:/soap\+|/)|text/)xml" "id:200000,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=XML"
+SecRule REQUEST_HEADERS:Content-Type "@rx ^application/json" "id:200001,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
+SecRule REQUEST_HEADERS:Content-Type "@rx ^application/[a-z0-9.-]+[+]json" "id:200006,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
+SecRequestBodyJsonDepthLimit 1024
+SecRule URI_PARSE_ERROR "@eq 1" "id:200009,phase:1,t:none,log,deny,status:400,msg:'Request URI does not parse'"
+SecRule ARGUMENTS_LIMIT_REACHED "@eq 1" "id:200004,phase:1,t:none,log,deny,status:400,msg:'Too many arguments in the query or path: the rest could not be inspected'"
+SecRule REQBODY_ERROR "!@eq 0" "id:200002,phase:2,t:none,log,deny,status:400,msg:'Request body does not parse',logdata:'%{reqbody_error_msg}',severity:2"
+SecRule MULTIPART_STRICT_ERROR "!@eq 0" "id:200003,phase:2,t:none,log,deny,status:400,msg:'Multipart request body fails strict validation'"
+SecRule ARGUMENTS_LIMIT_REACHED "@eq 1" "id:200005,phase:2,t:none,log,deny,status:400,msg:'Too many arguments in the body: the rest could not be inspected'"
+`
+
+// directives returns the SecLang edgeguard generates ahead of CRS.
+func (s engineSettings) directives() string {
+	c := s.cfg
+	var b strings.Builder
+	engine := "On"
+	if c.Mode == "shadow" {
+		engine = "DetectionOnly"
+	}
+	fmt.Fprintf(&b, "SecRuleEngine %s\nSecArgumentsLimit %d\n", engine, c.MaxArguments)
+	if s.rxPrefilter {
+		b.WriteString("SecRxPreFilter On\n")
+	}
+	// Coraza never applies the limit itself: Check reads at most body_limit
+	// bytes and decides reject/partial, so that a body of exactly body_limit
+	// bytes passes (Coraza counts reaching the limit as exceeding it).
+	fmt.Fprintf(&b, "SecRequestBodyAccess On\nSecRequestBodyLimit %d\nSecRequestBodyInMemoryLimit %d\nSecRequestBodyLimitAction ProcessPartial\n",
+		int64(c.BodyLimit)+1, int64(c.BodyLimit)+1)
+	if c.InspectResponse {
+		// +1 for the same reason as the request body: the inspector holds at
+		// most response_body_limit bytes and Coraza must not cut them.
+		fmt.Fprintf(&b, "SecResponseBodyAccess On\nSecResponseBodyLimit %d\nSecResponseBodyLimitAction ProcessPartial\nSecResponseBodyMimeType %s\n",
+			int64(c.ResponseBodyLimit)+1, strings.Join(c.ResponseMIMETypes, " "))
+	} else {
+		b.WriteString("SecResponseBodyAccess Off\n")
+	}
+	// crs-setup.conf sets the default action of phases 1 and 2 only; give
+	// the response and logging phases ModSecurity's default too, so that outbound
+	// matches are logged and audited like inbound ones.
+	b.WriteString("SecDefaultAction \"phase:3,log,auditlog,pass\"\nSecDefaultAction \"phase:4,log,auditlog,pass\"\nSecDefaultAction \"phase:5,log,auditlog,pass\"\n")
+	// Audit events are edgeguard's own (audit.go); Coraza's native audit
+	// log would write bodies and cookies.
+	b.WriteString("SecAuditEngine Off\n")
+	return b.String()
+}
+
+// crsSettings returns the SecActions that crs-setup.conf documents, placed
+// after it and before the rules so that CRS's initialization sees them.
+func (s engineSettings) crsSettings() string {
+	c := s.cfg
+	var b strings.Builder
+	fmt.Fprintf(&b, "SecAction \"id:900000,phase:1,pass,t:none,nolog,setvar:tx.blocking_paranoia_level=%d\"\n", c.Paranoia)
+	fmt.Fprintf(&b, "SecAction \"id:900110,phase:1,pass,t:none,nolog,setvar:tx.inbound_anomaly_score_threshold=%d,setvar:tx.outbound_anomaly_score_threshold=%d\"\n",
+		c.InboundThreshold, c.OutboundThreshold)
+	for i, e := range c.Exclusions {
+		var ctl []string
+		for _, id := range e.RuleIDs {
+			ctl = append(ctl, fmt.Sprintf("ctl:ruleRemoveById=%d", id))
+		}
+		for _, tag := range e.Tags {
+			ctl = append(ctl, "ctl:ruleRemoveByTag="+tag)
+		}
+		// Phase 1, ahead of every CRS rule, so the removal covers all phases.
+		// The path is normalized first: /search/../admin must not borrow
+		// /search's exclusions.
+		fmt.Fprintf(&b, "SecRule REQUEST_FILENAME \"@rx %s\" \"id:%d,phase:1,pass,t:none,t:normalizePath,nolog,%s\"\n",
+			prefixPattern(e.Path), exclusionIDBase+i, strings.Join(ctl, ","))
+	}
+	return b.String()
+}
+
+// earlyBlocking is CRS's early blocking (rule 949111 with
+// tx.early_blocking=1) moved after the packs: the phase-1 score CRS has
+// summed is checked at the end of phase 1, once the packs' own phase-1
+// rules have had their say, so a pack's 405 or 415 is not replaced by
+// CRS's 403. CRS's phase-2 evaluation (949110) is unchanged.
+const earlyBlocking = `SecRule TX:BLOCKING_INBOUND_ANOMALY_SCORE "@ge %{tx.inbound_anomaly_score_threshold}" "id:` + earlyBlockingID + `,phase:1,deny,t:none,log,msg:'Inbound Anomaly Score Exceeded in phase 1 (Total Score: %{TX.BLOCKING_INBOUND_ANOMALY_SCORE})',tag:'anomaly-evaluation'"
+`
+
+const earlyBlockingID = "9400100"
+
+// prefixPattern is a regexp matching p and the paths below it, on segment
+// boundaries: /api matches /api and /api/x, not /apix; /api/ matches /api/x.
+func prefixPattern(p string) string {
+	if strings.HasSuffix(p, "/") {
+		return "^" + regexp.QuoteMeta(p)
+	}
+	return "^" + regexp.QuoteMeta(p) + "(?:/|$)"
+}
+
+// underPrefix is prefixPattern for Go code, over a cleaned path.
+func underPrefix(urlPath, p string) bool {
+	clean := path.Clean("/" + urlPath)
+	if strings.HasSuffix(p, "/") {
+		return strings.HasPrefix(clean+"/", p)
+	}
+	return clean == p || strings.HasPrefix(clean, p+"/")
+}
+
+// build compiles the WAF: Coraza's recommended base, edgeguard's settings,
+// CRS's setup and rules, then the packs.
+func (s engineSettings) build() (coraza.WAF, error) {
+	conf := coraza.NewWAFConfig().
+		WithRootFS(rootFS{}).
+		WithDirectives(baseDirectives).
+		WithDirectives(s.directives())
+	if s.extra != "" {
+		conf = conf.WithDirectives(s.extra)
+	}
+	conf = conf.
+		WithDirectives("Include @crs-setup.conf.example").
+		WithDirectives(s.crsSettings()).
+		WithDirectives("Include @owasp_crs/*.conf")
+	for _, f := range s.packFiles {
+		conf = conf.WithDirectivesFromFile(f)
+	}
+	if s.cfg.EarlyBlocking == nil || *s.cfg.EarlyBlocking {
+		conf = conf.WithDirectives(earlyBlocking)
+	}
+	w, err := coraza.NewWAF(conf)
+	if err != nil {
+		return nil, s.locate(err)
+	}
+	return w, nil
+}
+
+// ruleLogged reports whether a matched rule would be written to a log (the
+// rule has "log", not "nolog"): only those count as matches for CRS's tests.
+func ruleLogged(mr types.MatchedRule) bool {
+	if l, ok := mr.(interface{ Log() bool }); ok {
+		return l.Log()
+	}
+	return true
+}
