@@ -90,13 +90,12 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, problems(Problem{File: name, Line: errLine(err), Msg: errMessage(err)})
 	}
 	if err := cfg.Validate(); err != nil {
-		for _, e := range flatten(err) {
-			var fe *filters.FieldError
-			if errors.As(e, &fe) {
-				add(fieldLine(root, fe.Field), fe.Error())
-			} else {
-				add(lineOf(root, ""), e.Error())
+		for _, fe := range filters.FieldErrors(err) {
+			if fe.Field == "" {
+				add(lineOf(root, ""), fe.Err.Error())
+				continue
 			}
+			add(fieldLine(root, fe.Field), fe.Error())
 		}
 		slices.SortStableFunc(found, func(a, b Problem) int { return a.Line - b.Line })
 		return nil, &Error{Problems: found}
@@ -120,18 +119,6 @@ func pathPrefix(path string) string {
 		return ""
 	}
 	return path + ": "
-}
-
-// flatten undoes errors.Join, recursively, so every problem gets a line.
-func flatten(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
-		}
-		return out
-	}
-	return []error{err}
 }
 
 func errLine(err error) int {
@@ -283,13 +270,8 @@ func (c *Config) Validate() error {
 		errs = append(errs, filters.FieldErrorf(f, format, args...))
 	}
 	sub := func(prefix string, err error) {
-		for _, e := range flatten(err) {
-			var fe *filters.FieldError
-			if errors.As(e, &fe) {
-				errs = append(errs, &filters.FieldError{Field: join(prefix, fe.Field), Err: fe.Err})
-			} else if e != nil {
-				errs = append(errs, &filters.FieldError{Field: prefix, Err: e})
-			}
+		if err != nil {
+			errs = append(errs, filters.PrefixFields(prefix, err))
 		}
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {

@@ -187,3 +187,47 @@ func (e *FieldError) Unwrap() error { return e.Err }
 func FieldErrorf(field, format string, args ...any) error {
 	return &FieldError{Field: field, Err: fmt.Errorf(format, args...)}
 }
+
+// FieldErrors flattens a validation error (errors.Join trees, as Validate
+// methods return) into its field errors, in order. A leaf that is not a
+// *FieldError becomes one with an empty Field.
+func FieldErrors(err error) []*FieldError {
+	var out []*FieldError
+	var walk func(error)
+	walk = func(e error) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+			return
+		}
+		var fe *FieldError
+		if errors.As(e, &fe) {
+			out = append(out, fe)
+			return
+		}
+		out = append(out, &FieldError{Err: e})
+	}
+	if err != nil {
+		walk(err)
+	}
+	return out
+}
+
+// PrefixFields re-roots the field paths of a validation error under
+// prefix: what a block's Validate returns about a nested block ("addrs[0]"
+// of the redis block becomes "redis.addrs[0]"). Nil stays nil.
+func PrefixFields(prefix string, err error) error {
+	var out []error
+	for _, fe := range FieldErrors(err) {
+		field := prefix
+		switch {
+		case prefix == "":
+			field = fe.Field
+		case fe.Field != "":
+			field = prefix + "." + fe.Field
+		}
+		out = append(out, &FieldError{Field: field, Err: fe.Err})
+	}
+	return errors.Join(out...)
+}

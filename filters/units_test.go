@@ -125,3 +125,23 @@ func FuzzSize(f *testing.F) {
 		}
 	})
 }
+
+func TestPrefixFields(t *testing.T) {
+	inner := errors.Join(FieldErrorf("addrs[0]", "bad"), errors.New("plain"), errors.Join(FieldErrorf("db", "neg")))
+	var got []string
+	for _, fe := range FieldErrors(PrefixFields("quota.redis", inner)) {
+		got = append(got, fe.Error())
+	}
+	want := []string{"quota.redis.addrs[0]: bad", "quota.redis: plain", "quota.redis.db: neg"}
+	if len(got) != len(want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("field error %d = %q, want %q", i, got[i], want[i])
+		}
+	}
+	if PrefixFields("x", nil) != nil || FieldErrors(nil) != nil {
+		t.Error("nil must stay nil")
+	}
+}

@@ -331,7 +331,7 @@ func (c Config) Validate() error {
 		add("timeouts.max_idle_conns_per_host", "must not be negative")
 	}
 	if err := c.ClosedSwitch.Redis.Validate(); err != nil {
-		errs = append(errs, prefixFields("closed_switch.redis", err))
+		errs = append(errs, filters.PrefixFields("closed_switch.redis", err))
 	}
 	return errors.Join(errs...)
 }
@@ -470,26 +470,4 @@ func parseBackend(raw string) (*url.URL, error) {
 		return nil, fmt.Errorf("backend %q: want an explicit host:port", raw)
 	}
 	return &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
-}
-
-// prefixFields re-roots the field paths of a joined validation error.
-func prefixFields(prefix string, err error) error {
-	var out []error
-	var walk func(error)
-	walk = func(e error) {
-		if j, ok := e.(interface{ Unwrap() []error }); ok {
-			for _, x := range j.Unwrap() {
-				walk(x)
-			}
-			return
-		}
-		var fe *filters.FieldError
-		if errors.As(e, &fe) {
-			out = append(out, &filters.FieldError{Field: prefix + "." + fe.Field, Err: fe.Err})
-			return
-		}
-		out = append(out, &filters.FieldError{Field: prefix, Err: e})
-	}
-	walk(err)
-	return errors.Join(out...)
 }

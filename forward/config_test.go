@@ -1,7 +1,6 @@
 package forward
 
 import (
-	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -12,21 +11,8 @@ import (
 
 func fieldsOf(err error) []string {
 	var out []string
-	var walk func(error)
-	walk = func(e error) {
-		if j, ok := e.(interface{ Unwrap() []error }); ok {
-			for _, x := range j.Unwrap() {
-				walk(x)
-			}
-			return
-		}
-		var fe *filters.FieldError
-		if errors.As(e, &fe) {
-			out = append(out, fe.Field)
-		}
-	}
-	if err != nil {
-		walk(err)
+	for _, fe := range filters.FieldErrors(err) {
+		out = append(out, fe.Field)
 	}
 	slices.Sort(out)
 	return out

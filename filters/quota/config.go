@@ -242,7 +242,7 @@ func (c Config) Validate() error {
 		if c.Redis.IsZero() {
 			add("redis.addrs", "store is redis but no address is set")
 		}
-		errs = append(errs, prefixFields("redis.", c.Redis.Validate())...)
+		errs = append(errs, filters.PrefixFields("redis", c.Redis.Validate()))
 	default:
 		add("store", "%q: want memory or redis", c.Store)
 	}
@@ -274,7 +274,7 @@ func (c Config) Validate() error {
 	}
 	seenPolicy := map[string]bool{}
 	for i, p := range c.Policies {
-		errs = append(errs, prefixFields(fmt.Sprintf("policies[%d].", i), p.validate())...)
+		errs = append(errs, filters.PrefixFields(fmt.Sprintf("policies[%d]", i), p.validate()))
 		if seenPolicy[p.Name] {
 			add(fmt.Sprintf("policies[%d].name", i), "%q is used twice", p.Name)
 		}
@@ -371,28 +371,4 @@ func checkLimit(rate filters.Rate, burst, cost int64) error {
 		return fmt.Errorf("burst %d at %s spans more than a year", l.Burst, rate)
 	}
 	return nil
-}
-
-// prefixFields puts prefix before the field of every FieldError in err (an
-// errors.Join of them, as Validate methods return).
-func prefixFields(prefix string, err error) []error {
-	if err == nil {
-		return nil
-	}
-	var list []error
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		list = j.Unwrap()
-	} else {
-		list = []error{err}
-	}
-	out := make([]error, 0, len(list))
-	for _, e := range list {
-		var fe *filters.FieldError
-		if errors.As(e, &fe) {
-			out = append(out, &filters.FieldError{Field: prefix + fe.Field, Err: fe.Err})
-			continue
-		}
-		out = append(out, &filters.FieldError{Field: strings.TrimSuffix(prefix, "."), Err: e})
-	}
-	return out
 }

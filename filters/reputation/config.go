@@ -185,32 +185,9 @@ func (c Config) Validate() error {
 		errs = append(errs, filters.FieldErrorf("watch_interval", "must not be negative"))
 	}
 	if err := c.Redis.Validate(); err != nil {
-		errs = append(errs, prefixFields("redis.", err)...)
+		errs = append(errs, filters.PrefixFields("redis", err))
 	}
 	return errors.Join(errs...)
-}
-
-// prefixFields puts prefix before the field of every FieldError in err,
-// so errors of a nested block name their full path.
-func prefixFields(prefix string, err error) []error {
-	var out []error
-	var walk func(error)
-	walk = func(e error) {
-		if j, ok := e.(interface{ Unwrap() []error }); ok {
-			for _, x := range j.Unwrap() {
-				walk(x)
-			}
-			return
-		}
-		var fe *filters.FieldError
-		if errors.As(e, &fe) {
-			out = append(out, &filters.FieldError{Field: prefix + fe.Field, Err: fe.Err})
-			return
-		}
-		out = append(out, &filters.FieldError{Field: prefix[:len(prefix)-1], Err: e})
-	}
-	walk(err)
-	return out
 }
 
 // withDefaults returns c with every zero optional field set to its default.

@@ -1,7 +1,6 @@
 package reputation
 
 import (
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -39,14 +38,8 @@ func TestValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.cfg.Validate()
 			var got []string
-			if err != nil {
-				for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
-					var fe *filters.FieldError
-					if !errors.As(e, &fe) {
-						t.Fatalf("not a FieldError: %v", e)
-					}
-					got = append(got, fe.Field)
-				}
+			for _, fe := range filters.FieldErrors(err) {
+				got = append(got, fe.Field)
 			}
 			if strings.Join(got, " ") != strings.Join(tt.fields, " ") {
 				t.Errorf("fields %v, want %v (err: %v)", got, tt.fields, err)

@@ -2,7 +2,6 @@ package volumetric
 
 import (
 	"encoding/json"
-	"errors"
 	"reflect"
 	"slices"
 	"testing"
@@ -13,27 +12,13 @@ import (
 
 func fieldsOf(err error) []string {
 	var out []string
-	var walk func(error)
-	walk = func(err error) {
-		var fe *filters.FieldError
-		if errors.As(err, &fe) && !isJoin(err) {
+	for _, fe := range filters.FieldErrors(err) {
+		if fe.Field != "" {
 			out = append(out, fe.Field)
-			return
-		}
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			for _, e := range j.Unwrap() {
-				walk(e)
-			}
 		}
 	}
-	walk(err)
 	slices.Sort(out)
 	return out
-}
-
-func isJoin(err error) bool {
-	_, ok := err.(interface{ Unwrap() []error })
-	return ok
 }
 
 func TestValidate(t *testing.T) {
