@@ -135,7 +135,7 @@ func BenchmarkForward(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		h    http.Handler
-	}{{"bare-reverseproxy", bare}, {"guard-empty-chain", g}} {
+	}{{"bare-reverseproxy", bare}, {"forwarder-alone", g.forward}, {"guard-empty-chain", g}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

@@ -199,6 +199,29 @@ reputation:
 	if d := waitStatus(b, 200); d > time.Second {
 		t.Errorf("unban reached B after %v, want within 1s", d)
 	}
+
+	// Redis dies: a ban made on A meanwhile holds on A alone; when Redis
+	// comes back (empty), A writes it back and B catches up.
+	srv.Stop()
+	resp, err = http.Post("http://"+a.admin+"/v1/bans", "application/json", strings.NewReader(`{"target": "198.51.100.77", "ttl": "1h", "reason": "during the outage"}`))
+	if err != nil || resp.StatusCode/100 != 2 {
+		t.Fatalf("ban on A with Redis down: %v %v", err, resp)
+	}
+	if s := get(t, c, a.edge, "198.51.100.77", "/"); s != 403 {
+		t.Fatalf("A does not enforce its own ban while Redis is down: %d", s)
+	}
+	if s := get(t, c, b.edge, "198.51.100.77", "/"); s != 200 {
+		t.Fatalf("B enforced a ban it could not have heard of: %d", s)
+	}
+	srv.Restart()
+	began := time.Now()
+	for get(t, c, b.edge, "198.51.100.77", "/") != 403 {
+		if time.Since(began) > 45*time.Second {
+			t.Fatal("B never caught up with the ban A made while Redis was down")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("B caught up %v after Redis came back", time.Since(began).Round(10*time.Millisecond))
 }
 
 // TestE2EQuotaFleet: three edgeguards sharing one Redis admit one client's
