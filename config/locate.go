@@ -29,7 +29,9 @@ func lineOf(root ast.Node, path string) int {
 			line = tk.Position.Line
 		}
 	}
-	return line
+	// An empty document or "{}" has no line of its own: the problem is
+	// the file's, at its top.
+	return max(line, 1)
 }
 
 // splitPath turns "policies[1].rate" into ["policies", "[1]", "rate"].
