@@ -37,7 +37,11 @@ func (g *Guard) Explain(r *http.Request, now time.Time) (*Explanation, error) {
 		req.Route = g.forward.Match(r.Host, r.URL.Path)
 	}
 	defer req.Finish()
-	ex := &Explanation{Client: req.Client.String(), Source: req.Source.String(), Verdicts: g.chain.Explain(req), Result: "allow"}
+	chain := g.chain
+	if c, ok := g.chains[req.Route]; ok {
+		chain = c
+	}
+	ex := &Explanation{Client: req.Client.String(), Source: req.Source.String(), Verdicts: chain.Explain(req), Result: "allow"}
 	for _, v := range ex.Verdicts {
 		if v.Deny && !v.Shadow {
 			ex.Result = fmt.Sprintf("deny %d by %s", v.StatusCode(), v.Stage)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/edgeguard/edgeguard/config"
@@ -39,6 +40,8 @@ type Guard struct {
 	reputation *reputation.Filter
 	quota      *quota.Filter
 	waf        *waf.Filter
+
+	inflight sync.WaitGroup // requests being served on this Guard
 }
 
 // Option adjusts how New builds a Guard.
@@ -281,6 +284,21 @@ func (g *Guard) Close() error {
 	return errors.Join(errs...)
 }
 
+// Drain waits until the requests being served on g have finished, or
+// timeout has passed. A reload calls it on the Guard it replaced before
+// closing it.
+func (g *Guard) Drain(timeout time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		g.inflight.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+	}
+}
+
 // Config returns the config g was built from.
 func (g *Guard) Config() *config.Config { return g.cfg }
 
@@ -318,6 +336,8 @@ func (g *Guard) addrs(r *http.Request) (peer, start netip.AddrPort, src filters.
 }
 
 func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	g.inflight.Add(1)
+	defer g.inflight.Done()
 	start := time.Now()
 	peer, from, src := g.addrs(r)
 	req := &filters.Request{HTTP: r, Peer: peer, Now: start, Source: src}
@@ -334,15 +354,19 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		req.Client = from.Addr()
 		rec.stage = "client_ip"
 		g.metrics.requests.WithLabelValues("client_ip", "deny").Inc()
-		writeDeny(rec, req, filters.Verdict{Deny: true, Status: http.StatusRequestHeaderFieldsTooLarge, Stage: "client_ip", Reason: err.Error()})
+		status := http.StatusRequestHeaderFieldsTooLarge
+		if errors.Is(err, ipparse.ErrNoStart) {
+			// No address to start from (a Unix socket, a server without
+			// our ConnContext): the deployment's fault, not the client's.
+			status = http.StatusInternalServerError
+			g.log.Error("no client address to start from", "remote_addr", r.RemoteAddr, "error", err.Error())
+		}
+		writeDeny(rec, req, filters.Verdict{Deny: true, Status: status, Stage: "client_ip", Reason: err.Error()})
 		return
 	}
 	req.Client, req.ClientPort = res.Addr, res.Port
 	if res.Source == filters.SourceHeader {
 		req.Source = filters.SourceHeader
-	}
-	if req.Client == from.Addr() && req.Source != filters.SourceHeader {
-		req.ClientPort = from.Port()
 	}
 	req.Key = res.Key
 	req.ForwardedFor = g.resolver.ForwardedFor(res, from.Addr(), r.Header)
@@ -366,11 +390,26 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		return
 	}
 	g.metrics.requests.WithLabelValues("forward", "allow").Inc()
+	// After the chain, so the WAF saw the headers as the client sent them.
+	g.setClientHeaders(r.Header, req)
 	r = r.WithContext(filters.WithRequest(r.Context(), req))
 	req.HTTP = r
 	upstart := time.Now()
 	next.ServeHTTP(req.ResponseWriter(rec), r)
 	g.metrics.upstream.Observe(time.Since(upstart).Seconds())
+}
+
+// setClientHeaders replaces, on the request the next handler sees, every
+// header through which the client could claim an address: what the app
+// behind the Guard reads there is the resolved client, never the client's
+// own words. (The forwarder sets them again on the outbound request.)
+func (g *Guard) setClientHeaders(h http.Header, req *filters.Request) {
+	client := req.Client.String()
+	h.Set("X-Real-Ip", client)
+	h.Set("X-Forwarded-For", req.ForwardedFor)
+	if name := g.resolver.Header(); name != "X-Forwarded-For" && name != "Forwarded" && name != "X-Real-Ip" {
+		h.Set(name, client)
+	}
 }
 
 // requestID keeps an X-Request-Id from a trusted proxy and makes one
@@ -411,7 +450,13 @@ func writeDeny(w http.ResponseWriter, req *filters.Request, v filters.Verdict) {
 		h.Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
 	}
 	status := v.StatusCode()
-	if status >= 300 && status < 400 && h.Get("Location") != "" {
+	if (status < 300 || status > 599) || (status < 400 && h.Get("Location") == "") {
+		// A rule may name any number; one that is not an error (or a
+		// redirect with somewhere to go) would let the request look served,
+		// and one outside 100-999 would make net/http panic.
+		status = http.StatusForbidden
+	}
+	if status < 400 {
 		w.WriteHeader(status)
 		return
 	}
@@ -458,7 +503,7 @@ func (g *Guard) logAccess(req *filters.Request, rec *recorder, took time.Duratio
 // accept time, before any HTTP or TLS: the reputation stage enforces and
 // addr is banned or on a deny list.
 func (g *Guard) RefuseConn(addr netip.Addr, now time.Time) bool {
-	if g.reputation == nil || g.cfg.Reputation.Mode == filters.ModeShadow || g.cfg.Reputation.Mode == filters.ModeOff {
+	if g.reputation == nil {
 		return false
 	}
 	return g.reputation.RefuseConn(addr, now)

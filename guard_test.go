@@ -10,8 +10,10 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgeguard/edgeguard/config"
+	"github.com/edgeguard/edgeguard/filters"
 )
 
 func mustConfig(t testing.TB, yaml string) *config.Config {
@@ -200,5 +202,74 @@ route_stages:
 		if s := status("/home"); s != 200 {
 			t.Fatalf("/home request %d: %d (shared stage, burst 100)", i, s)
 		}
+	}
+}
+
+// TestClientHeadersForTheApp: what the wrapped handler reads in the
+// client-IP headers is the resolved client, never the client's claim.
+func TestClientHeadersForTheApp(t *testing.T) {
+	g := mustGuard(t, "stages: []\nclient_ip: {trusted_proxies: [10.0.0.0/8], header: CF-Connecting-IP}\n")
+	var got http.Header
+	h := g.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.Header.Clone() }))
+	do(h, "192.0.2.9:1000", http.Header{"Cf-Connecting-Ip": {"127.0.0.1"}, "X-Real-Ip": {"127.0.0.1"}, "X-Forwarded-For": {"127.0.0.1"}})
+	for _, name := range []string{"Cf-Connecting-Ip", "X-Real-Ip", "X-Forwarded-For"} {
+		if v := got.Get(name); v != "192.0.2.9" {
+			t.Errorf("%s reached the app as %q, want the resolved 192.0.2.9", name, v)
+		}
+	}
+	do(h, "10.0.0.1:1000", http.Header{"Cf-Connecting-Ip": {"203.0.113.5"}})
+	if v := got.Get("X-Real-Ip"); v != "203.0.113.5" {
+		t.Errorf("behind a trusted proxy X-Real-Ip = %q, want 203.0.113.5", v)
+	}
+}
+
+func TestNoStartAddressIs500(t *testing.T) {
+	g := mustGuard(t, "stages: []\n")
+	h := g.Wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { t.Error("reached the app") }))
+	if w := do(h, "@", nil); w.Code != http.StatusInternalServerError {
+		t.Fatalf("no start address: %d, want 500", w.Code)
+	}
+}
+
+func TestWriteDenyStatuses(t *testing.T) {
+	tests := []struct {
+		status   int
+		location string
+		want     int
+	}{
+		{0, "", 403}, {429, "", 429}, {413, "", 413}, {1000, "", 403}, {200, "", 403},
+		{302, "https://example.test/blocked", 302}, {302, "", 403}, {99, "", 403},
+	}
+	for _, tt := range tests {
+		w := httptest.NewRecorder()
+		if tt.location != "" {
+			w.Header().Set("Location", tt.location)
+		}
+		writeDeny(w, &filters.Request{ID: "r1"}, filters.Verdict{Deny: true, Status: tt.status, Stage: "waf"})
+		if w.Code != tt.want {
+			t.Errorf("status %d (location %q) answered %d, want %d", tt.status, tt.location, w.Code, tt.want)
+		}
+	}
+}
+
+func TestDrainWaitsForInflight(t *testing.T) {
+	g := mustGuard(t, "stages: []\n")
+	release := make(chan struct{})
+	entered := make(chan struct{})
+	h := g.Wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { close(entered); <-release }))
+	go do(h, "192.0.2.1:1", nil)
+	<-entered
+	drained := make(chan struct{})
+	go func() { g.Drain(10 * time.Second); close(drained) }()
+	select {
+	case <-drained:
+		t.Fatal("Drain returned with a request in flight")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case <-drained:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Drain did not return after the request finished")
 	}
 }

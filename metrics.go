@@ -20,7 +20,6 @@ type Metrics struct {
 	upstream      prometheus.Histogram
 	activeConns   prometheus.Gauge
 	clientSources *prometheus.CounterVec // source
-	connRefused   prometheus.Counter
 
 	sources atomic.Pointer[[]metricsSource]
 }
@@ -51,11 +50,7 @@ func NewMetrics() *Metrics {
 		Name: "edgeguard_client_ip_source_total",
 		Help: "How the client address of each request was learned: peer, proxy (PROXY protocol) or header.",
 	}, []string{"source"})
-	m.connRefused = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "edgeguard_connections_refused_total",
-		Help: "Connections closed at accept time because their address is banned or denied.",
-	})
-	m.Registry.MustRegister(m.requests, m.stageLatency, m.upstream, m.activeConns, m.clientSources, m.connRefused,
+	m.Registry.MustRegister(m.requests, m.stageLatency, m.upstream, m.activeConns, m.clientSources,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		stageCollector{m})
 	return m
@@ -69,9 +64,6 @@ func (m *Metrics) observeStage(stage string, took time.Duration, v filters.Verdi
 // ConnOpened and ConnClosed track the edge listener's open connections.
 func (m *Metrics) ConnOpened() { m.activeConns.Inc() }
 func (m *Metrics) ConnClosed() { m.activeConns.Dec() }
-
-// ConnRefused counts a connection closed at accept time.
-func (m *Metrics) ConnRefused() { m.connRefused.Inc() }
 
 // metricsSource is a stage instance's samples and the route it serves.
 type metricsSource struct {

@@ -16,7 +16,8 @@ type recorder struct {
 }
 
 func (r *recorder) WriteHeader(code int) {
-	if r.status == 0 {
+	// 1xx are interim (103 Early Hints): the final status comes later.
+	if r.status == 0 && code >= 200 {
 		r.status = code
 	}
 	r.ResponseWriter.WriteHeader(code)
@@ -37,10 +38,11 @@ func (r *recorder) Flush() {
 }
 
 func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	if r.status == 0 {
+	c, rw, err := http.NewResponseController(r.ResponseWriter).Hijack()
+	if err == nil && r.status == 0 {
 		r.status = http.StatusSwitchingProtocols
 	}
-	return http.NewResponseController(r.ResponseWriter).Hijack()
+	return c, rw, err
 }
 
 // Unwrap lets http.ResponseController reach the connection's own writer.

@@ -170,3 +170,28 @@ route_stages:
 		t.Fatalf("unknown route: %v", err)
 	}
 }
+
+// TestOddKeysDoNotPanic: quoted keys, explicit keys and aliases decode or
+// fail with a line; none of them may crash a reload.
+func TestOddKeysDoNotPanic(t *testing.T) {
+	for _, doc := range []string{
+		"\"upstream\": http://127.0.0.1:9000\n'stages': []\n",
+		"upstream: http://127.0.0.1:9000\nroutes: [{path: /login, upstream: default}]\nstages: [volumetric]\nvolumetric: {rate: 5/s}\nroute_stages: {\"/login\": {volumetric: {rate: 5/m}}}\n",
+		"upstream: http://127.0.0.1:9000\nroutes: [{path: /login, upstream: default}]\nstages: [volumetric]\nvolumetric: {rate: 5/s}\nroute_stages:\n  ? /login\n  : {volumetric: {rate: 5/m}}\n",
+		"upstream: http://127.0.0.1:9000\nroutes: [{path: /a, upstream: default}, {path: /b, upstream: default}]\nstages: [volumetric]\nvolumetric: {rate: 5/s}\nroute_stages:\n  /a: &o {volumetric: {rate: 5/m}}\n  /b: *o\n",
+	} {
+		cfg, err := Parse("odd.yaml", []byte(doc))
+		if err != nil {
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Errorf("%q: error without lines: %v", doc, err)
+			}
+			continue
+		}
+		for name, rs := range cfg.RouteStages {
+			if rs.Volumetric == nil || rs.Volumetric.Rate.Count != 5 || rs.Volumetric.Rate.Period.Minutes() != 1 {
+				t.Errorf("%q: route %s volumetric %+v", doc, name, rs.Volumetric)
+			}
+		}
+	}
+}

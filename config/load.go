@@ -51,7 +51,15 @@ func Load(path string) (*Config, error) {
 // Parse decodes data, named name in errors, strictly: unknown keys, values
 // of the wrong form and invalid settings are all reported, each with its
 // line. Defaults are applied to what the file leaves out.
-func Parse(name string, data []byte) (*Config, error) {
+func Parse(name string, data []byte) (cfg *Config, err error) {
+	// A config is read on every SIGHUP by a process that must keep
+	// serving: whatever the YAML library does with odd input, a bad file
+	// is a refused file, never a crash.
+	defer func() {
+		if p := recover(); p != nil {
+			cfg, err = nil, &Error{Problems: []Problem{{File: name, Line: 1, Msg: fmt.Sprintf("cannot decode this file: %v", p)}}}
+		}
+	}()
 	problems := func(ps ...Problem) error { return &Error{Problems: ps} }
 	file, err := parser.ParseBytes(data, 0)
 	if err != nil {
@@ -79,7 +87,7 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, &Error{Problems: found}
 	}
 
-	cfg := &Config{}
+	cfg = &Config{}
 	if root != nil && root.Type() != ast.NullType {
 		if err := yaml.UnmarshalWithOptions(data, cfg, yaml.DisallowUnknownField()); err != nil {
 			return nil, problems(Problem{File: name, Line: errLine(err), Msg: errMessage(err)})
@@ -178,7 +186,7 @@ func unknownKeys(node ast.Node, t reflect.Type, path string, report func(path st
 func keyLine(node ast.Node, key string) int {
 	line := node.GetToken().Position.Line
 	eachPairKey(node, func(k ast.MapKeyNode) {
-		if k.String() == key {
+		if keyName(k) == key {
 			line = k.GetToken().Position.Line
 		}
 	})
@@ -231,31 +239,38 @@ func (c *Config) applyDefaults() {
 // copy of the top-level block, so that what a route leaves out it inherits.
 func (c *Config) layRouteStages(root ast.Node) error {
 	for route, rs := range c.RouteStages {
-		base := child(child(root, "route_stages"), route)
+		block := child(child(root, "route_stages"), route)
+		var err error
 		if rs.Volumetric != nil {
-			v := c.Volumetric
-			if err := yaml.NodeToValue(unwrap(child(base, "volumetric")), &v, yaml.DisallowUnknownField()); err != nil {
-				return err
-			}
-			rs.Volumetric = &v
+			rs.Volumetric, err = layOver(c.Volumetric, block, "volumetric")
 		}
-		if rs.WAF != nil {
-			v := c.WAF
-			if err := yaml.NodeToValue(unwrap(child(base, "waf")), &v, yaml.DisallowUnknownField()); err != nil {
-				return err
-			}
-			rs.WAF = &v
+		if rs.WAF != nil && err == nil {
+			rs.WAF, err = layOver(c.WAF, block, "waf")
 		}
-		if rs.Quota != nil {
-			v := c.Quota
-			if err := yaml.NodeToValue(unwrap(child(base, "quota")), &v, yaml.DisallowUnknownField()); err != nil {
-				return err
-			}
-			rs.Quota = &v
+		if rs.Quota != nil && err == nil {
+			rs.Quota, err = layOver(c.Quota, block, "quota")
+		}
+		if err != nil {
+			return fmt.Errorf("route_stages.%s: %w", route, err)
 		}
 		c.RouteStages[route] = rs
 	}
 	return nil
+}
+
+// layOver decodes the stage block under key of a route's block over a copy
+// of base, so that what the route leaves out it inherits.
+func layOver[T any](base T, block ast.Node, key string) (*T, error) {
+	node := unwrap(child(block, key))
+	if node == nil {
+		// Anchors and aliases decode, but leave no block to lay over.
+		return nil, fmt.Errorf("%s: write the block out in full (aliases are not supported here)", key)
+	}
+	v := base
+	if err := yaml.NodeToValue(node, &v, yaml.DisallowUnknownField()); err != nil {
+		return nil, err
+	}
+	return &v, nil
 }
 
 // StageNames are the stages a chain may name.

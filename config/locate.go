@@ -65,7 +65,7 @@ func child(node ast.Node, seg string) ast.Node {
 	switch n := unwrap(node).(type) {
 	case *ast.MappingNode:
 		for _, kv := range n.Values {
-			if kv.Key != nil && kv.Key.String() == seg {
+			if kv.Key != nil && keyName(kv.Key) == seg {
 				if isBlock(kv.Value) {
 					return keyed{kv}
 				}
@@ -73,7 +73,7 @@ func child(node ast.Node, seg string) ast.Node {
 			}
 		}
 	case *ast.MappingValueNode:
-		if n.Key != nil && n.Key.String() == seg {
+		if n.Key != nil && keyName(n.Key) == seg {
 			if isBlock(n.Value) {
 				return keyed{n}
 			}
@@ -171,11 +171,26 @@ func eachPair(node ast.Node, fn func(key string, value ast.Node)) {
 	switch n := node.(type) {
 	case *ast.MappingNode:
 		for _, kv := range n.Values {
-			fn(kv.Key.String(), kv.Value)
+			fn(keyName(kv.Key), kv.Value)
 		}
 	case *ast.MappingValueNode:
-		fn(n.Key.String(), n.Value)
+		fn(keyName(n.Key), n.Value)
 	}
+}
+
+// keyName is a mapping key as the decoder reads it: "listen", 'listen'
+// and listen are one key, and so is an explicit "? listen".
+func keyName(k ast.MapKeyNode) string {
+	var node ast.Node = k
+	if mk, ok := node.(*ast.MappingKeyNode); ok && mk.Value != nil {
+		node = mk.Value
+	}
+	if s, ok := node.(ast.ScalarNode); ok {
+		if v, ok := s.GetValue().(string); ok {
+			return v
+		}
+	}
+	return node.String()
 }
 
 // fieldByTag finds the struct field whose yaml tag names key, looking into

@@ -238,3 +238,12 @@ func isToken(s string) bool {
 	}
 	return true
 }
+
+// Trusts returns the test Listen applies to a peer: whether it may send a
+// PROXY header. Built once, it is safe for concurrent use; callers outside
+// the listener (an accept-time ban check) must use it rather than their own
+// prefix matching, so that both agree on mapped and zoned addresses.
+func (c ProxyProtocol) Trusts() func(netip.Addr) bool {
+	set := newPrefixSet(c.Trusted)
+	return func(a netip.Addr) bool { return set.contains(a.Unmap().WithZone("")) }
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -228,6 +229,18 @@ func TestE2EReload(t *testing.T) {
 	_, s, err := rawRequest(t, p.edge, nil, "X-Forwarded-For: 203.0.113.9\r\n")
 	if err != nil || s.Header["X-Real-Ip"] != "203.0.113.9" {
 		t.Fatalf("after the good reload the trusted header is not used: %v %v", err, s.Header)
+	}
+
+	// What is bound at start cannot change on a reload: moving the admin
+	// listener (here, to off) is refused, not half applied.
+	p.writeConfig(t, strings.Replace(ipCfg(`"10.0.0.0/8"`, `"10.0.0.0/8"`, false), `admin: {listen: "127.0.0.1:0"}`, `admin: {listen: "off"}`, 1), up.URL)
+	_ = p.cmd.Process.Signal(syscall.SIGHUP)
+	m, _ := p.log.waitFor(t, next, 10*time.Second, map[string]string{"msg": "reload refused; the previous config keeps serving"})
+	if !strings.Contains(fmt.Sprint(m["error"]), "admin.listen") {
+		t.Errorf("refusal does not name admin.listen: %v", m["error"])
+	}
+	if resp, err := http.Get("http://" + p.admin + "/healthz"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("admin listener after the refused reload: %v", err)
 	}
 }
 

@@ -16,9 +16,8 @@ import (
 // so a slow header never holds up the accept loop.
 type refusingListener struct {
 	net.Listener
-	proxyTrusted func(netip.Addr) bool // may send a PROXY header
-	refuse       func(addr netip.Addr) bool
-	refused      func()
+	proxyTrusted func(netip.Addr) bool      // may send a PROXY header
+	refuse       func(addr netip.Addr) bool // counts what it refuses (reputation_conn_refused_total)
 }
 
 func (l *refusingListener) Accept() (net.Conn, error) {
@@ -32,7 +31,6 @@ func (l *refusingListener) Accept() (net.Conn, error) {
 			return &refusingConn{Conn: c, l: l}, nil
 		}
 		if l.refuse(peer) {
-			l.refused()
 			closeRaw(c)
 			continue
 		}
@@ -78,7 +76,6 @@ func (c *refusingConn) Read(b []byte) (int, error) {
 		// Read that follows, so only the ban is ours to check.
 		_, start, _, err := ipparse.ReadHeader(c.Conn)
 		if err == nil && c.l.refuse(start.Addr()) {
-			c.l.refused()
 			c.err = errRefused
 			closeRaw(c.Conn)
 		}

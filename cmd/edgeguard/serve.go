@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -122,9 +124,44 @@ func (s *server) install(cfg *config.Config) error {
 	s.admin.Store(&h)
 	g.Activate()
 	if prev != nil {
-		// Requests already inside prev keep their pointers to its stages;
-		// Close only stops prev's background work.
-		_ = prev.Close()
+		// Requests already inside prev finish on it: close it (its audit
+		// file, a Redis client the new one did not take over) once they
+		// have, or after shutdown_timeout at the latest.
+		go func() {
+			prev.Drain(cfg.Server.ShutdownTimeout.D())
+			_ = prev.Close()
+		}()
+	}
+	return nil
+}
+
+// restartOnly refuses a reload that changes what is bound at start: the
+// listeners, TLS, the PROXY protocol policy of the edge listener and the
+// server limits. Applying the rest while these silently kept their old
+// values would leave, for example, an admin socket on a public address
+// validated against a new loopback address without a token.
+func restartOnly(old, cfg *config.Config) error {
+	var changed []string
+	if cfg.Listen != old.Listen {
+		changed = append(changed, "listen")
+	}
+	if cfg.TLS != old.TLS {
+		changed = append(changed, "tls")
+	}
+	if cfg.Admin.Listen != old.Admin.Listen {
+		changed = append(changed, "admin.listen")
+	}
+	if !reflect.DeepEqual(cfg.ClientIP.ProxyProtocol, old.ClientIP.ProxyProtocol) {
+		changed = append(changed, "client_ip.proxy_protocol")
+	}
+	if cfg.Server != old.Server {
+		changed = append(changed, "server")
+	}
+	if cfg.Log.Format != old.Log.Format {
+		changed = append(changed, "log.format")
+	}
+	if len(changed) > 0 {
+		return fmt.Errorf("%s: changed, which takes a restart; nothing was reloaded", strings.Join(changed, ", "))
 	}
 	return nil
 }
@@ -136,10 +173,9 @@ func (s *server) reload() error {
 	defer s.reloadM.Unlock()
 	cfg, err := s.load()
 	if err == nil {
-		old := s.cur.Load().Config()
-		if cfg.Listen != old.Listen || cfg.Admin.Listen != old.Admin.Listen || cfg.TLS != old.TLS {
-			s.log.Warn("reload: listen, admin.listen and tls take effect only on restart")
-		}
+		err = restartOnly(s.cur.Load().Config(), cfg)
+	}
+	if err == nil {
 		err = s.install(cfg)
 	}
 	if err != nil {
@@ -253,20 +289,12 @@ func (s *server) edgeListener(cfg *config.Config) (net.Listener, error) {
 	pp := cfg.ClientIP.ProxyProtocol
 	ln = pp.Listen(ln)
 	ln = &refusingListener{
-		Listener: ln,
-		proxyTrusted: func(a netip.Addr) bool {
-			for _, p := range pp.Trusted {
-				if p.Contains(a) {
-					return true
-				}
-			}
-			return false
-		},
+		Listener:     ln,
+		proxyTrusted: pp.Trusts(),
 		refuse: func(a netip.Addr) bool {
 			g := s.cur.Load()
 			return a.IsValid() && !g.TrustedProxy(a) && g.RefuseConn(a, time.Now())
 		},
-		refused: s.metrics.ConnRefused,
 	}
 	if cfg.TLS.Cert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLS.Cert, cfg.TLS.Key)
