@@ -81,8 +81,10 @@ type Config struct {
 
 	// InspectResponse runs CRS's response phases (headers, then the body
 	// for the types in response_mime_types) before the response reaches the
-	// client. Inspected bodies are held back until they are complete (or the
-	// upstream flushes), so leave it off for streaming APIs. Default false.
+	// client. Inspected bodies are held back until they are complete or
+	// reach response_body_limit, even when the upstream flushes (types not
+	// in the list, such as text/event-stream, stream as they come), so keep
+	// streamed responses of the listed types out of it. Default false.
 	InspectResponse bool `yaml:"inspect_response" json:"inspect_response"`
 
 	// ResponseMIMETypes are the response content types whose bodies are
@@ -104,9 +106,10 @@ type Config struct {
 	// endpoint causes.
 	Exclusions []Exclusion `yaml:"exclusions" json:"exclusions"`
 
-	// SkipBodyPaths are path prefixes (matched like exclusion paths) whose
-	// request bodies are not read (upload endpoints): headers and query are
-	// still inspected and the body streams to the upstream untouched.
+	// SkipBodyPaths are path prefixes (matched like exclusion paths, and
+	// like them only on a canonical path) whose request bodies are not read
+	// (upload endpoints): headers and query are still inspected and the body
+	// streams to the upstream untouched.
 	SkipBodyPaths []string `yaml:"skip_body_paths" json:"skip_body_paths"`
 
 	// Audit is where audit events (one JSON object per denied or
@@ -118,9 +121,12 @@ type Config struct {
 // Exclusion removes rules for one path prefix.
 type Exclusion struct {
 	// Path is the path prefix the exclusion applies to, on segment
-	// boundaries and after normalization: "/api/editor" covers /api/editor
-	// and /api/editor/7, not /api/editorial, and /x/../api/editor counts as
-	// /api/editor. "/" applies everywhere.
+	// boundaries: "/api/editor" covers /api/editor and /api/editor/7, not
+	// /api/editorial. It applies only to a canonical request path (no
+	// percent-encoding that decodes to something else, such as %2F, and no
+	// //, . or .. segment), because the upstream may read any other path
+	// differently: /x/../api/editor and /x/..%2Fapi/editor get no
+	// exclusions. "/" applies everywhere, however the path is spelled.
 	Path string `yaml:"path" json:"path"`
 	// RuleIDs are the CRS or pack rule ids not to run for these requests.
 	RuleIDs []int `yaml:"rule_ids" json:"rule_ids"`
@@ -170,6 +176,9 @@ func (c Config) Validate() error {
 		if strings.TrimSpace(p) == "" {
 			errs = append(errs, filters.FieldErrorf(fmt.Sprintf("packs[%d]", i), "empty path"))
 		}
+	}
+	if len(c.Exclusions) > maxExclusions {
+		errs = append(errs, filters.FieldErrorf("exclusions", "%d exclusions: at most %d", len(c.Exclusions), maxExclusions))
 	}
 	for i, e := range c.Exclusions {
 		field := fmt.Sprintf("exclusions[%d]", i)

@@ -19,6 +19,8 @@ import (
 // 9,500,000 and up, so neither can collide with CRS or with each other.
 const (
 	exclusionIDBase = 9_400_000
+	// maxExclusions keeps exclusion ids below earlyBlockingID.
+	maxExclusions = 99_999
 )
 
 // rootFS serves CRS's embedded files for names starting with "@" (the way
@@ -162,7 +164,9 @@ func (s engineSettings) crsSettings() string {
 const earlyBlocking = `SecRule TX:BLOCKING_INBOUND_ANOMALY_SCORE "@ge %{tx.inbound_anomaly_score_threshold}" "id:` + earlyBlockingID + `,phase:1,deny,t:none,log,msg:'Inbound Anomaly Score Exceeded in phase 1 (Total Score: %{TX.BLOCKING_INBOUND_ANOMALY_SCORE})',tag:'anomaly-evaluation'"
 `
 
-const earlyBlockingID = "9400100"
+// earlyBlockingID sits at the top of the range the stage generates rules
+// in, above every exclusion id (exclusionIDBase+i, i < maxExclusions).
+const earlyBlockingID = "9499999"
 
 // prefixPattern is a regexp matching p and the paths below it, on segment
 // boundaries: /api matches /api and /api/x, not /apix; /api/ matches /api/x.

@@ -14,8 +14,10 @@ import (
 // responseInspector runs CRS's response phases over what the upstream
 // writes. Headers go through phase 3 when the upstream sends them; a body of
 // an inspected type is held (up to response_body_limit) and goes through
-// phase 4 before anything is sent, so a blocked response never leaks. Other
-// bodies, and everything after a Flush or a Hijack, stream through untouched.
+// phase 4 before anything is sent, so a blocked response never leaks; a
+// Flush does not release it. Other bodies (streaming types such as
+// text/event-stream are not on the inspected list), the part of a body past
+// response_body_limit and everything after a Hijack stream through untouched.
 type responseInspector struct {
 	w  http.ResponseWriter
 	st *txState
@@ -161,20 +163,17 @@ func (ri *responseInspector) block(it *types.Interruption) {
 	fmt.Fprintf(ri.w, "blocked by edgeguard (waf), request id %s\n", ri.st.r.ID)
 }
 
-// Flush ends inspection of a held body (the upstream wants bytes to reach
-// the client now: streaming), then flushes.
+// Flush flushes what has been let through. A held body stays held:
+// httputil.ReverseProxy flushes after every write of an upstream response
+// without Content-Length, and ending inspection there would let everything
+// after the first flush through uninspected. The hold is bounded by
+// response_body_limit, and streaming types are not held.
 func (ri *responseInspector) Flush() {
-	if ri.holding && !ri.inspectHeld() {
-		return
-	}
-	if ri.blocked {
-		return
-	}
 	if !ri.wroteHeader {
 		ri.WriteHeader(http.StatusOK)
-		if ri.holding && !ri.inspectHeld() {
-			return
-		}
+	}
+	if ri.holding || ri.blocked {
+		return
 	}
 	_ = http.NewResponseController(ri.w).Flush()
 }

@@ -3,9 +3,14 @@ package waf
 import (
 	"bufio"
 	"io"
+	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -47,8 +52,10 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// sqlLeak is an error page CRS's outbound rules (951220) block.
+const sqlLeak = "<html><body>You have an error in your SQL syntax; check the manual that corresponds to your MySQL server version for the right syntax to use near ''' at line 1</body></html>"
+
 func TestResponseInspection(t *testing.T) {
-	const sqlLeak = "<html><body>You have an error in your SQL syntax; check the manual that corresponds to your MySQL server version for the right syntax to use near ''' at line 1</body></html>"
 	tests := []struct {
 		name       string
 		cfg        Config
@@ -111,10 +118,10 @@ func TestResponseShadowAudit(t *testing.T) {
 }
 
 // TestStreamingThroughInspector: Flush reaches the client for an uninspected
-// type and ends holding for an inspected one, while the upstream is still
-// writing.
+// type while the upstream is still writing. (An inspected type stays held:
+// TestFlushKeepsInspectedBodyHeld.)
 func TestStreamingThroughInspector(t *testing.T) {
-	for _, ctype := range []string{"text/event-stream", "text/plain"} {
+	for _, ctype := range []string{"text/event-stream"} {
 		t.Run(ctype, func(t *testing.T) {
 			release := make(chan struct{})
 			url, _ := stage(t, Config{InspectResponse: true}, func(w http.ResponseWriter, r *http.Request) {
@@ -179,5 +186,109 @@ func TestHijackThroughInspector(t *testing.T) {
 	io.WriteString(conn, "hello\n")
 	if line, _ := br.ReadString('\n'); line != "echo: hello\n" {
 		t.Fatalf("after hijack got %q", line)
+	}
+}
+
+// flushingUpstream writes body the way httputil.ReverseProxy relays an
+// upstream response without Content-Length: WriteHeader, Flush, then a Flush
+// after every Write.
+func flushingUpstream(w http.ResponseWriter, ctype, body string) {
+	w.Header().Set("Content-Type", ctype)
+	w.WriteHeader(http.StatusOK)
+	flush := http.NewResponseController(w).Flush
+	flush()
+	for i := 0; i < len(body); i += 10 {
+		io.WriteString(w, body[i:min(i+10, len(body))])
+		flush()
+	}
+}
+
+// TestFlushKeepsInspectedBodyHeld: a Flush does not release a body of an
+// inspected type (nothing reaches the writer below before phase 4 has run),
+// while an uninspected streaming type is flushed as it is written.
+func TestFlushKeepsInspectedBodyHeld(t *testing.T) {
+	f := newTestFilter(t, Config{InspectResponse: true})
+	tests := []struct {
+		ctype      string
+		body       string
+		held       bool
+		wantStatus int
+	}{
+		{"text/html", sqlLeak, true, http.StatusForbidden},
+		{"text/plain", "a plain page, written in pieces", true, http.StatusOK},
+		{"text/event-stream", "data: one\n\ndata: two\n\n", false, http.StatusOK},
+	}
+	for _, tc := range tests {
+		t.Run(tc.ctype, func(t *testing.T) {
+			r := newRequest("GET", "/page", "", browserHeaders)
+			if v := f.Check(r); v.Deny {
+				t.Fatalf("request denied: %v", v.RuleIDs)
+			}
+			rec := httptest.NewRecorder()
+			flushingUpstream(r.ResponseWriter(rec), tc.ctype, tc.body)
+			if tc.held && (rec.Flushed || rec.Body.Len() > 0) {
+				t.Fatalf("held body released by Flush: flushed %v, %q sent before inspection", rec.Flushed, rec.Body.String())
+			}
+			if !tc.held && (!rec.Flushed || rec.Body.String() != tc.body) {
+				t.Fatalf("streaming type not flushed as written: flushed %v, body %q", rec.Flushed, rec.Body.String())
+			}
+			r.Finish()
+			if rec.Code != tc.wantStatus {
+				t.Fatalf("status %d, want %d (body %q)", rec.Code, tc.wantStatus, rec.Body.String())
+			}
+			if tc.wantStatus == http.StatusOK && rec.Body.String() != tc.body {
+				t.Fatalf("body %q, want %q", rec.Body.String(), tc.body)
+			}
+			if tc.wantStatus != http.StatusOK && strings.Contains(rec.Body.String(), "SQL syntax") {
+				t.Fatalf("blocked response leaked: %q", rec.Body.String())
+			}
+		})
+	}
+}
+
+// TestResponseInspectionThroughReverseProxy: with a real httputil.ReverseProxy
+// as the upstream handler, an error page is blocked whether the backend sends
+// it chunked (the proxy then flushes after every write) or with a
+// Content-Length, and server-sent events still stream.
+func TestResponseInspectionThroughReverseProxy(t *testing.T) {
+	release := make(chan struct{})
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/chunked":
+			flushingUpstream(w, "text/html", sqlLeak)
+		case "/length":
+			w.Header().Set("Content-Type", "text/html")
+			w.Header().Set("Content-Length", strconv.Itoa(len(sqlLeak)))
+			io.WriteString(w, sqlLeak)
+		case "/events":
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "data: one\n\n")
+			http.NewResponseController(w).Flush()
+			<-release
+			io.WriteString(w, "data: two\n\n")
+		}
+	}))
+	defer backend.Close()
+	defer close(release)
+	target, _ := url.Parse(backend.URL)
+	proxy := &httputil.ReverseProxy{
+		Rewrite:  func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
+		ErrorLog: log.New(io.Discard, "", 0),
+	}
+	base, _ := stage(t, Config{InspectResponse: true}, proxy.ServeHTTP)
+	for _, p := range []string{"/chunked", "/length"} {
+		status, body := get(t, base+p)
+		if status != http.StatusForbidden || strings.Contains(body, "SQL syntax") {
+			t.Errorf("%s: status %d, body %q; want 403 without the error page", p, status, body)
+		}
+	}
+	resp, err := http.Get(base + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || line != "data: one\n" {
+		t.Fatalf("first event %q, %v: not streamed before the backend finished", line, err)
 	}
 }

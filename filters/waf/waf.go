@@ -12,7 +12,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"path"
 	"strconv"
+	"strings"
 
 	"github.com/corazawaf/coraza/v3"
 	"github.com/corazawaf/coraza/v3/experimental"
@@ -76,6 +79,19 @@ func newFilter(cfg Config, env filters.Env, opt engineOptions) (*Filter, error) 
 	if err != nil {
 		closeWAF(w)
 		return nil, err
+	}
+	if len(cfg.Exclusions) > 0 {
+		// A non-canonical path has its exclusions dropped per transaction
+		// (dropPathExclusions): refuse a Coraza that cannot do that rather
+		// than apply them to paths they were not written for.
+		tx := w.NewTransaction()
+		_, ok := tx.(ruleRemover)
+		_ = tx.Close()
+		if !ok {
+			closeWAF(w)
+			_ = sink.close()
+			return nil, errors.New("waf: exclusions: Coraza's transaction cannot remove a rule")
+		}
 	}
 	f := &Filter{cfg: cfg, waf: w, log: log, audit: sink, stats: newStats(), skipBody: cfg.SkipBodyPaths}
 	if prev, ok := env.Previous.(*Filter); ok && prev != nil {
@@ -183,6 +199,14 @@ func (st *txState) processRequest() (*types.Interruption, error) {
 		uri = h.URL.RequestURI()
 	}
 	tx.ProcessURI(uri, h.Method, h.Proto)
+	// Exclusions and skip_body_paths match the decoded, cleaned path, but
+	// the upstream routes on the raw one, and the two can disagree
+	// (/api/..%2Fupload is /upload here, not to a backend that keeps %2F):
+	// such a path gets the full inspection.
+	canonical := canonicalPath(h.URL)
+	if !canonical {
+		st.f.dropPathExclusions(tx)
+	}
 	for k, vs := range h.Header {
 		for _, v := range vs {
 			tx.AddRequestHeader(k, v)
@@ -200,7 +224,7 @@ func (st *txState) processRequest() (*types.Interruption, error) {
 	if it := tx.ProcessRequestHeaders(); it != nil {
 		return it, nil
 	}
-	if h.Body == nil || h.Body == http.NoBody || !tx.IsRequestBodyAccessible() || st.f.skipsBody(h.URL.Path) {
+	if h.Body == nil || h.Body == http.NoBody || !tx.IsRequestBodyAccessible() || st.f.skipsBody(h.URL.Path, canonical) {
 		return tx.ProcessRequestBody()
 	}
 	return st.processBody()
@@ -218,9 +242,7 @@ func (st *txState) processBody() (*types.Interruption, error) {
 	}
 	orig := h.Body
 	var buf bytes.Buffer
-	if h.ContentLength > 0 && h.ContentLength <= limit {
-		buf.Grow(int(h.ContentLength) + 1)
-	}
+	buf.Grow(bodyBufferSize(h.ContentLength, limit))
 	_, err := buf.ReadFrom(io.LimitReader(orig, limit+1))
 	// Whatever happens next, the upstream must get what was read.
 	h.Body = replayBody{Reader: io.MultiReader(bytes.NewReader(buf.Bytes()), orig), Closer: orig}
@@ -247,18 +269,62 @@ func (st *txState) rejectOverLimit() {
 	st.verdict = filters.Verdict{Deny: true, Status: http.StatusRequestEntityTooLarge, Reason: "body over limit"}
 }
 
+// maxPreGrow bounds what a request's Content-Length reserves before any of
+// its bytes have arrived.
+const maxPreGrow = 64 << 10
+
+// bodyBufferSize is the capacity to reserve for reading a body the client
+// says is contentLength bytes long: that, up to maxPreGrow (a claim is not
+// bytes: 10,000 connections declaring 1 MiB and sending nothing must not pin
+// 10 GiB; past it the buffer grows as bytes arrive), plus room for the read
+// that sees the end, so that an honest small body costs one allocation.
+func bodyBufferSize(contentLength, limit int64) int {
+	if contentLength <= 0 || contentLength > limit {
+		return 0
+	}
+	return int(min(contentLength, maxPreGrow)) + bytes.MinRead
+}
+
 type replayBody struct {
 	io.Reader
 	io.Closer
 }
 
-func (f *Filter) skipsBody(urlPath string) bool {
+// skipsBody reports whether the body of a request for urlPath is not read.
+// A prefix other than "/" applies only to a canonical path.
+func (f *Filter) skipsBody(urlPath string, canonical bool) bool {
 	for _, p := range f.skipBody {
-		if underPrefix(urlPath, p) {
+		if p == "/" || canonical && underPrefix(urlPath, p) {
 			return true
 		}
 	}
 	return false
+}
+
+// canonicalPath reports whether u's path is the same decoded or raw, and
+// clean (a trailing slash allowed): the only paths on which the WAF's
+// reading of the path and the upstream's are sure to agree.
+func canonicalPath(u *url.URL) bool {
+	p := u.Path
+	if u.RawPath != "" || !strings.HasPrefix(p, "/") {
+		return false
+	}
+	return p == "/" || path.Clean(p) == strings.TrimSuffix(p, "/")
+}
+
+// ruleRemover is the method of Coraza's transaction behind
+// ctl:ruleRemoveById: it removes a rule for one transaction.
+type ruleRemover interface{ RemoveRuleByID(id int) }
+
+// dropPathExclusions removes the generated exclusion rules from tx, except
+// those for "/", which cover every path however it is spelled. newFilter
+// has checked that tx is a ruleRemover.
+func (f *Filter) dropPathExclusions(tx types.Transaction) {
+	for i, e := range f.cfg.Exclusions {
+		if e.Path != "/" {
+			tx.(ruleRemover).RemoveRuleByID(exclusionIDBase + i)
+		}
+	}
 }
 
 func hostOnly(hostport string) string {

@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -674,4 +677,125 @@ func TestEarlyBlocking(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDeclaredLengthDoesNotPreallocate: a Content-Length is a claim, not
+// bytes. A request declaring 32 MiB that sends a few bytes must not cost
+// 32 MiB of buffer (10,000 such connections would pin 320 GiB).
+func TestDeclaredLengthDoesNotPreallocate(t *testing.T) {
+	const declared = 32 << 20
+	if n := bodyBufferSize(declared, declared); n > 64<<10+bytes.MinRead {
+		t.Fatalf("bodyBufferSize(32MiB) = %d, want at most 64KiB+MinRead", n)
+	}
+	f := newTestFilter(t, Config{BodyLimit: declared})
+	allocated := func(contentLength int64) uint64 {
+		least := uint64(math.MaxUint64)
+		for range 3 {
+			r := newRequest("POST", "/api/orders", `{"sku":"A-100"}`, jsonHeaders())
+			r.HTTP.ContentLength = contentLength
+			r.HTTP.Header.Set("Content-Length", strconv.FormatInt(contentLength, 10))
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			f.Check(r)
+			runtime.ReadMemStats(&after)
+			r.Finish()
+			least = min(least, after.TotalAlloc-before.TotalAlloc)
+		}
+		return least
+	}
+	// The margin is wide because under -race the same Check allocates a few
+	// MiB more or less from one run to the next; without it the two differ
+	// by the 64 KiB the declared length may reserve.
+	honest, inflated := allocated(15), allocated(declared)
+	if inflated > honest+8<<20 {
+		t.Fatalf("Check allocated %d bytes for a 15-byte body declared as 32 MiB, %d when declared honestly", inflated, honest)
+	}
+}
+
+// TestPathScopedSettingsNeedCanonicalPath: skip_body_paths and path-scoped
+// exclusions are matched on the decoded, cleaned path, while the upstream
+// routes on the raw one; a path whose two forms differ gets the full
+// inspection. Exclusions for "/" cover every path however it is spelled.
+func TestPathScopedSettingsNeedCanonicalPath(t *testing.T) {
+	const (
+		sqliQuery = "?q=1'+OR+'1'='1'--"
+		xssBody   = `{"q":"<script>alert(1)</script>"}`
+	)
+	tests := []struct {
+		name     string
+		target   string
+		excluded bool // the exclusion applies (942100 does not run) and the body is not read
+	}{
+		{"canonical sub-path", "/upload/file", true},
+		{"canonical, trailing slash", "/upload/", true},
+		{"encoded traversal", "/api/users/..%2F..%2Fupload", false},
+		{"double slash", "//upload", false},
+		{"dot segment", "/upload/./file", false},
+		{"dot-dot into the prefix", "/api/../upload/file", false},
+		{"needless escape", "/upload/%66ile", false},
+		{"another path", "/api/orders", false},
+	}
+	// A threshold nothing reaches: every rule runs and none interrupts, so
+	// what matched shows what was inspected.
+	cfg := Config{
+		InboundThreshold: 10000,
+		SkipBodyPaths:    []string{"/upload"},
+		Exclusions:       []Exclusion{{Path: "/upload", Tags: []string{"attack-sqli"}}},
+	}
+	f := newTestFilter(t, cfg)
+	var matched []int
+	f.onFinish = func(_ *filters.Request, mrs []types.MatchedRule) {
+		matched = matched[:0]
+		for _, mr := range mrs {
+			matched = append(matched, mr.Rule().ID())
+		}
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRequest("POST", tc.target+sqliQuery, xssBody, jsonHeaders())
+			orig := r.HTTP.Body
+			f.Check(r)
+			r.Finish()
+			if bodyRead := r.HTTP.Body != orig; bodyRead == tc.excluded {
+				t.Errorf("body read = %v, want %v", bodyRead, !tc.excluded)
+			}
+			if xss := slices.Contains(matched, 941100); xss == tc.excluded {
+				t.Errorf("941100 (XSS in the body) matched = %v, want %v (matched %v)", xss, !tc.excluded, matched)
+			}
+			if sqli := slices.Contains(matched, 942100); sqli == tc.excluded {
+				t.Errorf("942100 (SQLi in the query) matched = %v, want %v (matched %v)", sqli, !tc.excluded, matched)
+			}
+		})
+	}
+	t.Run("exclusion for /", func(t *testing.T) {
+		f := newTestFilter(t, Config{InboundThreshold: 10000, Exclusions: []Exclusion{{Path: "/", Tags: []string{"attack-sqli"}}}})
+		f.onFinish = func(_ *filters.Request, mrs []types.MatchedRule) {
+			matched = matched[:0]
+			for _, mr := range mrs {
+				matched = append(matched, mr.Rule().ID())
+			}
+		}
+		for _, target := range []string{"/search", "//search", "/a/..%2Fsearch"} {
+			r := newRequest("GET", target+sqliQuery, "", browserHeaders)
+			f.Check(r)
+			r.Finish()
+			if len(matched) == 0 || slices.Contains(matched, 942100) {
+				t.Errorf("%s: matched %v; want 942100 excluded by the exclusion for /", target, matched)
+			}
+		}
+	})
+}
+
+// TestManyExclusionsCompile: exclusion ids never collide with the early
+// blocking rule, however many exclusions there are.
+func TestManyExclusionsCompile(t *testing.T) {
+	var ex []Exclusion
+	for i := range 150 {
+		ex = append(ex, Exclusion{Path: fmt.Sprintf("/p%d/", i), RuleIDs: []int{942100}})
+	}
+	f, err := New(Config{Exclusions: ex}, filters.Env{})
+	if err != nil {
+		t.Fatalf("150 exclusions: %v", err)
+	}
+	f.Close()
 }
