@@ -115,28 +115,42 @@ type Policy struct {
 	// Match restricts the policy to some requests; empty matches all.
 	Match Match `yaml:"match,omitempty" json:"match,omitempty"`
 	// Tiers give some clients another rate, chosen by a request header
-	// (e.g. a plan header set by an authenticating proxy).
+	// that an authenticating proxy sets (e.g. a plan header). The header is
+	// believed only on requests that came through a trusted L7 proxy (whose
+	// client address was taken from a forwarding header, so from a peer in
+	// client_ip.trusted_proxies); on any other request the policy's own rate
+	// applies. That proxy must set the header on every request, overwriting
+	// whatever the client sent, or clients choose their own tier.
 	Tiers *Tiers `yaml:"tiers,omitempty" json:"tiers,omitempty"`
 }
 
 // Match selects requests; every field that is set must match.
 type Match struct {
-	// PathPrefix matches request paths that start with it ("/api/").
+	// PathPrefix matches request paths that start with it ("/api/"). The
+	// path is compared cleaned, as a router sees it: "//api/x" and
+	// "/x/../api/x" are "/api/x"; a trailing slash is kept.
 	PathPrefix string `yaml:"path_prefix,omitempty" json:"path_prefix,omitempty"`
 	// Methods matches these request methods (upper case, e.g. POST).
 	Methods []string `yaml:"methods,omitempty" json:"methods,omitempty"`
-	// Host matches the request host, case-insensitively, port ignored.
+	// Host matches the request host, case-insensitively, with the port,
+	// IPv6 brackets and a trailing dot ignored on both sides
+	// ("API.example.com.:443" is "api.example.com").
 	Host string `yaml:"host,omitempty" json:"host,omitempty"`
 }
 
 // Tiers maps the value of one request header to a different limit.
 type Tiers struct {
-	// Header names the request header holding the tier (e.g. X-Plan).
+	// Header names the request header holding the tier (e.g. X-Plan). It
+	// is read only from requests forwarded by a trusted proxy (see
+	// Policy.Tiers), which must set or overwrite it.
 	Header string `yaml:"header" json:"header"`
 	// Values maps a header value (exact match) to its limit; other values
-	// and a missing header use the policy's own rate and burst. Each tier
-	// keeps its own count, so a client changing plans starts the new plan's
-	// limit afresh.
+	// and a missing header use the policy's own rate and burst. All tiers
+	// of a policy share one count per client, kept as time (GCRA's
+	// theoretical arrival time), so switching tiers cannot multiply the
+	// quota: each request spends its own tier's interval from the same
+	// account. A client that moves to a tier with a shorter burst window
+	// (burst × interval) first waits until its debt fits that window.
 	Values map[string]TierLimit `yaml:"values" json:"values"`
 }
 

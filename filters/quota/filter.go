@@ -14,6 +14,8 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/netip"
+	"path"
 	"reflect"
 	"slices"
 	"strings"
@@ -64,14 +66,13 @@ type policy struct {
 	tiers   map[string]tier
 }
 
-// tier is one entry of Policy.Tiers. Each tier keeps its own state (its
-// own Redis key), so a client moving to another plan starts that plan's
-// limit instead of inheriting a TAT measured in another rate.
+// tier is one entry of Policy.Tiers. All tiers of a policy share the
+// policy's state (one Redis key per client), so a client that switches
+// tiers carries its debt along instead of getting each tier's quota anew.
 type tier struct {
 	limit Limit
 	item  string
-	state string // the policy's part of the Redis key
-	idx   int    // 1-based; 0 is the policy's own limit
+	idx   int // 1-based; 0 is the policy's own limit
 }
 
 // deniedKey names an entry of the over-limit cache: one client under one
@@ -96,6 +97,21 @@ type redisConn struct {
 	client redis.UniversalClient
 	store  *RedisStore
 	refs   atomic.Int32
+}
+
+// acquire takes a reference for a new Filter; false if the last Filter
+// using c has already released it (the client is closed or closing), and
+// the caller must dial a client of its own.
+func (c *redisConn) acquire() bool {
+	for {
+		n := c.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if c.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
 }
 
 func (c *redisConn) release() error {
@@ -164,8 +180,7 @@ func New(cfg Config, env filters.Env) (*Filter, error) {
 		return f, nil
 	}
 	batch := cfg.Batch != BatchOff
-	if prev != nil && prev.conn != nil && prev.conn.batch == batch && reflect.DeepEqual(prev.conn.cfg, cfg.Redis) {
-		prev.conn.refs.Add(1)
+	if prev != nil && prev.conn != nil && prev.conn.batch == batch && reflect.DeepEqual(prev.conn.cfg, cfg.Redis) && prev.conn.acquire() {
 		f.conn = prev.conn
 	} else {
 		conn, err := dialRedis(cfg.Redis, batch)
@@ -226,7 +241,7 @@ func compilePolicy(p Policy) policy {
 		shadow:  p.Mode == filters.ModeShadow,
 		prefix:  p.Match.PathPrefix,
 		methods: p.Match.Methods,
-		host:    strings.ToLower(p.Match.Host),
+		host:    matchHost(p.Match.Host),
 	}
 	c.item = policyItem(c.name, c.limit)
 	if p.Tiers != nil {
@@ -234,7 +249,7 @@ func compilePolicy(p Policy) policy {
 		c.tiers = make(map[string]tier, len(p.Tiers.Values))
 		for i, v := range slices.Sorted(maps.Keys(p.Tiers.Values)) {
 			l := LimitOf(p.Tiers.Values[v].Rate, p.Tiers.Values[v].Burst)
-			c.tiers[v] = tier{limit: l, item: policyItem(c.name, l), state: c.name + ":" + v, idx: i + 1}
+			c.tiers[v] = tier{limit: l, item: policyItem(c.name, l), idx: i + 1}
 		}
 	}
 	return c
@@ -243,8 +258,12 @@ func compilePolicy(p Policy) policy {
 // Name returns "quota".
 func (f *Filter) Name() string { return Name }
 
+// matches reports whether r is subject to p. Path and host are compared in
+// their normal forms (matchPath, matchHost): the forms in which the
+// upstream routes them, so that spelling a path or host another way does
+// not step around the policy.
 func (p *policy) matches(r *http.Request) bool {
-	if p.prefix != "" && !strings.HasPrefix(r.URL.Path, p.prefix) {
+	if p.prefix != "" && !strings.HasPrefix(matchPath(r.URL.Path), p.prefix) {
 		return false
 	}
 	if len(p.methods) > 0 {
@@ -259,26 +278,56 @@ func (p *policy) matches(r *http.Request) bool {
 			return false
 		}
 	}
-	if p.host != "" {
-		host := r.Host
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-		if !strings.EqualFold(host, p.host) {
-			return false
-		}
+	if p.host != "" && matchHost(r.Host) != p.host {
+		return false
 	}
 	return true
 }
 
-// tierFor returns r's tier of p (the policy's own limit as tier 0).
-func (p *policy) tierFor(r *http.Request) tier {
-	if p.tiers != nil && r != nil {
-		if t, ok := p.tiers[r.Header.Get(p.tierHdr)]; ok {
+// matchPath is p as a path prefix is matched against: rooted, with "//",
+// "." and ".." resolved (so "//api/x" and "/x/../api/x" are "/api/x"), and
+// a trailing slash kept so that "/api/" still matches "/api/". It is
+// net/http's ServeMux cleaning.
+func matchPath(p string) string {
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	c := path.Clean(p)
+	if p[len(p)-1] == '/' && c != "/" {
+		c += "/"
+	}
+	return c
+}
+
+// matchHost is h as a host is matched: the port, IPv6 brackets and the
+// trailing dots of a fully qualified name removed, in lower case, and an
+// IP address in its canonical form. So "API.example.com.:443" is
+// "api.example.com" and "[2001:DB8:0::1]:8080" is "2001:db8::1".
+func matchHost(h string) string {
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		h = host
+	}
+	h = strings.TrimPrefix(h, "[")
+	h = strings.TrimSuffix(h, "]")
+	h = strings.TrimRight(h, ".")
+	if a, err := netip.ParseAddr(h); err == nil {
+		return a.String()
+	}
+	return strings.ToLower(h)
+}
+
+// tierFor returns r's tier of p (the policy's own limit as tier 0). The
+// tier header is believed only on a request that came through a trusted
+// L7 proxy (its client address was read from a forwarding header, which
+// ipparse reads only from trusted_proxies): anyone else could name the
+// tier they like, so they get the policy's own limit.
+func (p *policy) tierFor(r *filters.Request) tier {
+	if p.tiers != nil && r.HTTP != nil && r.Source == filters.SourceHeader {
+		if t, ok := p.tiers[r.HTTP.Header.Get(p.tierHdr)]; ok {
 			return t
 		}
 	}
-	return tier{limit: p.limit, item: p.item, state: p.name}
+	return tier{limit: p.limit, item: p.item}
 }
 
 // clientID hashes the first present key source of r, with the source's
@@ -362,8 +411,8 @@ func (f *Filter) Check(r *filters.Request) filters.Verdict {
 		if r.HTTP != nil && !p.matches(r.HTTP) {
 			continue
 		}
-		t := p.tierFor(r.HTTP)
-		asks = append(asks, Ask{Key: f.stateKey(id, t.state), Limit: t.limit, Cost: p.cost, Shadow: p.shadow})
+		t := p.tierFor(r)
+		asks = append(asks, Ask{Key: f.stateKey(id, p.name), Limit: t.limit, Cost: p.cost, Shadow: p.shadow})
 		idx = append(idx, deniedKey{id, i, t.idx})
 		items = append(items, t.item)
 	}
@@ -519,9 +568,7 @@ func (f *Filter) take(now time.Time, asks []Ask, results []Result) (bool, outcom
 	f.stats.fbLocal.Add(1)
 	scaled := make([]Ask, len(asks))
 	for i, a := range asks {
-		// Each of fleet nodes takes its share of the rate and of the burst.
-		a.Limit.Interval *= time.Duration(f.fleet)
-		a.Limit.Burst = max((a.Limit.Burst+f.fleet-1)/f.fleet, a.Cost)
+		a.Limit = localShare(a.Limit, a.Cost, f.fleet)
 		scaled[i] = a
 	}
 	ok, err := f.local.TakeAt(now, scaled, results)
@@ -532,6 +579,29 @@ func (f *Filter) take(now time.Time, asks []Ask, results []Result) (bool, outcom
 	return ok, fromLocal
 }
 
+// localShare is one node's share of l while the fleet's nodes decide alone
+// (on_error: local): the rate and the burst divided by fleet, the burst
+// rounded up and at least cost. The share stays within what a store can
+// decide (burst and cost times interval within maxSpan, see checkAsks), or
+// every request would fail open for the whole outage: the burst is cut to
+// fit (stricter), and where even one request's cost would not fit, the
+// interval is cut to the longest that fits it. cost is at least 1 and l
+// passed checkLimit with it.
+func localShare(l Limit, cost, fleet int64) Limit {
+	fleet = max(fleet, 1)
+	longest := time.Duration(maxSpan/cost) * time.Microsecond
+	s := Limit{Interval: longest}
+	if l.Interval <= longest/time.Duration(fleet) { // no overflow either
+		s.Interval = l.Interval * time.Duration(fleet)
+	}
+	burst := l.Burst / fleet
+	if l.Burst%fleet != 0 {
+		burst++
+	}
+	s.Burst = min(max(burst, cost), maxSpan/s.intervalUS())
+	return s
+}
+
 // ErrBreakerOpen is returned by TakeAt while the breaker keeps calls away
 // from a failing Redis.
 var ErrBreakerOpen = errors.New("quota: redis breaker open")
@@ -540,7 +610,9 @@ var ErrBreakerOpen = errors.New("quota: redis breaker open")
 // stage's timeout and breaker but not its on_error: a failed store returns
 // the error, so the caller's own failure policy decides. The forward
 // shield's fleet-wide route caps use it; they carry their own on_error.
-// key is hashed before it reaches Redis.
+// key is hashed before it reaches Redis. An ask no store can decide is
+// refused with ErrAsk before the breaker is consulted: it says nothing about
+// Redis, so it must not open the breaker for every client quota.
 func (f *Filter) TakeAt(now time.Time, key string, limit Limit, cost int64) (Result, error) {
 	if cost < 1 {
 		cost = 1
@@ -550,6 +622,9 @@ func (f *Filter) TakeAt(now time.Time, key string, limit Limit, cost int64) (Res
 	base64.RawURLEncoding.Encode(enc[:], id[:])
 	asks := []Ask{{Key: f.prefix + "{" + string(enc[:]) + "}", Limit: limit, Cost: cost}}
 	results := make([]Result, 1)
+	if err := checkAsks(asks, results); err != nil {
+		return Result{}, err
+	}
 	if f.conn == nil {
 		ok, err := f.mem.TakeAt(now, asks, results)
 		results[0].Allowed = ok

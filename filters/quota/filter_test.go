@@ -164,6 +164,14 @@ func TestCheckPolicies(t *testing.T) {
 		r.HTTP.Host = host
 		return f.Check(r)
 	}
+	// viaProxy is a request forwarded by a trusted proxy, whose tier header
+	// counts.
+	viaProxy := func(method, target, host string, hdr ...string) filters.Verdict {
+		r := newReq(method, target, now, hdr...)
+		r.HTTP.Host = host
+		r.Source = filters.SourceHeader
+		return f.Check(r)
+	}
 
 	// Only "all" and "plans" match a GET; "plans" admits one per minute on
 	// the free tier.
@@ -174,8 +182,9 @@ func TestCheckPolicies(t *testing.T) {
 	if v := req("GET", "/", "x", "X-API-Key", "k1"); !v.Deny || v.Reason != "quota plans" {
 		t.Fatalf("second free GET: %+v, want deny by plans", v)
 	}
-	// The paid tier has its own limit on the same key.
-	if v := req("GET", "/", "x", "X-API-Key", "k1", "X-Plan", "paid"); v.Deny || !strings.Contains(v.Headers.Get("RateLimit-Policy"), `"plans";q=3;w=2`) {
+	// The paid tier, named by a trusted proxy, has its own limit
+	// (TestTiers pins whose word counts and the count tiers share).
+	if v := viaProxy("GET", "/", "x", "X-API-Key", "k1p", "X-Plan", "paid"); v.Deny || !strings.Contains(v.Headers.Get("RateLimit-Policy"), `"plans";q=3;w=2`) {
 		t.Fatalf("paid GET: %+v", v)
 	}
 	// Another API key is another client; the cookie and the ip are not
@@ -340,3 +349,139 @@ func FuzzDecide(f *testing.F) {
 }
 
 func redisAddrs(a ...string) redisconf.Config { return redisconf.Config{Addrs: a} }
+
+// TestTiers: the tier header is believed only from a trusted L7 proxy
+// (Source header), and all tiers of a policy share one count per client,
+// so switching tiers spends from one account instead of opening another.
+func TestTiers(t *testing.T) {
+	f := mustNew(t, Config{Key: []string{"header:X-API-Key"}, Policies: []Policy{
+		{Name: "plans", Rate: rate("1/m"), Burst: 1, Tiers: &Tiers{Header: "X-Plan", Values: map[string]TierLimit{
+			"paid": {Rate: rate("100/m"), Burst: 3}, // 600ms interval, 1.8s window
+		}}},
+	}}, filters.Env{})
+	const free, paid = `"plans";q=1;w=60`, `"plans";q=3;w=2`
+	steps := []struct {
+		name   string
+		key    string
+		source filters.Source
+		plan   string
+		at     time.Duration
+		deny   bool
+		policy string
+		retry  time.Duration
+	}{
+		// A client talking to us directly, or through a PROXY-protocol
+		// balancer (which passes no headers of its own), cannot pick a tier.
+		{"direct client claims paid", "a", filters.SourcePeer, "paid", 0, false, free, 0},
+		{"direct client claims paid again", "a", filters.SourcePeer, "paid", 0, true, free, time.Minute},
+		{"client behind PROXY protocol claims paid", "b", filters.SourceProxy, "paid", 0, false, free, 0},
+		{"client behind PROXY protocol claims paid again", "b", filters.SourceProxy, "paid", 0, true, free, time.Minute},
+		// Through a trusted proxy the header counts.
+		{"proxied paid 1", "c", filters.SourceHeader, "paid", 0, false, paid, 0},
+		{"proxied paid 2", "c", filters.SourceHeader, "paid", 0, false, paid, 0},
+		{"proxied paid 3", "c", filters.SourceHeader, "paid", 0, false, paid, 0},
+		// The free tier spends from the same account: the paid requests left
+		// 1.8s of debt, one free request needs 60s, the window is 60s.
+		{"proxied switch to free", "c", filters.SourceHeader, "", 0, true, free, 1800 * ms},
+		{"proxied switch back to paid", "c", filters.SourceHeader, "paid", 0, true, paid, 600 * ms},
+		// Moving to a tier with a shorter window waits for the debt to fit.
+		{"proxied free", "d", filters.SourceHeader, "", 0, false, free, 0},
+		{"proxied upgrade to paid", "d", filters.SourceHeader, "paid", 0, true, paid, 58800 * ms},
+		{"proxied paid once the debt fits", "d", filters.SourceHeader, "paid", 58800 * ms, false, paid, 0},
+	}
+	for _, st := range steps {
+		r := newReq("GET", "/", t0.Add(st.at), "X-API-Key", st.key)
+		if st.plan != "" {
+			r.HTTP.Header.Set("X-Plan", st.plan)
+		}
+		r.Source = st.source
+		v := f.Check(r)
+		if v.Deny != st.deny || v.Headers.Get("RateLimit-Policy") != st.policy || v.RetryAfter != st.retry {
+			t.Errorf("%s: deny=%v policy %q retry %v; want deny=%v policy %q retry %v",
+				st.name, v.Deny, v.Headers.Get("RateLimit-Policy"), v.RetryAfter, st.deny, st.policy, st.retry)
+		}
+	}
+}
+
+// TestMatchNormalForms: a path or host spelled another way that reaches the
+// same upstream route matches the same policies.
+func TestMatchNormalForms(t *testing.T) {
+	f := mustNew(t, Config{Policies: []Policy{
+		{Name: "api", Rate: rate("1/h"), Burst: 1, Match: Match{PathPrefix: "/api/", Host: "api.example.com"}},
+		{Name: "v6", Rate: rate("1/h"), Burst: 1, Match: Match{Host: "[2001:db8::1]"}},
+		{Name: "fqdn", Rate: rate("1/h"), Burst: 1, Match: Match{Host: "Admin.Example.com."}},
+	}}, filters.Env{})
+	tests := []struct {
+		path, host string
+		want       string // the policies matched, as in RateLimit-Policy
+	}{
+		{"/api/x", "api.example.com", "api"},
+		{"//api/x", "api.example.com", "api"},
+		{"/x/../api/x", "api.example.com", "api"},
+		{"/./api/x", "api.example.com", "api"},
+		{"/api//x", "api.example.com", "api"},
+		{"/api/", "api.example.com", "api"},
+		{"/api/x/", "api.example.com", "api"},
+		{"api/x", "api.example.com", "api"},
+		{"/api/x", "API.Example.COM", "api"},
+		{"/api/x", "api.example.com.", "api"},
+		{"/api/x", "api.example.com:8443", "api"},
+		{"/api/x", "api.example.com.:443", "api"},
+		{"/api", "api.example.com", ""},
+		{"/apix", "api.example.com", ""},
+		{"/api/../x", "api.example.com", ""},
+		{"/api/x", "api.example.com.evil", ""},
+		{"/api/x", "other.example.com", ""},
+		{"/", "[2001:db8::1]:8080", "v6"},
+		{"/", "[2001:DB8:0::1]", "v6"},
+		{"/", "2001:db8::1", "v6"},
+		{"/", "[2001:db8::2]", ""},
+		{"/", "admin.example.com", "fqdn"},
+		{"/", "ADMIN.example.com.:80", "fqdn"},
+	}
+	for _, tt := range tests {
+		r := newReq("GET", "/", t0)
+		r.HTTP.URL.Path, r.HTTP.Host = tt.path, tt.host
+		v := f.Check(r)
+		var got []string
+		for item := range strings.SplitSeq(v.Headers.Get("RateLimit-Policy"), ", ") {
+			if name, _, ok := strings.Cut(item, ";"); ok {
+				got = append(got, strings.Trim(name, `"`))
+			}
+		}
+		if strings.Join(got, " ") != tt.want {
+			t.Errorf("path %q host %q matched %q, want %q", tt.path, tt.host, got, tt.want)
+		}
+	}
+}
+
+// TestLocalShareStaysDecidable: on_error local's per-node share of a valid
+// policy is always an ask the local store can decide, however large the
+// fleet, and it is never looser than the policy's share except where the
+// interval had to be cut for one request's cost to fit.
+func TestLocalShareStaysDecidable(t *testing.T) {
+	const day = 24 * time.Hour
+	span := time.Duration(maxSpan) * time.Microsecond
+	tests := []struct {
+		name        string
+		limit       Limit
+		cost, fleet int64
+		want        Limit
+	}{
+		{"plain share", Limit{Interval: time.Second, Burst: 10}, 1, 3, Limit{Interval: 3 * time.Second, Burst: 4}},
+		{"cost above the burst share", Limit{Interval: time.Second, Burst: 10}, 5, 3, Limit{Interval: 3 * time.Second, Burst: 5}},
+		{"lone node", Limit{Interval: day, Burst: 366}, 1, 1, Limit{Interval: day, Burst: 366}},
+		{"burst cut to the span", Limit{Interval: day, Burst: 366}, 1, 4, Limit{Interval: 4 * day, Burst: 91}},
+		{"interval cut for the cost", Limit{Interval: day, Burst: 300}, 200, 10, Limit{Interval: span / 200, Burst: 200}},
+		{"huge fleet", Limit{Interval: time.Second, Burst: 10}, 1, 1 << 40, Limit{Interval: span, Burst: 1}},
+	}
+	for _, tt := range tests {
+		got := localShare(tt.limit, tt.cost, tt.fleet)
+		if got != tt.want {
+			t.Errorf("%s: localShare(%+v, cost %d, fleet %d) = %+v, want %+v", tt.name, tt.limit, tt.cost, tt.fleet, got, tt.want)
+		}
+		if err := checkAsks([]Ask{{Key: "k", Limit: got, Cost: tt.cost}}, make([]Result, 1)); err != nil {
+			t.Errorf("%s: the share is not decidable: %v", tt.name, err)
+		}
+	}
+}

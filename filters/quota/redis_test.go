@@ -2,6 +2,7 @@ package quota
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -470,5 +471,80 @@ func TestTakeAt(t *testing.T) {
 	srv.Stop()
 	if r, err := f.TakeAt(now, "route:/other", lim, 1); err == nil {
 		t.Errorf("dead store: %+v and no error", r)
+	}
+}
+
+// TestTakeAtBadAskSparesBreaker: a route cap no store can decide is refused
+// with ErrAsk without calling Redis, so however often it is asked it never
+// opens the breaker the client quotas depend on.
+func TestTakeAtBadAskSparesBreaker(t *testing.T) {
+	srv := redistest.Start(t)
+	f := mustNew(t, redisConfig([]string{srv.Addr}, false, nil), filters.Env{})
+	overYear := Limit{Interval: 24 * time.Hour, Burst: 400} // 400 days of tolerance
+	for i := range 3 * DefaultBreakerFails {
+		if r, err := f.TakeAt(time.Now(), "route:/checkout", overYear, 1); !errors.Is(err, ErrAsk) {
+			t.Fatalf("bad ask %d: %+v, %v; want ErrAsk", i, r, err)
+		}
+	}
+	if s, n := f.breaker.state.Load(), f.breaker.failures.Load(); s != breakerClosed || n != 0 {
+		t.Fatalf("after bad asks the breaker is in state %d with %d failures, want closed with 0", s, n)
+	}
+	if n := f.stats.storeErrors.Load(); n != 0 {
+		t.Errorf("bad asks counted as %d store errors", n)
+	}
+	r := newReq("GET", "/", time.Now(), "X-API-Key", "client")
+	if v := f.Check(r); v.Deny || fallbacks(f) != 0 || len(r.Notes) != 0 {
+		t.Fatalf("client quota after bad route asks: %+v, %d fallbacks, notes %v; want decided by Redis", v, fallbacks(f), r.Notes)
+	}
+}
+
+// TestLocalFallbackLongPolicy: a valid policy whose per-node share under
+// on_error local would span more than a year (1/d, burst 366, 4 nodes) is
+// still limited locally during an outage, at the share cut to the span
+// (91 at once), rather than failing open.
+func TestLocalFallbackLongPolicy(t *testing.T) {
+	srv := redistest.Start(t)
+	f := mustNew(t, redisConfig([]string{srv.Addr}, false, func(c *Config) {
+		c.FleetSize = 4
+		c.Redis.Timeout = filters.Duration(50 * ms)
+		c.Policies = []Policy{{Name: "yearly", Rate: rate("1/d"), Burst: 366}}
+	}), filters.Env{})
+	srv.Stop()
+	admitted, local := 0, 0
+	for range 100 {
+		r := newReq("GET", "/", t0, "X-API-Key", "k")
+		if v := f.Check(r); !v.Deny {
+			admitted++
+		}
+		for _, n := range r.Notes {
+			if strings.Contains(n.Text, "local limit") {
+				local++
+			}
+		}
+	}
+	if admitted != 91 || local != 100 {
+		t.Fatalf("during the outage %d of 100 admitted, %d decided by the local limit; want 91 and 100", admitted, local)
+	}
+}
+
+// TestReloadAfterClose: a reload whose previous Filter has already been
+// closed (its client closed with it) dials a client of its own instead of
+// taking over the closed one.
+func TestReloadAfterClose(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := redisConfig([]string{srv.Addr}, false, nil)
+	old := mustNew(t, cfg, filters.Env{})
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fresh := mustNew(t, cfg, filters.Env{Previous: old})
+	if fresh.conn == old.conn {
+		t.Fatal("took over the client of a closed Filter")
+	}
+	if err := fresh.Ready(context.Background()); err != nil {
+		t.Fatalf("Ready: %v", err)
+	}
+	if v := fresh.Check(newReq("GET", "/", time.Now(), "X-API-Key", "k")); v.Deny || fallbacks(fresh) != 0 {
+		t.Fatalf("Check: %+v with %d fallbacks, want decided by Redis", v, fallbacks(fresh))
 	}
 }

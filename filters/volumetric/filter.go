@@ -33,7 +33,9 @@ type Filter struct {
 //     limiter, so every bucket carries over exactly, even requests that
 //     arrive during the swap;
 //   - same interval and burst, other size or shards: it copies the buckets
-//     (keeping the most recently used when the new cap is smaller);
+//     that still hold debt (a drained bucket is the same as none); when
+//     more of them land in one new shard than it holds, the ones copied
+//     last stay (see Limiter.absorb);
 //   - another interval or burst: it starts empty. An old TAT encodes debt
 //     in the old interval and cannot be reinterpreted exactly, so every
 //     client starts with its full burst: at most burst extra requests each,

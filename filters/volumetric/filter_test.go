@@ -248,6 +248,76 @@ func TestReloadIntoSmallerCacheKeepsTheMostRecent(t *testing.T) {
 	}
 }
 
+// TestReloadIntoSmallerCacheKeepsIndebted: a reload into a smaller cache
+// copies only the buckets still in debt at the latest arrival the old
+// limiter decided. A drained bucket is the same as none, so the drained
+// clients, though more recent, must not push out the clients in debt:
+// every one of those survives, up to the new cap, whatever old shard it
+// sat in.
+func TestReloadIntoSmallerCacheKeepsIndebted(t *testing.T) {
+	addr := func(i int) string { return netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}).String() }
+	key := func(i int) filters.Key { return filters.KeyOf(netip.MustParseAddr(addr(i)), 64) }
+	const latest = 200 // the client whose request is the old limiter's latest
+	for _, tc := range []struct {
+		name                string
+		oldShards, indebted int // indebted: clients spent at t0, besides latest
+		held                int
+	}{
+		{"one old shard", 1, 8, 9},
+		{"eight old shards", 8, 8, 9},
+		{"more in debt than the new cap", 1, 12, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Config{Rate: mustRate(t, "1/s"), Burst: 100, MaxClients: 1000, Shards: tc.oldShards}
+			old := mustNew(t, cfg, nil)
+			// The clients in debt are the least recently used: each spends its
+			// burst at t0 and owes 100s.
+			for i := range tc.indebted {
+				spend(old, addr(i))
+			}
+			// 40 clients send one request each at t0+1s: drained by t0+2s.
+			for i := 100; i < 140; i++ {
+				if v := old.Check(request(addr(i), t0.Add(time.Second))); v.Deny {
+					t.Fatalf("client %d denied", i)
+				}
+			}
+			// The latest arrival, at t0+50s (in debt until t0+51s).
+			old.Check(request(addr(latest), t0.Add(50*time.Second)))
+
+			f := mustNew(t, with(cfg, func(c *Config) { c.MaxClients, c.Shards = 10, 1 }), old)
+			if n := f.lim.Len(); n != tc.held {
+				t.Fatalf("holds %d buckets, want %d", n, tc.held)
+			}
+			for i := 100; i < 140; i++ {
+				if f.lim.holds(key(i)) {
+					t.Errorf("drained client %d copied", i)
+				}
+			}
+			if tc.indebted+1 > tc.held {
+				return // more than fit: which stay is absorb's order, not pinned here
+			}
+			inDebt := []int{latest}
+			for i := range tc.indebted {
+				inDebt = append(inDebt, i)
+			}
+			for _, i := range inDebt {
+				if !f.lim.holds(key(i)) {
+					t.Errorf("client %d, in debt, dropped", i)
+				}
+			}
+			// A kept client's debt came along: at t0+50s it owes 50s, so 50
+			// of its burst of 100 are left (a forgotten one would get 100).
+			got := 0
+			for !f.Check(request(addr(0), t0.Add(50*time.Second))).Deny {
+				got++
+			}
+			if got != 50 {
+				t.Errorf("client 0 got %d requests through at t0+50s after the reload, want 50", got)
+			}
+		})
+	}
+}
+
 func TestNewRefusesBadConfig(t *testing.T) {
 	_, err := New(Config{Burst: -1}, filters.Env{})
 	if !errors.Is(err, ErrConfig) {

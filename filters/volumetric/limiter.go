@@ -81,6 +81,9 @@ type shard struct {
 	drained uint64 // evictions of drained entries
 	forced  uint64 // evictions of entries that still held debt
 	denied  uint64
+	// latest is the latest arrival time (Unix ns) the shard has decided: the
+	// limiter's own "now", which absorb uses to tell drained buckets.
+	latest int64
 	// churn counts evictions since the LRU was last rebuilt (see rebuild).
 	churn int
 	_     [64]byte
@@ -127,6 +130,7 @@ func NewLimiter(cfg Config) (*Limiter, error) {
 			s.cap++
 		}
 		s.lazy = uint64(s.cap / 4)
+		s.latest = math.MinInt64 // nothing decided yet
 		// The LRU's own cap is one above ours: makeRoom evicts first, so
 		// simplelru's blind oldest-first eviction never fires.
 		lru, err := simplelru.NewLRU[filters.Key, *slot](s.cap+1, nil)
@@ -166,6 +170,7 @@ func (l *Limiter) AllowNAt(now time.Time, key filters.Key, n int) (ok bool, retr
 	extra := int64(n-1) * l.interval
 
 	s.mu.Lock()
+	s.latest = max(s.latest, t)
 	sl, found := s.lru.Peek(key)
 	tat := t
 	if found && sl.tat > t {
@@ -344,14 +349,34 @@ func (l *Limiter) sameBuckets(o *Limiter) bool {
 	return l.interval == o.interval && l.tolerance == o.tolerance
 }
 
-// absorb copies o's buckets into l, each shard's from least to most
-// recently used, so that when l is smaller the most recent survive. It is
-// meant for a reload that changes only the size or the shard count; the
-// copy is a snapshot, and requests o sees after it are not carried.
+// absorb copies o's buckets that still hold debt into l. It is meant for a
+// reload that changes only the size or the shard count; the copy is a
+// snapshot, and requests o sees after it are not carried.
+//
+// A drained bucket (TAT at or before the latest arrival o has decided) is
+// skipped: it says nothing an absent one would not, and copying it could
+// push out a client still in debt. So when the clients in debt fit l's
+// shards, every one of them survives. When more land in one of l's shards
+// than it holds, that shard keeps those copied last: o's shards are copied
+// in index order, each from least to most recently used, so recency decides
+// only among buckets from one old shard.
 func (l *Limiter) absorb(o *Limiter) (copied int) {
 	type entry struct {
 		key filters.Key
 		tat int64
+	}
+	now := int64(math.MinInt64)
+	for i := range o.shards {
+		os := &o.shards[i]
+		os.mu.Lock()
+		now = max(now, os.latest)
+		os.mu.Unlock()
+	}
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		s.latest = max(s.latest, now)
+		s.mu.Unlock()
 	}
 	var batch []entry
 	for i := range o.shards {
@@ -359,7 +384,7 @@ func (l *Limiter) absorb(o *Limiter) (copied int) {
 		os.mu.Lock()
 		batch = batch[:0]
 		for _, k := range os.lru.Keys() {
-			if sl, ok := os.lru.Peek(k); ok {
+			if sl, ok := os.lru.Peek(k); ok && sl.tat > now {
 				batch = append(batch, entry{k, sl.tat})
 			}
 		}
