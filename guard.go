@@ -167,7 +167,7 @@ func New(cfg *config.Config, opts ...Option) (*Guard, error) {
 	}
 
 	if hasUpstream(cfg) {
-		fenv := forward.Env{Logger: o.logger}
+		fenv := forward.Env{Logger: o.logger, ClientIPHeader: resolver.Header()}
 		if g.quota != nil {
 			fenv.Limiter = routeCaps{g.quota}
 		}

@@ -93,14 +93,16 @@ var ErrNoRoute = errors.New("forward: no such route")
 
 // SetClosed closes (or reopens) a route: on this node at once and, with a
 // fleet-wide switch, on every node. When Redis fails the change still holds
-// on this node, and the error says the fleet did not get it.
+// on this node, resyncs from Redis do not undo it, and it is written to
+// Redis (so the fleet gets it) at the first resync that can; the error says
+// the fleet did not get it yet.
 func (f *Forwarder) SetClosed(ctx context.Context, name string, closed bool) error {
 	if _, ok := f.byName[name]; !ok {
 		return ErrNoRoute
 	}
 	f.closed.set(name, closed)
 	if f.fleet != nil {
-		if err := f.fleet.set(ctx, name, closed); err != nil {
+		if err := f.fleet.change(ctx, name, closed); err != nil {
 			return err
 		}
 	}

@@ -2,10 +2,12 @@ package forward
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -159,5 +161,122 @@ func TestClosedSwitchRedisDown(t *testing.T) {
 	start := time.Now()
 	if w := do(f, "GET", "/checkout", nil, clientReq("203.0.113.7")); w.Code != 503 || time.Since(start) > 10*time.Millisecond {
 		t.Fatalf("closed route with Redis down: %d after %v", w.Code, time.Since(start))
+	}
+}
+
+// A route closed while Redis is down stays closed when Redis comes back
+// empty and a resync reads it: the local change is kept over the load, then
+// written to Redis by the resync, so the other nodes close too.
+func TestClosedDuringOutageSurvivesResync(t *testing.T) {
+	srv := redistest.Start(t)
+	b := startBackend(t, "shop", nil)
+	cfg := Config{Upstream: b.url(),
+		Routes: []Route{{Name: "checkout", Path: "/checkout", Shield: Shield{Closed: ClosedResponse{Status: 410, Body: "sold out"}}}},
+		// Resyncs happen when the test calls them (and on resubscription).
+		ClosedSwitch: SwitchConfig{Redis: redisconf.Config{Addrs: []string{srv.Addr}, Timeout: filters.Duration(time.Second)},
+			Channel: "test:closed", Resync: filters.Duration(time.Hour)},
+	}
+	a := newForwarder(t, cfg, Env{})
+	other := newForwarder(t, cfg, Env{})
+	status := func(f *Forwarder) int { return do(f, "GET", "/checkout", nil, clientReq("203.0.113.7")).Code }
+
+	srv.Stop()
+	rec := httptest.NewRecorder()
+	a.AdminHandler().ServeHTTP(rec, httptest.NewRequest("POST", "/v1/routes/checkout/closed", nil))
+	if rec.Code != 503 || !strings.Contains(rec.Body.String(), "this node only") {
+		t.Fatalf("close with Redis down: %d %s, want 503 saying it changed on this node only", rec.Code, rec.Body.String())
+	}
+	a.fleet.load(t.Context()) // a resync while Redis is still down
+	if s := status(a); s != 410 {
+		t.Fatalf("after a failed resync the route answers %d, want 410", s)
+	}
+
+	srv.Restart() // an empty dataset: Redis never heard of the close
+	a.fleet.load(t.Context())
+	if s := status(a); s != 410 {
+		t.Fatalf("after a resync from the restarted Redis the route answers %d, want 410 (closed on this node)", s)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	if ok, err := rdb.SIsMember(t.Context(), "test:closed:set", "checkout").Result(); err != nil || !ok {
+		t.Fatalf("after the resync Redis has checkout closed = %v (%v), want the local change written", ok, err)
+	}
+	if o := a.closed.overrides(); len(o) != 0 {
+		t.Fatalf("overrides %v remain after they were written", o)
+	}
+	other.fleet.load(t.Context())
+	if s := status(other); s != 410 {
+		t.Fatalf("another node's resync: %d, want 410", s)
+	}
+	if s := status(a); s != 410 {
+		t.Fatalf("the closing node: %d, want 410", s)
+	}
+
+	// Reopening goes through the fleet again, overrides gone.
+	rec = httptest.NewRecorder()
+	a.AdminHandler().ServeHTTP(rec, httptest.NewRequest("DELETE", "/v1/routes/checkout/closed", nil))
+	if rec.Code != 200 {
+		t.Fatalf("reopen: %d %s", rec.Code, rec.Body.String())
+	}
+	a.fleet.load(t.Context())
+	other.fleet.load(t.Context())
+	if sa, so := status(a), status(other); sa != 200 || so != 200 {
+		t.Fatalf("after reopening: %d and %d, want 200 on both", sa, so)
+	}
+}
+
+// A change kept on this node only carries over a reload, and the new
+// forwarder writes it when Redis is back.
+func TestClosedDuringOutageSurvivesReload(t *testing.T) {
+	srv := redistest.Start(t)
+	b := startBackend(t, "shop", nil)
+	cfg := Config{Upstream: b.url(),
+		Routes: []Route{{Name: "checkout", Path: "/checkout", Shield: Shield{Closed: ClosedResponse{Status: 410}}}},
+		ClosedSwitch: SwitchConfig{Redis: redisconf.Config{Addrs: []string{srv.Addr}, Timeout: filters.Duration(time.Second)},
+			Channel: "test:closed", Resync: filters.Duration(time.Hour)},
+	}
+	old, err := New(cfg, Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	if err := old.SetClosed(t.Context(), "checkout", true); !errors.Is(err, ErrSwitch) {
+		t.Fatalf("SetClosed with Redis down: %v, want ErrSwitch", err)
+	}
+	f := newForwarder(t, cfg, Env{Previous: old})
+	old.Close() // the owner closes the old one after the swap
+	srv.Restart()
+	f.fleet.load(t.Context())
+	if s := do(f, "GET", "/checkout", nil, clientReq("203.0.113.7")).Code; s != 410 {
+		t.Fatalf("reloaded node after Redis came back: %d, want 410", s)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	if ok, err := rdb.SIsMember(t.Context(), "test:closed:set", "checkout").Result(); err != nil || !ok {
+		t.Fatalf("Redis has checkout closed = %v (%v), want the carried-over change written", ok, err)
+	}
+}
+
+// The override logic itself: a local-only change holds over a replace in
+// both directions until written, and a newer change from the fleet wins.
+func TestClosedSetOverrides(t *testing.T) {
+	var s closedSet
+	s.set("a", true)
+	s.keepLocal("a", true)
+	s.set("b", false)
+	s.keepLocal("b", false)
+	s.replace([]string{"b", "c"})
+	if !s.isClosed("a") || s.isClosed("b") || !s.isClosed("c") {
+		t.Fatalf("after replace: a=%v b=%v c=%v, want closed, open, closed", s.isClosed("a"), s.isClosed("b"), s.isClosed("c"))
+	}
+	s.written("a", false) // an older write of another value does not drop it
+	s.written("b", false)
+	if o := s.overrides(); len(o) != 1 || !o["a"] {
+		t.Fatalf("overrides %v, want only a closed", o)
+	}
+	s.setFromFleet("a", false) // someone reopened it through the fleet since
+	s.replace([]string{"b"})
+	if s.isClosed("a") || !s.isClosed("b") || len(s.overrides()) != 0 {
+		t.Fatalf("after the fleet's change: a=%v b=%v overrides %v", s.isClosed("a"), s.isClosed("b"), s.overrides())
 	}
 }

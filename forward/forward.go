@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"path"
 	"slices"
 	"sort"
 	"strconv"
@@ -41,6 +42,37 @@ type Env struct {
 	// Previous is the forwarder this one replaces on a reload, or nil; the
 	// closed routes it knew carry over. The owner closes it after the swap.
 	Previous *Forwarder
+	// ClientIPHeader is the header the client IP is read from
+	// (client_ip.header). When it is a single-IP header other than
+	// X-Real-IP (e.g. CF-Connecting-IP), the upstream gets it set to the
+	// resolved client, so that a backend reading it sees what edgeguard
+	// decided rather than what the client claimed. Empty, X-Forwarded-For
+	// or Forwarded: nothing extra (those are always rewritten).
+	ClientIPHeader string
+}
+
+// strippedClientHeaders are client-address and forwarding headers that
+// backends and frameworks are known to believe, beyond the ones
+// ReverseProxy strips itself (Forwarded, X-Forwarded-For/-Host/-Proto) and
+// X-Real-IP, which rewrite sets. None reaches the upstream as the client
+// sent it: the one named by Env.ClientIPHeader is set to the resolved
+// client, the others are removed.
+var strippedClientHeaders = []string{
+	"X-Client-IP",
+	"X-Cluster-Client-IP",
+	"Client-IP",
+	"X-Forwarded",
+	"Forwarded-For",
+	"X-Forwarded-Port",
+	"X-Forwarded-Prefix",
+	"X-Forwarded-Server",
+	"True-Client-IP",
+	"CF-Connecting-IP",
+	"Fastly-Client-IP",
+	"X-Original-Forwarded-For",
+	"X-Originating-IP",
+	"X-Remote-IP",
+	"X-Remote-Addr",
 }
 
 // route is a built Route.
@@ -87,7 +119,11 @@ type Forwarder struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	noRoute atomic.Uint64
+	// clientHeader is Env.ClientIPHeader, canonical, when rewrite sets it;
+	// "" otherwise.
+	clientHeader string
+
+	noRoute, h2cRefused atomic.Uint64
 }
 
 // New builds the forwarder for cfg and starts its health checks and the
@@ -116,8 +152,18 @@ func New(cfg Config, env Env) (*Forwarder, error) {
 	if f.limiter == nil {
 		f.limiter = f.local
 	}
+	if hdr := env.ClientIPHeader; hdr != "" {
+		if !isToken(hdr) {
+			return nil, fmt.Errorf("forward: client IP header %q is not a valid header name", hdr)
+		}
+		switch hdr = http.CanonicalHeaderKey(hdr); hdr {
+		case "X-Forwarded-For", "Forwarded", "X-Real-Ip":
+		default:
+			f.clientHeader = hdr
+		}
+	}
 	if env.Previous != nil {
-		f.closed.replace(env.Previous.closed.list())
+		f.closed.inherit(env.Previous.closed)
 	}
 	t := cfg.Timeouts
 	dialer := &net.Dialer{Timeout: orDur(t.Dial, DefaultDialTimeout), KeepAlive: 30 * time.Second}
@@ -218,7 +264,7 @@ func (f *Forwarder) buildRoute(rc Route) *route {
 	rt := &route{
 		name:   rc.RouteName(),
 		host:   strings.TrimSuffix(strings.ToLower(rc.Host), "."),
-		prefix: rc.prefix(),
+		prefix: cleanPath(rc.prefix()), // requests are matched cleaned
 		pool:   f.byPool[poolName],
 		closed: withClosedDefaults(rc.Shield.Closed),
 	}
@@ -270,22 +316,38 @@ func (f *Forwarder) startSwitch(sc SwitchConfig, rdb redis.UniversalClient) erro
 // Match returns the name of the route a request for host and path takes, or
 // "" for the default route (the upstream shorthand), so the owner can pick
 // per-route stage settings before the chain runs and put the name in
-// filters.Request.Route.
-func (f *Forwarder) Match(host, path string) string {
-	if rt := f.match(host, path); rt != nil {
+// filters.Request.Route. path is matched cleaned (see cleanPath), as
+// ServeHTTP matches it, so "//checkout" takes the /checkout route.
+func (f *Forwarder) Match(host, urlPath string) string {
+	if rt := f.match(host, urlPath); rt != nil {
 		return rt.name
 	}
 	return ""
 }
 
-func (f *Forwarder) match(host, path string) *route {
+func (f *Forwarder) match(host, p string) *route {
 	host = bareHost(host)
+	p = cleanPath(p)
 	for _, rt := range f.routes {
-		if rt.matchHost(host) && prefixMatch(rt.prefix, path) {
+		if rt.matchHost(host) && prefixMatch(rt.prefix, p) {
 			return rt
 		}
 	}
 	return f.def
+}
+
+// cleanPath is the path routes are matched against: p rooted and cleaned
+// (path.Clean: no "//", "." or ".." segments), with a trailing slash kept.
+// Backends commonly serve "//checkout" and "/a/../checkout" as /checkout
+// (nginx merge_slashes, Spring, Tomcat), so the raw path must not steer a
+// request past the /checkout route's shield. The request itself is
+// forwarded with its path unchanged.
+func cleanPath(p string) string {
+	c := path.Clean("/" + p)
+	if c != "/" && strings.HasSuffix(p, "/") {
+		c += "/"
+	}
+	return c
 }
 
 func (r *route) matchHost(host string) bool {
@@ -349,6 +411,13 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if fr.ID != "" {
 		w.Header().Set("X-Request-Id", fr.ID)
 	}
+	if upgradesToH2C(r.Header) {
+		// A backend that accepts it would turn the connection into an
+		// HTTP/2 tunnel whose requests no stage ever sees.
+		f.h2cRefused.Add(1)
+		refuse(w, fr, http.StatusBadRequest, 0, "h2c upgrade refused")
+		return
+	}
 	var rt *route
 	if fr.Route != "" {
 		rt = f.byName[fr.Route]
@@ -401,6 +470,37 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), attemptKey{}, a)))
 }
 
+// upgradesToH2C reports whether any Upgrade header line names h2c (case
+// insensitive, with or without a version).
+func upgradesToH2C(h http.Header) bool {
+	for _, v := range h.Values("Upgrade") {
+		for tok := range strings.SplitSeq(v, ",") {
+			name, _, _ := strings.Cut(strings.TrimSpace(tok), "/")
+			if strings.EqualFold(strings.TrimSpace(name), "h2c") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// isToken reports whether s is an RFC 9110 token, such as a header name.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // capAllows asks the route cap, applying the route's on_error when the store
 // fails.
 func (f *Forwarder) capAllows(ctx context.Context, rt *route, fr *filters.Request) (bool, time.Duration) {
@@ -432,8 +532,10 @@ func (f *Forwarder) capAllows(ctx context.Context, rt *route, fr *filters.Reques
 }
 
 // rewrite builds the outbound request. ReverseProxy has already removed
-// hop-by-hop and X-Forwarded-* headers; X-Real-IP and X-Request-Id are set
-// (or removed) here so that nothing the client sent passes under our names.
+// hop-by-hop headers, Forwarded and X-Forwarded-For/-Host/-Proto;
+// X-Real-IP, the configured client IP header and X-Request-Id are set (or
+// removed) here, and strippedClientHeaders removed, so that nothing the
+// client sent passes under our names or a name a backend may trust.
 func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 	a := attemptFrom(pr.In.Context())
 	out := pr.Out
@@ -443,10 +545,19 @@ func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 	}
 	h := out.Header
 	fr := a.fr
+	for _, k := range strippedClientHeaders {
+		h.Del(k)
+	}
 	if fr.Client.IsValid() {
 		h.Set("X-Real-IP", fr.Client.String())
+		if f.clientHeader != "" {
+			h.Set(f.clientHeader, fr.Client.String())
+		}
 	} else {
 		h.Del("X-Real-IP")
+		if f.clientHeader != "" {
+			h.Del(f.clientHeader)
+		}
 	}
 	switch {
 	case fr.ForwardedFor != "":

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -384,5 +385,177 @@ func TestStandaloneWithoutChain(t *testing.T) {
 	h := <-got
 	if h.Get("X-Real-IP") != "127.0.0.1" || h.Get("X-Request-Id") == "" || h.Get("X-Request-Id") != resp.Header.Get("X-Request-Id") {
 		t.Fatalf("upstream headers %v, response id %q", h, resp.Header.Get("X-Request-Id"))
+	}
+}
+
+// Routes match the cleaned path, as backends serve it: "//checkout" and
+// "/a/../checkout" must not slip past the /checkout route to "/".
+func TestMatchCleanedPath(t *testing.T) {
+	f := newForwarder(t, Config{Upstream: "http://127.0.0.1:1", Routes: []Route{
+		{Name: "checkout", Path: "/checkout"},
+		{Name: "api", Path: "/api/"},
+		{Name: "site", Path: "/"},
+	}}, Env{})
+	for _, tt := range []struct{ path, want string }{
+		{"/checkout", "checkout"},
+		{"//checkout", "checkout"},
+		{"///checkout//pay", "checkout"},
+		{"/checkout/../checkout/pay", "checkout"},
+		{"/a/../checkout", "checkout"},
+		{"/./checkout", "checkout"},
+		{"/checkout/", "checkout"},
+		{"/checkouts", "site"},
+		{"//checkouts", "site"},
+		{"/checkout/..", "site"},
+		{"/checkout/../cart", "site"},
+		{"/api", "site"},
+		{"/api/", "api"},
+		{"//api//", "api"},
+		{"/x/../api/v1", "api"},
+		{"", "site"},
+	} {
+		if got := f.Match("shop.example.com", tt.path); got != tt.want {
+			t.Errorf("Match(%q) = %q, want %q", tt.path, got, tt.want)
+		}
+	}
+}
+
+// ServeHTTP matches cleaned too (the checkout route's closed switch holds
+// for "//checkout"), and forwards the path exactly as the client sent it.
+func TestCleanedPathGatesAndForwardsRaw(t *testing.T) {
+	got := make(chan string, 16) // room for requests that wrongly get through
+	b := startBackend(t, "a", func(w http.ResponseWriter, r *http.Request) { got <- r.RequestURI })
+	f := newForwarder(t, Config{Upstream: b.url(), Routes: []Route{
+		{Name: "checkout", Path: "/checkout", Shield: Shield{Closed: ClosedResponse{Status: 410, Body: "sold out"}}},
+		{Name: "site", Path: "/"},
+	}}, Env{})
+	if err := f.SetClosed(t.Context(), "checkout", true); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"//checkout", "/checkout/../checkout/pay", "/a/../checkout", "/checkout/"} {
+		if w := do(f, "GET", p, nil, clientReq("203.0.113.7")); w.Code != 410 {
+			t.Errorf("GET %s: %d, want 410 from the closed checkout route", p, w.Code)
+		}
+	}
+	if n := b.hits.Load(); n != 0 {
+		t.Fatalf("backend got %d requests for a closed route", n)
+	}
+	for _, p := range []string{"/x/../cart", "//checkouts?q=1"} {
+		if w := do(f, "GET", p, nil, clientReq("203.0.113.7")); w.Code != 200 {
+			t.Fatalf("GET %s: %d, want 200", p, w.Code)
+		}
+		if uri := <-got; uri != p {
+			t.Errorf("backend saw %q, want the path unchanged, %q", uri, p)
+		}
+	}
+}
+
+// No client-address header the client sent reaches the upstream: the
+// configured single-IP header carries the resolved client, the others in
+// strippedClientHeaders are removed.
+func TestClientIPHeadersStripped(t *testing.T) {
+	forged := append([]string{"X-Real-IP", "X-Forwarded-For", "Forwarded", "X-Forwarded-Host", "X-Forwarded-Proto"},
+		"X-Client-IP", "X-Cluster-Client-IP", "Client-IP", "X-Forwarded", "Forwarded-For",
+		"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Server", "True-Client-IP",
+		"CF-Connecting-IP", "Fastly-Client-IP", "X-Original-Forwarded-For",
+		"X-Originating-IP", "X-Remote-IP", "X-Remote-Addr")
+	for _, tt := range []struct {
+		configured string // Env.ClientIPHeader
+		set        string // header carrying the resolved client, besides X-Real-IP and X-Forwarded-For
+	}{
+		{"", ""},
+		{"X-Forwarded-For", ""},
+		{"forwarded", ""},
+		{"X-Real-IP", ""},
+		{"cf-connecting-ip", "Cf-Connecting-Ip"},
+		{"True-Client-IP", "True-Client-Ip"},
+		{"X-My-Client", "X-My-Client"}, // any named single-IP header
+	} {
+		t.Run(tt.configured, func(t *testing.T) {
+			got := make(chan http.Header, 1)
+			b := startBackend(t, "a", func(w http.ResponseWriter, r *http.Request) { got <- r.Header.Clone() })
+			f := newForwarder(t, Config{Upstream: b.url()}, Env{ClientIPHeader: tt.configured})
+			r := httptest.NewRequest("GET", "http://shop.example.com/", nil)
+			sent := slices.Clone(forged)
+			if tt.configured == "X-My-Client" {
+				sent = append(sent, tt.configured)
+			}
+			for _, k := range sent {
+				r.Header.Add(k, "127.0.0.1")
+				r.Header.Add(k, "10.0.0.1")
+			}
+			r = r.WithContext(filters.WithRequest(r.Context(), clientReq("203.0.113.7")))
+			w := httptest.NewRecorder()
+			f.ServeHTTP(w, r)
+			if w.Code != 200 {
+				t.Fatalf("status %d", w.Code)
+			}
+			h := <-got
+			want := map[string]string{
+				"X-Real-Ip":         "203.0.113.7",
+				"X-Forwarded-For":   "203.0.113.7, 10.0.0.1",
+				"X-Forwarded-Host":  "shop.example.com",
+				"X-Forwarded-Proto": "http",
+			}
+			if tt.set != "" {
+				want[tt.set] = "203.0.113.7"
+			}
+			for _, k := range sent {
+				k = http.CanonicalHeaderKey(k)
+				if g, w := strings.Join(h.Values(k), ","), want[k]; g != w {
+					t.Errorf("upstream %s = %q, want %q", k, g, w)
+				}
+			}
+		})
+	}
+}
+
+func TestClientIPHeaderInvalidName(t *testing.T) {
+	if _, err := New(Config{Upstream: "http://127.0.0.1:1"}, Env{ClientIPHeader: "CF Connecting IP"}); err == nil {
+		t.Fatal("New accepted a client IP header name with spaces")
+	}
+}
+
+// A request asking to upgrade to h2c is answered 400 and never reaches a
+// backend: an accepted upgrade would be an HTTP/2 tunnel no stage sees.
+func TestH2CUpgradeRefused(t *testing.T) {
+	b := startBackend(t, "a", nil)
+	f := newForwarder(t, Config{Upstream: b.url()}, Env{})
+	for _, tt := range []struct {
+		upgrade []string
+		want    int
+	}{
+		{[]string{"h2c"}, 400},
+		{[]string{"H2C"}, 400},
+		{[]string{"websocket, h2c"}, 400},
+		{[]string{"websocket", " h2c "}, 400}, // two header lines
+		{[]string{"h2c/2"}, 400},
+		{[]string{"websocket"}, 200},
+		{[]string{"h2"}, 200},
+		{[]string{"h2cx"}, 200},
+		{nil, 200},
+	} {
+		before := b.hits.Load()
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("Connection", "Upgrade, HTTP2-Settings")
+		r.Header.Set("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA")
+		for _, v := range tt.upgrade {
+			r.Header.Add("Upgrade", v)
+		}
+		fr := clientReq("203.0.113.7")
+		r = r.WithContext(filters.WithRequest(r.Context(), fr))
+		w := httptest.NewRecorder()
+		f.ServeHTTP(w, r)
+		if w.Code != tt.want {
+			t.Errorf("Upgrade %q: status %d, want %d", tt.upgrade, w.Code, tt.want)
+		}
+		if tt.want == 400 {
+			if n := b.hits.Load() - before; n != 0 {
+				t.Errorf("Upgrade %q reached the backend", tt.upgrade)
+			}
+			if !strings.Contains(w.Body.String(), fr.ID) {
+				t.Errorf("Upgrade %q: body %q does not name the request id", tt.upgrade, w.Body.String())
+			}
+		}
 	}
 }

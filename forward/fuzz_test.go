@@ -6,11 +6,14 @@ import (
 )
 
 // FuzzMatch: whatever the Host header and path, Match returns a configured
-// route whose host and prefix really match, or "" for the default.
+// route whose host and prefix really match the cleaned path, or "" for the
+// default; the cleaned path is clean (no empty, "." or ".." segments) and
+// cleaning it again changes nothing.
 func FuzzMatch(f *testing.F) {
 	for _, s := range [][2]string{
 		{"shop.example.com", "/checkout/pay"}, {"SHOP.EXAMPLE.COM:443", "/checkout"}, {"[::1]:80", "/api/x"},
 		{"a.example.com", "/api/"}, {"", ""}, {"example.com.", "/checkouts"}, {":", "/"}, {"[", "//"},
+		{"shop.example.com", "//checkout"}, {"a.example.com", "/x/../api/v1"}, {"", "/checkout/../checkout/"},
 	} {
 		f.Add(s[0], s[1])
 	}
@@ -28,8 +31,18 @@ func FuzzMatch(f *testing.F) {
 		f.Fatal(err)
 	}
 	defer fw.Close()
-	f.Fuzz(func(t *testing.T, host, path string) {
-		name := fw.Match(host, path)
+	f.Fuzz(func(t *testing.T, host, raw string) {
+		path := cleanPath(raw)
+		if again := cleanPath(path); again != path {
+			t.Fatalf("cleanPath(%q) = %q, which cleans to %q", raw, path, again)
+		}
+		if !strings.HasPrefix(path, "/") || strings.Contains(path, "//") || strings.Contains(path+"/", "/./") || strings.Contains(path+"/", "/../") {
+			t.Fatalf("cleanPath(%q) = %q, not clean", raw, path)
+		}
+		name := fw.Match(host, raw)
+		if name != fw.Match(host, path) {
+			t.Fatalf("Match(%q, %q) differs from Match of the cleaned %q", host, raw, path)
+		}
 		if name == "" {
 			for _, rt := range fw.routes {
 				if rt.matchHost(bareHost(host)) && prefixMatch(rt.prefix, path) {

@@ -3,6 +3,7 @@ package forward
 import (
 	"container/list"
 	"context"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -174,9 +175,15 @@ func (g *gate) state() (inFlight, queued int) {
 // closedSet is this node's copy of the closed routes: readers load a map
 // that is never changed once published, so a check is one atomic load and
 // one lookup.
+//
+// Changes made here that the fleet's store did not take (Redis was down)
+// are kept as overrides and applied over every replace, so that a resync
+// from Redis does not undo them; the fleet switch writes them when Redis is
+// back and drops each once written.
 type closedSet struct {
-	mu  sync.Mutex // serialises writers
-	cur atomic.Pointer[map[string]bool]
+	mu       sync.Mutex // serialises writers; guards override
+	cur      atomic.Pointer[map[string]bool]
+	override map[string]bool // route → closed, not yet in the fleet's store
 }
 
 func (s *closedSet) isClosed(route string) bool {
@@ -184,9 +191,14 @@ func (s *closedSet) isClosed(route string) bool {
 	return m != nil && (*m)[route]
 }
 
+// set changes one route; an override of it stays.
 func (s *closedSet) set(route string, closed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.setLocked(route, closed)
+}
+
+func (s *closedSet) setLocked(route string, closed bool) {
 	old := s.cur.Load()
 	next := make(map[string]bool)
 	if old != nil {
@@ -202,14 +214,70 @@ func (s *closedSet) set(route string, closed bool) {
 	s.cur.Store(&next)
 }
 
+// setFromFleet applies a change another node (or this one) wrote to the
+// fleet's store. It is newer than a local-only change of the same route,
+// which it replaces.
+func (s *closedSet) setFromFleet(route string, closed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.override, route)
+	s.setLocked(route, closed)
+}
+
+// keepLocal records that route's change to closed holds on this node only.
+func (s *closedSet) keepLocal(route string, closed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.override == nil {
+		s.override = make(map[string]bool)
+	}
+	s.override[route] = closed
+}
+
+// written drops route's override if it still says closed: the fleet's
+// store has it now.
+func (s *closedSet) written(route string, closed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.override[route]; ok && c == closed {
+		delete(s.override, route)
+	}
+}
+
+// overrides returns a copy of the local-only changes.
+func (s *closedSet) overrides() map[string]bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.override)
+}
+
+// replace sets the closed routes to routes, with the overrides on top.
 func (s *closedSet) replace(routes []string) {
 	next := make(map[string]bool, len(routes))
 	for _, r := range routes {
 		next[r] = true
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	for r, closed := range s.override {
+		if closed {
+			next[r] = true
+		} else {
+			delete(next, r)
+		}
+	}
 	s.cur.Store(&next)
+}
+
+// inherit takes over prev's closed routes and overrides (a reload).
+func (s *closedSet) inherit(prev *closedSet) {
+	prev.mu.Lock()
+	routes, over := prev.list(), maps.Clone(prev.override)
+	prev.mu.Unlock()
+	s.mu.Lock()
+	s.override = over
 	s.mu.Unlock()
+	s.replace(routes)
 }
 
 func (s *closedSet) list() []string {

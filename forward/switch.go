@@ -18,7 +18,9 @@ var ErrSwitch = errors.New("forward: closed switch")
 // fleetSwitch keeps a node's closedSet in step with the fleet. The Redis set
 // is the truth; pub/sub messages carry each change so that nodes apply it
 // within a round trip, and a full read on every (re)subscription and every
-// resync period heals whatever a disconnected node missed.
+// resync period heals whatever a disconnected node missed. A change made on
+// this node while Redis failed is kept as a local override (closedSet) and
+// written before each such read until Redis takes it.
 type fleetSwitch struct {
 	rdb     redis.UniversalClient
 	owned   bool // built from config, so closed by us
@@ -28,6 +30,10 @@ type fleetSwitch struct {
 	timeout time.Duration
 	local   *closedSet
 	log     *slog.Logger
+
+	// wmu serialises writes of changes (change, flush), so that an
+	// override retried by flush never lands after a newer change.
+	wmu sync.Mutex
 
 	ps     *redis.PubSub
 	cancel context.CancelFunc
@@ -66,7 +72,7 @@ func (s *fleetSwitch) start() {
 				case *redis.Message:
 					state, name, ok := strings.Cut(m.Payload, " ")
 					if ok && name != "" {
-						s.local.set(name, state == "1")
+						s.local.setFromFleet(name, state == "1")
 					}
 				}
 			}
@@ -74,8 +80,10 @@ func (s *fleetSwitch) start() {
 	}()
 }
 
-// load replaces the local copy with the Redis set.
+// load writes the local-only changes it can (flush), then replaces the
+// local copy with the Redis set, with the changes still local on top.
 func (s *fleetSwitch) load(ctx context.Context) {
+	s.flush(ctx)
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	names, err := s.rdb.SMembers(ctx, s.setKey).Result()
@@ -86,6 +94,37 @@ func (s *fleetSwitch) load(ctx context.Context) {
 		return
 	}
 	s.local.replace(names)
+}
+
+// change records route's state in Redis and announces it. When that fails
+// the change is kept as this node's override, for flush to retry.
+func (s *fleetSwitch) change(ctx context.Context, route string, closed bool) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := s.set(ctx, route, closed); err != nil {
+		s.local.keepLocal(route, closed)
+		return err
+	}
+	// A local-only change of the route from before is superseded.
+	s.local.setFromFleet(route, closed)
+	return nil
+}
+
+// flush writes the local-only changes to Redis, dropping each one written;
+// it stops at the first failure, leaving the rest for the next resync.
+func (s *fleetSwitch) flush(ctx context.Context) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	for route, closed := range s.local.overrides() {
+		if err := s.set(ctx, route, closed); err != nil {
+			if !errors.Is(err, context.Canceled) {
+				s.log.Warn("closed switch: writing a change made on this node only failed; keeping it on this node", "route", route, "closed", closed, "err", err)
+			}
+			return
+		}
+		s.local.written(route, closed)
+		s.log.Info("closed switch: wrote a change made on this node only; the fleet has it now", "route", route, "closed", closed)
+	}
 }
 
 // set records route's state in Redis and announces it.
