@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
-	"path"
 	"slices"
 	"sort"
 	"strconv"
@@ -264,7 +263,7 @@ func (f *Forwarder) buildRoute(rc Route) *route {
 	rt := &route{
 		name:   rc.RouteName(),
 		host:   strings.TrimSuffix(strings.ToLower(rc.Host), "."),
-		prefix: cleanPath(rc.prefix()), // requests are matched cleaned
+		prefix: filters.MatchPath(rc.prefix()), // requests are matched cleaned
 		pool:   f.byPool[poolName],
 		closed: withClosedDefaults(rc.Shield.Closed),
 	}
@@ -327,7 +326,7 @@ func (f *Forwarder) Match(host, urlPath string) string {
 
 func (f *Forwarder) match(host, p string) *route {
 	host = bareHost(host)
-	p = cleanPath(p)
+	p = filters.MatchPath(p)
 	for _, rt := range f.routes {
 		if rt.matchHost(host) && prefixMatch(rt.prefix, p) {
 			return rt
@@ -336,19 +335,6 @@ func (f *Forwarder) match(host, p string) *route {
 	return f.def
 }
 
-// cleanPath is the path routes are matched against: p rooted and cleaned
-// (path.Clean: no "//", "." or ".." segments), with a trailing slash kept.
-// Backends commonly serve "//checkout" and "/a/../checkout" as /checkout
-// (nginx merge_slashes, Spring, Tomcat), so the raw path must not steer a
-// request past the /checkout route's shield. The request itself is
-// forwarded with its path unchanged.
-func cleanPath(p string) string {
-	c := path.Clean("/" + p)
-	if c != "/" && strings.HasSuffix(p, "/") {
-		c += "/"
-	}
-	return c
-}
 
 func (r *route) matchHost(host string) bool {
 	switch {

@@ -399,6 +399,8 @@ func TestMatchCleanedPath(t *testing.T) {
 	for _, tt := range []struct{ path, want string }{
 		{"/checkout", "checkout"},
 		{"//checkout", "checkout"},
+		{"/checkout;jsessionid=1", "checkout"},
+		{"/static/..;/checkout/pay", "checkout"},
 		{"///checkout//pay", "checkout"},
 		{"/checkout/../checkout/pay", "checkout"},
 		{"/a/../checkout", "checkout"},

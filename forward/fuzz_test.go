@@ -3,6 +3,8 @@ package forward
 import (
 	"strings"
 	"testing"
+
+	"github.com/edgeguard/edgeguard/filters"
 )
 
 // FuzzMatch: whatever the Host header and path, Match returns a configured
@@ -32,12 +34,12 @@ func FuzzMatch(f *testing.F) {
 	}
 	defer fw.Close()
 	f.Fuzz(func(t *testing.T, host, raw string) {
-		path := cleanPath(raw)
-		if again := cleanPath(path); again != path {
-			t.Fatalf("cleanPath(%q) = %q, which cleans to %q", raw, path, again)
+		path := filters.MatchPath(raw)
+		if again := filters.MatchPath(path); again != path {
+			t.Fatalf("filters.MatchPath(%q) = %q, which cleans to %q", raw, path, again)
 		}
 		if !strings.HasPrefix(path, "/") || strings.Contains(path, "//") || strings.Contains(path+"/", "/./") || strings.Contains(path+"/", "/../") {
-			t.Fatalf("cleanPath(%q) = %q, not clean", raw, path)
+			t.Fatalf("filters.MatchPath(%q) = %q, not clean", raw, path)
 		}
 		name := fw.Match(host, raw)
 		if name != fw.Match(host, path) {

@@ -15,7 +15,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"path"
 	"reflect"
 	"slices"
 	"strings"
@@ -263,7 +262,7 @@ func (f *Filter) Name() string { return Name }
 // upstream routes them, so that spelling a path or host another way does
 // not step around the policy.
 func (p *policy) matches(r *http.Request) bool {
-	if p.prefix != "" && !strings.HasPrefix(matchPath(r.URL.Path), p.prefix) {
+	if p.prefix != "" && !strings.HasPrefix(filters.MatchPath(r.URL.Path), p.prefix) {
 		return false
 	}
 	if len(p.methods) > 0 {
@@ -284,20 +283,6 @@ func (p *policy) matches(r *http.Request) bool {
 	return true
 }
 
-// matchPath is p as a path prefix is matched against: rooted, with "//",
-// "." and ".." resolved (so "//api/x" and "/x/../api/x" are "/api/x"), and
-// a trailing slash kept so that "/api/" still matches "/api/". It is
-// net/http's ServeMux cleaning.
-func matchPath(p string) string {
-	if p == "" || p[0] != '/' {
-		p = "/" + p
-	}
-	c := path.Clean(p)
-	if p[len(p)-1] == '/' && c != "/" {
-		c += "/"
-	}
-	return c
-}
 
 // matchHost is h as a host is matched: the port, IPv6 brackets and the
 // trailing dots of a fully qualified name removed, in lower case, and an

@@ -44,27 +44,57 @@ type history struct {
 
 // banStore holds the bans in a longest-prefix table that readers load
 // without locking; writers, which are rare (a ban, an unban, a sweep, a sync),
-// serialise on mu and swap in a new table. It has no goroutines: it is carried
-// from one Filter to the next on reload.
+// serialise on mu and swap in a new table. A stored table is never modified.
+// It has no goroutines: it is carried from one Filter to the next on reload.
+//
+// The bans that strikes made (here or on another node) are counted, and
+// escalate makes no new one while maxBans are held: clients earn bans by
+// the key, and a client rotating keys (the /64s of one IPv6 /48) must not
+// grow the table, the sweep, the Redis sync and the metrics without bound.
+// Operator bans are not counted.
 type banStore struct {
 	table atomic.Pointer[bart.Table[*Ban]]
 
 	mu      sync.Mutex
 	history *simplelru.LRU[netip.Prefix, history] // escalation memory, guarded by mu
+
+	// Guarded by mu: the cap, and how many of the bans held count against
+	// it (those whose Source is not operator).
+	maxBans    int
+	strikeBans int
 }
 
-func newBanStore(maxTracked int) *banStore {
-	s := &banStore{}
+func newBanStore(maxTracked, maxBans int) *banStore {
+	s := &banStore{maxBans: maxBans}
 	s.table.Store(new(bart.Table[*Ban]))
 	s.history, _ = simplelru.NewLRU[netip.Prefix, history](maxTracked, nil)
 	return s
 }
 
-func (s *banStore) resize(maxTracked int) {
+func (s *banStore) resize(maxTracked, maxBans int) {
 	s.mu.Lock()
 	s.history.Resize(maxTracked)
+	s.maxBans = maxBans
 	s.mu.Unlock()
 }
+
+// counted reports whether b counts against maxBans: it is a strike ban.
+func counted(b *Ban) bool { return b != nil && b.Source != SourceOperator }
+
+// account updates the count of strike bans for old (nil: none) being
+// replaced by b (nil: deleted). The caller holds mu.
+func (s *banStore) account(old, b *Ban) {
+	if counted(old) {
+		s.strikeBans--
+	}
+	if counted(b) {
+		s.strikeBans++
+	}
+}
+
+// held returns how many bans are stored, in force or expired and not yet
+// swept, in constant time.
+func (s *banStore) held() int { return s.table.Load().Size() }
 
 // lookup returns the ban in force over addr at now, if any. addr must be
 // unmapped. The common case (no ban covers addr) is one table lookup with no
@@ -98,7 +128,10 @@ func (s *banStore) get(p netip.Prefix) (*Ban, bool) {
 func (s *banStore) put(b *Ban) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.table.Store(s.table.Load().InsertPersist(b.Prefix, b))
+	t := s.table.Load()
+	old, _ := t.Get(b.Prefix)
+	s.table.Store(t.InsertPersist(b.Prefix, b))
+	s.account(old, b)
 	s.remember(b)
 }
 
@@ -124,19 +157,35 @@ func (s *banStore) remove(p netip.Prefix) (*Ban, bool) {
 		return nil, false
 	}
 	s.table.Store(t.DeletePersist(p))
+	s.account(b, nil)
 	return b, true
 }
 
-// escalate decides a strike ban for p at now and stores it, unless a ban of
-// p is already in force (then it returns that one and false). ttl is doubled
-// for each earlier ban of p that ended less than memory before now, up to
-// maxTTL.
-func (s *banStore) escalate(p netip.Prefix, now time.Time, ttl, maxTTL, memory time.Duration, source, reason string, store bool) (*Ban, bool) {
+// escalation is what escalate did.
+type escalation uint8
+
+const (
+	banMade    escalation = iota // a new ban, stored if asked
+	banInForce                   // p is banned already: that ban
+	banRefused                   // maxBans strike bans are held: no ban
+)
+
+// escalate decides a strike ban for p at now and stores it when store is
+// set. ttl is doubled for each earlier ban of p that ended less than memory
+// before now, up to maxTTL. When a ban of p is already in force it returns
+// that one (banInForce); when maxBans strike bans are held and p holds none
+// to replace, it returns nil (banRefused), shadow mode included, so that the
+// shadow log tells what block mode would do.
+func (s *banStore) escalate(p netip.Prefix, now time.Time, ttl, maxTTL, memory time.Duration, source, reason string, store bool) (*Ban, escalation) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.table.Load()
-	if cur, ok := t.Get(p); ok && cur.ActiveAt(now) {
-		return cur, false
+	cur, had := t.Get(p)
+	if had && cur.ActiveAt(now) {
+		return cur, banInForce
+	}
+	if s.strikeBans >= s.maxBans && !counted(cur) {
+		return nil, banRefused
 	}
 	level := 0
 	if h, ok := s.history.Peek(p); ok && now.Sub(h.ends) < memory {
@@ -150,9 +199,10 @@ func (s *banStore) escalate(p netip.Prefix, now time.Time, ttl, maxTTL, memory t
 	b := &Ban{Prefix: p, Reason: reason, Source: source, Level: level, Created: now, Expires: now.Add(d)}
 	if store {
 		s.table.Store(t.InsertPersist(p, b))
+		s.account(cur, b)
 		s.remember(b)
 	}
-	return b, true
+	return b, banMade
 }
 
 // sweep drops the bans that have expired by now and returns how many.
@@ -175,6 +225,7 @@ func (s *banStore) sweep(now time.Time) int {
 		// Re-check under the lock: the ban may have been renewed meanwhile.
 		if b, ok := nt.Get(p); ok && !b.ActiveAt(now) {
 			nt.Delete(p)
+			s.account(b, nil)
 			n++
 		}
 	}
@@ -199,27 +250,42 @@ func (s *banStore) active(now time.Time) []*Ban {
 	return out
 }
 
-// replace makes the stored bans exactly want (a snapshot from Redis), except
-// for the prefixes in keep, whose current state stays. It returns how many
-// bans were added or changed and how many removed.
-func (s *banStore) replace(want map[netip.Prefix]*Ban, keep func(netip.Prefix) bool) (added, removed int) {
+// replace makes the stored bans exactly want (a snapshot from Redis, taken
+// after the table since was current), except for the prefixes in keep and
+// those changed in the store since then, whose current state stays: a ban
+// or unban made while the snapshot was read is newer than it. A ban swept
+// since (expired at now) is not a change. It returns how many bans were
+// added or changed and how many removed.
+func (s *banStore) replace(want map[netip.Prefix]*Ban, since *bart.Table[*Ban], now time.Time, keep func(netip.Prefix) bool) (added, removed int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	nt := s.table.Load().Clone()
-	for p := range nt.All() {
-		if _, ok := want[p]; !ok && !keep(p) {
+	t := s.table.Load()
+	stays := func(p netip.Prefix) bool {
+		old, _ := since.Get(p)
+		cur, _ := t.Get(p)
+		if cur != old && (cur != nil || old.ActiveAt(now)) {
+			return true // stored tables are immutable and bans too: a new pointer is a change
+		}
+		return keep(p)
+	}
+	nt := t.Clone()
+	for p, b := range t.All() {
+		if _, ok := want[p]; !ok && !stays(p) {
 			nt.Delete(p)
+			s.account(b, nil)
 			removed++
 		}
 	}
 	for p, b := range want {
-		if keep(p) {
+		if stays(p) {
 			continue
 		}
-		if cur, ok := nt.Get(p); ok && sameBan(cur, b) {
+		cur, ok := nt.Get(p)
+		if ok && sameBan(cur, b) {
 			continue
 		}
 		nt.Insert(p, b)
+		s.account(cur, b)
 		s.remember(b)
 		added++
 	}

@@ -19,6 +19,7 @@ const (
 	DefaultMaxBanTTL     = 24 * time.Hour
 	DefaultBanMemory     = 24 * time.Hour
 	DefaultMaxTracked    = 100_000
+	DefaultMaxBans       = 100_000
 	DefaultWatchInterval = 5 * time.Second
 	DefaultKeyPrefix     = "edgeguard:reputation:"
 )
@@ -59,6 +60,17 @@ type Config struct {
 	// for escalation) are kept; the least recently struck are forgotten
 	// first. Default 100000 (a few tens of MB at most).
 	MaxTracked int `yaml:"max_tracked" json:"max_tracked"`
+	// MaxBans bounds how many bans earned by strikes are held: this node's
+	// and those shared by the fleet through Redis, an expired one counting
+	// until it is swept (watch_interval). A client rotating its key (every
+	// /64 of an IPv6 /48) earns one ban per key; this bounds what that costs
+	// in memory, in the sweep, in the Redis sync and in /metrics. Once it is
+	// reached a client that earns a ban is not banned (the denies that
+	// earned it still stand); each refusal is counted in
+	// reputation_bans_refused_total and one is logged per watch_interval.
+	// Bans from the fleet are always applied, and operator bans (the admin
+	// API) are always accepted and not counted. Default 100000.
+	MaxBans int `yaml:"max_bans" json:"max_bans"`
 	// Redis, when it has addresses, shares bans with every node using the
 	// same Redis: bans are stored there with their expiry and published on
 	// Channel. Empty means bans stay on this node. Redis being down never
@@ -181,6 +193,9 @@ func (c Config) Validate() error {
 	if c.MaxTracked < 0 {
 		errs = append(errs, filters.FieldErrorf("max_tracked", "must not be negative"))
 	}
+	if c.MaxBans < 0 {
+		errs = append(errs, filters.FieldErrorf("max_bans", "must not be negative"))
+	}
 	if c.WatchInterval < 0 {
 		errs = append(errs, filters.FieldErrorf("watch_interval", "must not be negative"))
 	}
@@ -212,6 +227,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxTracked == 0 {
 		c.MaxTracked = DefaultMaxTracked
+	}
+	if c.MaxBans == 0 {
+		c.MaxBans = DefaultMaxBans
 	}
 	if c.WatchInterval == 0 {
 		c.WatchInterval = filters.Duration(DefaultWatchInterval)

@@ -31,7 +31,7 @@ func TestValidate(t *testing.T) {
 			[]string{"strikes.threshold", "strikes.window", "strikes.per_stage.reputation", "strikes.per_stage.waf.threshold", "strikes.per_stage.waf.window"}},
 		{"ban", Config{Ban: BanPolicy{TTL: filters.Duration(time.Hour), MaxTTL: filters.Duration(time.Minute)}}, []string{"ban.max_ttl"}},
 		{"ttl above default max is fine", Config{Ban: BanPolicy{TTL: filters.Duration(48 * time.Hour)}}, nil},
-		{"negatives", Config{MaxTracked: -1, WatchInterval: -1}, []string{"max_tracked", "watch_interval"}},
+		{"negatives", Config{MaxTracked: -1, MaxBans: -1, WatchInterval: -1}, []string{"max_tracked", "max_bans", "watch_interval"}},
 		{"redis", Config{Redis: redisconf.Config{Addrs: []string{"nohostport"}, DB: -1}}, []string{"redis.addrs[0]", "redis.db"}},
 	}
 	for _, tt := range tests {
@@ -52,7 +52,7 @@ func TestDefaults(t *testing.T) {
 	d := Config{}.withDefaults()
 	if d.Mode != filters.ModeBlock || d.Strikes.Threshold != DefaultThreshold || d.Strikes.Window.D() != DefaultWindow ||
 		d.Ban.TTL.D() != DefaultBanTTL || d.Ban.MaxTTL.D() != DefaultMaxBanTTL || d.Ban.Memory.D() != DefaultBanMemory ||
-		d.MaxTracked != DefaultMaxTracked || d.WatchInterval.D() != DefaultWatchInterval ||
+		d.MaxTracked != DefaultMaxTracked || d.MaxBans != DefaultMaxBans || d.WatchInterval.D() != DefaultWatchInterval ||
 		d.KeyPrefix != DefaultKeyPrefix || d.Channel != DefaultKeyPrefix+"events" {
 		t.Errorf("defaults: %+v", d)
 	}

@@ -71,12 +71,15 @@ func FuzzDecodeWire(f *testing.F) {
 	f.Add([]byte(`{"op":"unban","target":"2001:db8::/64"}`))
 	f.Add([]byte(`{"target":"1.2.3.4/24","expires":5}`))
 	f.Add([]byte(`{"op":"ban","target":"::ffff:1.2.3.4/128","expires":5}`))
+	f.Add([]byte(`{"op":"ban","target":"0.0.0.0/0","expires":5}`))
+	f.Add([]byte(`{"target":"::/0","expires":5}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, p, b, err := decodeWire(data)
 		if err != nil {
 			return
 		}
-		if !p.IsValid() || p.Masked() != p || p.Addr().Is4In6() {
+		// Like ParseTarget: canonical, unmapped, and narrower than /0.
+		if !p.IsValid() || p.Masked() != p || p.Addr().Is4In6() || p.Bits() == 0 {
 			t.Fatalf("accepted non-canonical %s", p)
 		}
 		if b != nil && (b.Prefix != p || b.Expires.UnixMilli() <= 0) {

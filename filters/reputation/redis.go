@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gaissmai/bart"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -25,15 +26,19 @@ import (
 // and every resyncEvery, which repairs anything a dropped message missed.
 // The hash also holds an "epoch" field, set once by whoever finds it absent:
 // a changed epoch means Redis lost its data (a restart without
-// persistence), and each node then writes its own active bans back.
+// persistence), and each node then writes its own active bans back. A node
+// that had to drop a ban from its full queue writes back, at its next full
+// sync, its active bans made since the first one it dropped.
 
 const (
 	epochField  = "epoch"
 	resyncEvery = 30 * time.Second
 	retryEvery  = time.Second
 	syncTimeout = 5 * time.Second
-	// maxPending bounds the changes queued while Redis is down; beyond it a
-	// change stays local and is counted as dropped.
+	// maxPending bounds the bans queued while Redis is down; beyond it a ban
+	// is not queued (counted as dropped) and the next full sync writes it
+	// back. Unbans, which only operators make, are always queued: nothing
+	// else would carry them.
 	maxPending = 100_000
 	// flushChunk bounds one pipeline.
 	flushChunk = 1000
@@ -76,6 +81,10 @@ func decodeWire(data []byte) (wire, netip.Prefix, *Ban, error) {
 	if err != nil || p.Masked() != p || p.Addr().Zone() != "" || p.Addr().Is4In6() {
 		return w, netip.Prefix{}, nil, fmt.Errorf("%w: shared ban target %q is not a canonical prefix", ErrTarget, w.Target)
 	}
+	if p.Bits() == 0 {
+		// As ParseTarget: one bad writer must not ban every client of the fleet.
+		return w, netip.Prefix{}, nil, fmt.Errorf("%w: shared ban target %q: a /0 would ban every address", ErrTarget, w.Target)
+	}
 	switch w.Op {
 	case "unban":
 		return w, p, nil, nil
@@ -98,7 +107,7 @@ type change struct {
 // syncer shares a banStore's bans through Redis. It is reference-counted:
 // a reloaded Filter with the same Redis settings takes it over, and it stops
 // when the last Filter using it is closed. Nothing on the request path waits
-// for it: publish only queues.
+// for it: publish only queues. Lock order: mu, then the store's.
 type syncer struct {
 	cfg     Config
 	client  redis.UniversalClient
@@ -109,6 +118,8 @@ type syncer struct {
 	log     *slog.Logger
 	clock   func() time.Time
 
+	maxPending int // the constant maxPending; smaller in tests
+
 	mu       sync.Mutex
 	refs     int
 	outbox   map[netip.Prefix]change // latest unwritten change per prefix
@@ -117,6 +128,9 @@ type syncer struct {
 	syncing  bool
 	recent   map[netip.Prefix]bool // prefixes changed by messages during a sync
 	epoch    string
+	// droppedSince is the Created of the earliest ban dropped since the
+	// last write-back; zero when none was.
+	droppedSince time.Time
 
 	wake chan struct{}
 	// synced: the last full sync or write succeeded; subscribed: the
@@ -134,30 +148,37 @@ type syncer struct {
 }
 
 func newSyncer(cfg Config, store *banStore, log *slog.Logger) *syncer {
-	var id [8]byte
-	_, _ = rand.Read(id[:])
+	s := makeSyncer(cfg, store, log)
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &syncer{
-		cfg:      cfg,
-		client:   cfg.Redis.NewClient(),
-		key:      cfg.KeyPrefix + "bans",
-		channel:  cfg.Channel,
-		node:     hex.EncodeToString(id[:]),
-		store:    store,
-		log:      log.With("redis", cfg.Redis.Addrs),
-		clock:    time.Now,
-		refs:     1,
-		outbox:   map[netip.Prefix]change{},
-		needSync: true,
-		wake:     make(chan struct{}, 1),
-		cancel:   cancel,
-	}
+	s.cancel = cancel
 	// A PubSub with no channels yet does not dial: New never waits on Redis.
 	s.ps = s.client.Subscribe(ctx)
 	s.wg.Add(2)
 	go s.subscribeLoop(ctx)
 	go s.writeLoop(ctx)
 	return s
+}
+
+// makeSyncer is newSyncer without the goroutines: its client dials nothing
+// until used.
+func makeSyncer(cfg Config, store *banStore, log *slog.Logger) *syncer {
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	return &syncer{
+		cfg:        cfg,
+		client:     cfg.Redis.NewClient(),
+		key:        cfg.KeyPrefix + "bans",
+		channel:    cfg.Channel,
+		node:       hex.EncodeToString(id[:]),
+		store:      store,
+		log:        log.With("redis", cfg.Redis.Addrs),
+		clock:      time.Now,
+		maxPending: maxPending,
+		refs:       1,
+		outbox:     map[netip.Prefix]change{},
+		needSync:   true,
+		wake:       make(chan struct{}, 1),
+	}
 }
 
 func (s *syncer) sameConfig(c Config) bool {
@@ -192,10 +213,17 @@ func (s *syncer) release() {
 }
 
 // publish queues a ban (b != nil) or unban of p for the fleet. It never
-// blocks.
+// blocks. A ban that finds the queue full is dropped: it stays in the
+// store, and the next full sync writes it back to Redis (a path the bound
+// does not limit, the store being bounded itself) rather than delete it as
+// a ban Redis does not know.
 func (s *syncer) publish(p netip.Prefix, b *Ban) {
 	s.mu.Lock()
-	if _, queued := s.outbox[p]; !queued && len(s.outbox) >= maxPending {
+	if _, queued := s.outbox[p]; !queued && b != nil && len(s.outbox) >= s.maxPending {
+		if s.droppedSince.IsZero() || b.Created.Before(s.droppedSince) {
+			s.droppedSince = b.Created
+		}
+		s.needSync = true
 		s.mu.Unlock()
 		s.dropped.Add(1)
 		return
@@ -324,14 +352,15 @@ func (s *syncer) flush(ctx context.Context) error {
 }
 
 // fullSync makes this node agree with Redis: it writes back its bans if
-// Redis lost them (changed epoch), writes its queued changes, then loads the
-// hash and replaces its bans with it, keeping the prefixes changed locally
-// or by messages since the load began.
+// Redis lost them (changed epoch) or it dropped some, writes its
+// queued changes, then loads the hash and replaces its bans with it,
+// keeping the prefixes changed locally or by messages since the sync began.
 func (s *syncer) fullSync(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
 	defer cancel()
 	s.mu.Lock()
 	s.needSync, s.syncing, s.recent = false, true, map[netip.Prefix]bool{}
+	since := s.store.table.Load()
 	s.mu.Unlock()
 	ok := false
 	defer func() {
@@ -354,16 +383,22 @@ func (s *syncer) fullSync(ctx context.Context) error {
 	}
 	now := s.clock()
 	s.mu.Lock()
-	if epoch != s.epoch {
+	if epoch != s.epoch || !s.droppedSince.IsZero() {
 		// First contact, or Redis lost its data: what this node holds is
-		// the best the fleet has; write it back.
+		// the best the fleet has; write it back. Redis kept its data but
+		// this node dropped bans: write back those made since the first it
+		// dropped, not the older ones, which Redis may have lifted since.
+		var from time.Time
+		if epoch == s.epoch {
+			from = s.droppedSince
+		}
 		for _, b := range s.store.active(now) {
-			if _, queued := s.outbox[b.Prefix]; !queued {
+			if _, queued := s.outbox[b.Prefix]; !queued && !b.Created.Before(from) {
 				s.seq++
 				s.outbox[b.Prefix] = change{seq: s.seq, ban: b}
 			}
 		}
-		s.epoch = epoch
+		s.epoch, s.droppedSince = epoch, time.Time{}
 	}
 	s.mu.Unlock()
 	if err := s.flush(ctx); err != nil {
@@ -390,16 +425,7 @@ func (s *syncer) fullSync(ctx context.Context) error {
 		}
 		want[p] = b
 	}
-	s.mu.Lock()
-	keep := make(map[netip.Prefix]bool, len(s.outbox)+len(s.recent))
-	for p := range s.outbox {
-		keep[p] = true
-	}
-	for p := range s.recent {
-		keep[p] = true
-	}
-	s.mu.Unlock()
-	added, removed := s.store.replace(want, func(p netip.Prefix) bool { return keep[p] })
+	added, removed := s.adopt(want, since, now)
 	if !s.synced.Swap(true) {
 		s.log.Info("bans synced with redis", "bans", len(want), "added", added, "removed", removed)
 	}
@@ -410,6 +436,21 @@ func (s *syncer) fullSync(ctx context.Context) error {
 	}
 	ok = true
 	return nil
+}
+
+// adopt makes the store hold want, the active bans Redis held when a sync
+// loaded them, except for the prefixes changed here since the sync began
+// (since is the store's table then): queued for Redis, changed by a
+// message, or changed in the store and not yet queued. The queue and the
+// messages are read under mu, held across the replace, so that a change
+// queued while the load ran is never undone.
+func (s *syncer) adopt(want map[netip.Prefix]*Ban, since *bart.Table[*Ban], now time.Time) (added, removed int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.store.replace(want, since, now, func(p netip.Prefix) bool {
+		_, queued := s.outbox[p]
+		return queued || s.recent[p]
+	})
 }
 
 // subscribeLoop applies the fleet's messages. go-redis reconnects and

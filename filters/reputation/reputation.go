@@ -92,10 +92,10 @@ func build(cfg Config, env filters.Env, clock func() time.Time) (*Filter, error)
 	prev, _ := env.Previous.(*Filter)
 	if prev != nil {
 		f.bans, f.strikes, f.stats = prev.bans, prev.strikes, prev.stats
-		f.bans.resize(cfg.MaxTracked)
+		f.bans.resize(cfg.MaxTracked, cfg.MaxBans)
 		f.strikes.resize(cfg.MaxTracked)
 	} else {
-		f.bans = newBanStore(cfg.MaxTracked)
+		f.bans = newBanStore(cfg.MaxTracked, cfg.MaxBans)
 		f.strikes = newStrikeTable(cfg.MaxTracked)
 		f.stats = &stats{}
 	}
@@ -215,11 +215,20 @@ func (f *Filter) Observe(e filters.Event) {
 }
 
 // strikeBan bans p for the escalated ttl, or in shadow mode logs the ban it
-// would make.
+// would make. With max_bans strike bans held it bans nothing, counts the
+// refusal and logs it at most once per watch_interval of request time.
 func (f *Filter) strikeBan(now time.Time, p netip.Prefix, source, reason string) {
 	enforce := f.cfg.Mode == filters.ModeBlock
-	b, made := f.bans.escalate(p, now, f.cfg.Ban.TTL.D(), f.cfg.Ban.MaxTTL.D(), f.cfg.Ban.Memory.D(), source, reason, enforce)
-	if !made {
+	b, what := f.bans.escalate(p, now, f.cfg.Ban.TTL.D(), f.cfg.Ban.MaxTTL.D(), f.cfg.Ban.Memory.D(), source, reason, enforce)
+	switch what {
+	case banInForce:
+		return
+	case banRefused:
+		n := f.stats.bansRefused.Add(1)
+		if f.stats.refusalLogDue(now, f.cfg.WatchInterval.D()) {
+			f.log.Warn("ban refused: max_bans strike bans are held", "target", formatPrefix(p), "source", source,
+				"reason", reason, "max_bans", f.cfg.MaxBans, "refused_total", n)
+		}
 		return
 	}
 	ttl := b.Expires.Sub(b.Created)
@@ -346,14 +355,16 @@ func (f *Filter) Close() error {
 // now: false without Redis, or while Redis is unreachable.
 func (f *Filter) RedisConnected() bool { return f.sync != nil && f.sync.connected() }
 
-// CollectMetrics reports list sizes, active bans, bans made by source,
-// strikes by stage, denies, early connection refusals and the Redis link.
+// CollectMetrics reports list sizes, bans held, bans made by source, bans
+// refused at max_bans, strikes by stage, denies, early connection refusals
+// and the Redis link. It costs the same however many bans are held.
 func (f *Filter) CollectMetrics(emit func(filters.Sample)) {
 	l := f.lists.Load()
 	for i, lf := range f.files {
 		emit(gauge("reputation_list_entries", "Entries in a reputation list file.", float64(l.sizes[i]), "file", lf.path, "action", string(lf.action)))
 	}
-	emit(gauge("reputation_bans_active", "Bans in force.", float64(len(f.bans.active(f.clock())))))
+	emit(gauge("reputation_bans_active", "Bans held: in force, or expired within the last watch_interval and not yet swept.", float64(f.bans.held())))
+	emit(counter("reputation_bans_refused_total", "Strike bans not made because max_bans strike bans were held.", f.stats.bansRefused.Load()))
 	f.stats.bans.each(func(src string, v uint64) {
 		emit(counter("reputation_bans_total", "Bans made on this node, by the stage whose strikes earned them or operator.", v, "source", src))
 	})

@@ -4,6 +4,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/edgeguard/edgeguard/filters"
 )
@@ -53,6 +54,21 @@ type stats struct {
 	bans          labelled // bans made here, by source
 	wouldBan      labelled // shadow mode, by source
 	strikesShadow labelled // shadow strikes, by stage
+
+	bansRefused  atomic.Uint64 // strike bans refused at max_bans
+	refusalLogAt atomic.Int64  // unix nanoseconds of the last refusal logged
+}
+
+// refusalLogDue reports whether a refused ban at now is to be logged: none
+// was logged within every before (or after) now. Concurrent callers log
+// once.
+func (s *stats) refusalLogDue(now time.Time, every time.Duration) bool {
+	last := s.refusalLogAt.Load()
+	ns := now.UnixNano()
+	if last != 0 && ns-last < int64(every) && last-ns < int64(every) {
+		return false
+	}
+	return s.refusalLogAt.CompareAndSwap(last, ns)
 }
 
 func counter(name, help string, v uint64, labels ...string) filters.Sample {

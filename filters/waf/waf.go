@@ -13,9 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"path"
 	"strconv"
-	"strings"
 
 	"github.com/corazawaf/coraza/v3"
 	"github.com/corazawaf/coraza/v3/experimental"
@@ -305,11 +303,7 @@ func (f *Filter) skipsBody(urlPath string, canonical bool) bool {
 // clean (a trailing slash allowed): the only paths on which the WAF's
 // reading of the path and the upstream's are sure to agree.
 func canonicalPath(u *url.URL) bool {
-	p := u.Path
-	if u.RawPath != "" || !strings.HasPrefix(p, "/") {
-		return false
-	}
-	return p == "/" || path.Clean(p) == strings.TrimSuffix(p, "/")
+	return u.RawPath == "" && filters.MatchPath(u.Path) == u.Path
 }
 
 // ruleRemover is the method of Coraza's transaction behind
