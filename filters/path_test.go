@@ -4,20 +4,20 @@ import "testing"
 
 func TestMatchPath(t *testing.T) {
 	for in, want := range map[string]string{
-		"":                          "/",
-		"/":                         "/",
-		"/checkout":                 "/checkout",
-		"//checkout":                "/checkout",
-		"/a/../checkout/":           "/checkout/",
-		"/./checkout/pay":           "/checkout/pay",
-		"checkout":                  "/checkout",
-		"/checkout;jsessionid=1":    "/checkout",
-		"/checkout;x=1/pay;y=2":     "/checkout/pay",
-		"/;x/checkout":              "/checkout",
-		"/checkout/..;/admin":       "/admin",
-		"/checkouts":                "/checkouts",
-		"/checkout/":                "/checkout/",
-		"/checkout/..":              "/",
+		"":                       "/",
+		"/":                      "/",
+		"/checkout":              "/checkout",
+		"//checkout":             "/checkout",
+		"/a/../checkout/":        "/checkout/",
+		"/./checkout/pay":        "/checkout/pay",
+		"checkout":               "/checkout",
+		"/checkout;jsessionid=1": "/checkout",
+		"/checkout;x=1/pay;y=2":  "/checkout/pay",
+		"/;x/checkout":           "/checkout",
+		"/checkout/..;/admin":    "/admin",
+		"/checkouts":             "/checkouts",
+		"/checkout/":             "/checkout/",
+		"/checkout/..":           "/",
 	} {
 		if got := MatchPath(in); got != want {
 			t.Errorf("MatchPath(%q) = %q, want %q", in, got, want)

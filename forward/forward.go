@@ -335,7 +335,6 @@ func (f *Forwarder) match(host, p string) *route {
 	return f.def
 }
 
-
 func (r *route) matchHost(host string) bool {
 	switch {
 	case r.host == "":

@@ -283,7 +283,6 @@ func (p *policy) matches(r *http.Request) bool {
 	return true
 }
 
-
 // matchHost is h as a host is matched: the port, IPv6 brackets and the
 // trailing dots of a fully qualified name removed, in lower case, and an
 // IP address in its canonical form. So "API.example.com.:443" is
