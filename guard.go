@@ -308,12 +308,12 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "edgeguard: no upstream configured", http.StatusBadGateway)
 		return
 	}
-	g.serve(w, r, g.forward)
+	g.serve(w, r, g.forward, false)
 }
 
 // Wrap returns middleware: requests that pass the chain go to next.
 func (g *Guard) Wrap(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.serve(w, r, next) })
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.serve(w, r, next, true) })
 }
 
 // addrs returns the TCP peer and the start address of the client-IP walk.
@@ -335,7 +335,10 @@ func (g *Guard) addrs(r *http.Request) (peer, start netip.AddrPort, src filters.
 	return ap, ap, filters.SourcePeer
 }
 
-func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
+// serve runs the chain and hands what passes to next. setHeaders rewrites
+// the client-IP headers of the inbound request for an app behind Wrap; the
+// forwarder writes its own on the outbound request.
+func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler, setHeaders bool) {
 	g.inflight.Add(1)
 	defer g.inflight.Done()
 	start := time.Now()
@@ -390,8 +393,10 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		return
 	}
 	g.metrics.requests.WithLabelValues("forward", "allow").Inc()
-	// After the chain, so the WAF saw the headers as the client sent them.
-	g.setClientHeaders(r.Header, req)
+	if setHeaders {
+		// After the chain, so the WAF saw the headers as the client sent them.
+		g.setClientHeaders(r.Header, req)
+	}
 	r = r.WithContext(filters.WithRequest(r.Context(), req))
 	req.HTTP = r
 	upstart := time.Now()
