@@ -22,6 +22,7 @@ import (
 
 	"github.com/edgeguard/edgeguard/filters"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/net/http/httpguts"
 )
 
 // Env is what the owner hands the forwarder when it builds one.
@@ -152,7 +153,7 @@ func New(cfg Config, env Env) (*Forwarder, error) {
 		f.limiter = f.local
 	}
 	if hdr := env.ClientIPHeader; hdr != "" {
-		if !isToken(hdr) {
+		if !httpguts.ValidHeaderFieldName(hdr) {
 			return nil, fmt.Errorf("forward: client IP header %q is not a valid header name", hdr)
 		}
 		switch hdr = http.CanonicalHeaderKey(hdr); hdr {
@@ -467,23 +468,6 @@ func upgradesToH2C(h http.Header) bool {
 		}
 	}
 	return false
-}
-
-// isToken reports whether s is an RFC 9110 token, such as a header name.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // capAllows asks the route cap, applying the route's on_error when the store

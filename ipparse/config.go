@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edgeguard/edgeguard/filters"
+	"golang.org/x/net/http/httpguts"
 )
 
 // Defaults for the zero values of Config and ProxyProtocol.
@@ -147,7 +148,7 @@ func (c Config) Validate() error {
 	}
 
 	checkPrefixes("trusted_proxies", c.TrustedProxies)
-	if name := strings.TrimSpace(c.Header); name != "" && !isToken(name) {
+	if name := strings.TrimSpace(c.Header); name != "" && !httpguts.ValidHeaderFieldName(name) {
 		add("header", "%q is not a valid header name", c.Header)
 	}
 	if c.IPv6Prefix != 0 && (c.IPv6Prefix < minIPv6Prefix || c.IPv6Prefix > 128) {
@@ -220,23 +221,6 @@ func (s *prefixSet) contains(a netip.Addr) bool {
 		}
 	}
 	return false
-}
-
-// isToken reports whether s is an RFC 9110 token (a header or parameter name).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // Trusts returns the test Listen applies to a peer: whether it may send a

@@ -1,6 +1,7 @@
 package ipparse
 
 import (
+	"golang.org/x/net/http/httpguts"
 	"net/netip"
 	"strings"
 )
@@ -263,7 +264,7 @@ func forwardedFor(elem string, buf *[maxNodeLen]byte) (node string, ok bool) {
 			return "", false
 		}
 		name := trimOWS(pair[:eq])
-		if !isToken(name) {
+		if !httpguts.ValidHeaderFieldName(name) {
 			return "", false
 		}
 		if !strings.EqualFold(name, "for") {

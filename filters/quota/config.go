@@ -9,6 +9,7 @@ import (
 
 	"github.com/edgeguard/edgeguard/filters"
 	"github.com/edgeguard/edgeguard/internal/redisconf"
+	"golang.org/x/net/http/httpguts"
 )
 
 // Store kinds.
@@ -201,27 +202,13 @@ func ParseKeySource(s string) (KeySource, error) {
 	if !ok || (kind != "header" && kind != "cookie") {
 		return KeySource{}, fmt.Errorf("%w %q: want ip, header:NAME or cookie:NAME", ErrKeySource, s)
 	}
-	if name == "" || !isToken(name) {
+	if name == "" || !httpguts.ValidHeaderFieldName(name) {
 		return KeySource{}, fmt.Errorf("%w %q: %s name must be a non-empty HTTP token", ErrKeySource, s, kind)
 	}
 	if kind == "header" {
 		name = textproto.CanonicalMIMEHeaderKey(name)
 	}
 	return KeySource{Kind: kind, Name: name}, nil
-}
-
-// isToken reports whether s is an RFC 9110 token (header and cookie names).
-func isToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
-			continue
-		}
-		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // isPolicyName allows what is safe unquoted in logs and Redis keys and needs
@@ -340,7 +327,7 @@ func (p Policy) validate() error {
 		add("match.path_prefix", "%q must start with /", p.Match.PathPrefix)
 	}
 	for i, m := range p.Match.Methods {
-		if !isToken(m) || strings.ToUpper(m) != m {
+		if !httpguts.ValidHeaderFieldName(m) || strings.ToUpper(m) != m {
 			add(fmt.Sprintf("match.methods[%d]", i), "%q: want an upper-case method like GET", m)
 		}
 	}
@@ -348,7 +335,7 @@ func (p Policy) validate() error {
 		add("match.host", "%q is not a host name", p.Match.Host)
 	}
 	if t := p.Tiers; t != nil {
-		if !isToken(t.Header) {
+		if !httpguts.ValidHeaderFieldName(t.Header) {
 			add("tiers.header", "%q: want a header name", t.Header)
 		}
 		if len(t.Values) == 0 {
