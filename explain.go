@@ -34,7 +34,11 @@ func (g *Guard) Explain(r *http.Request, now time.Time) (*Explanation, error) {
 	}
 	req.Key = res.Key
 	if g.forward != nil {
-		req.Route = g.forward.Match(r.Host, r.URL.Path)
+		route, err := g.forward.Route(r)
+		if err != nil {
+			return nil, err
+		}
+		req.Route = route
 	}
 	defer req.Finish()
 	chain := g.chain

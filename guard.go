@@ -10,7 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgeguard/edgeguard/config"
@@ -41,7 +41,10 @@ type Guard struct {
 	quota      *quota.Filter
 	waf        *waf.Filter
 
-	inflight sync.WaitGroup // requests being served on this Guard
+	// inflight counts requests being served on this Guard. A counter, not a
+	// WaitGroup: a request that loaded this Guard just before a reload's
+	// swap may still start while Drain waits.
+	inflight atomic.Int64
 }
 
 // Option adjusts how New builds a Guard.
@@ -288,14 +291,9 @@ func (g *Guard) Close() error {
 // timeout has passed. A reload calls it on the Guard it replaced before
 // closing it.
 func (g *Guard) Drain(timeout time.Duration) {
-	done := make(chan struct{})
-	go func() {
-		g.inflight.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(timeout):
+	deadline := time.Now().Add(timeout)
+	for g.inflight.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -340,7 +338,7 @@ func (g *Guard) addrs(r *http.Request) (peer, start netip.AddrPort, src filters.
 // forwarder writes its own on the outbound request.
 func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler, setHeaders bool) {
 	g.inflight.Add(1)
-	defer g.inflight.Done()
+	defer g.inflight.Add(-1)
 	start := time.Now()
 	peer, from, src := g.addrs(r)
 	req := &filters.Request{HTTP: r, Peer: peer, Now: start, Source: src}
@@ -375,7 +373,14 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler,
 	req.ForwardedFor = g.resolver.ForwardedFor(res, from.Addr(), r.Header)
 	g.metrics.clientSources.WithLabelValues(req.Source.String()).Inc()
 	if g.forward != nil {
-		req.Route = g.forward.Match(r.Host, r.URL.Path)
+		route, err := g.forward.Route(r)
+		if err != nil {
+			rec.stage = "route"
+			g.metrics.requests.WithLabelValues("route", "deny").Inc()
+			writeDeny(rec, req, filters.Verdict{Deny: true, Status: http.StatusBadRequest, Stage: "route", Reason: err.Error()})
+			return
+		}
+		req.Route = route
 	}
 
 	chain := g.chain
@@ -409,9 +414,13 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler,
 // behind the Guard reads there is the resolved client, never the client's
 // own words. (The forwarder sets them again on the outbound request.)
 func (g *Guard) setClientHeaders(h http.Header, req *filters.Request) {
+	for _, name := range forward.ClientAddressHeaders {
+		h.Del(name)
+	}
 	client := req.Client.String()
 	h.Set("X-Real-Ip", client)
 	h.Set("X-Forwarded-For", req.ForwardedFor)
+	h.Del("Forwarded") // the client's words; X-Forwarded-For says it now
 	if name := g.resolver.Header(); name != "X-Forwarded-For" && name != "Forwarded" && name != "X-Real-Ip" {
 		h.Set(name, client)
 	}

@@ -211,10 +211,16 @@ func TestClientHeadersForTheApp(t *testing.T) {
 	g := mustGuard(t, "stages: []\nclient_ip: {trusted_proxies: [10.0.0.0/8], header: CF-Connecting-IP}\n")
 	var got http.Header
 	h := g.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.Header.Clone() }))
-	do(h, "192.0.2.9:1000", http.Header{"Cf-Connecting-Ip": {"127.0.0.1"}, "X-Real-Ip": {"127.0.0.1"}, "X-Forwarded-For": {"127.0.0.1"}})
+	do(h, "192.0.2.9:1000", http.Header{"Cf-Connecting-Ip": {"127.0.0.1"}, "X-Real-Ip": {"127.0.0.1"}, "X-Forwarded-For": {"127.0.0.1"},
+		"X-Client-Ip": {"127.0.0.1"}, "True-Client-Ip": {"127.0.0.1"}, "Forwarded": {"for=127.0.0.1"}})
 	for _, name := range []string{"Cf-Connecting-Ip", "X-Real-Ip", "X-Forwarded-For"} {
 		if v := got.Get(name); v != "192.0.2.9" {
 			t.Errorf("%s reached the app as %q, want the resolved 192.0.2.9", name, v)
+		}
+	}
+	for _, name := range []string{"X-Client-Ip", "True-Client-Ip", "Forwarded"} {
+		if v := got.Get(name); v != "" {
+			t.Errorf("the client's %s reached the app: %q", name, v)
 		}
 	}
 	do(h, "10.0.0.1:1000", http.Header{"Cf-Connecting-Ip": {"203.0.113.5"}})
@@ -261,6 +267,12 @@ func TestDrainWaitsForInflight(t *testing.T) {
 	<-entered
 	drained := make(chan struct{})
 	go func() { g.Drain(10 * time.Second); close(drained) }()
+	// Requests that loaded this Guard just before a swap still start while
+	// Drain waits; that must neither panic nor end the wait early.
+	quick := g.Wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	for range 50 {
+		do(quick, "192.0.2.2:1", nil)
+	}
 	select {
 	case <-drained:
 		t.Fatal("Drain returned with a request in flight")
@@ -271,5 +283,23 @@ func TestDrainWaitsForInflight(t *testing.T) {
 	case <-drained:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Drain did not return after the request finished")
+	}
+}
+
+// TestAmbiguousPathIs400: a path whose raw and normal forms take different
+// routes is refused before any stage runs.
+func TestAmbiguousPathIs400(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer up.Close()
+	g := mustGuard(t, "upstream: "+up.URL+"\nroutes: [{path: /checkout, upstream: default}, {path: /, upstream: default}]\nstages: []\n")
+	for p, want := range map[string]int{"/checkout/pay": 200, "/home": 200, "//checkout": 400, "/a/../checkout": 400} {
+		r := httptest.NewRequest("GET", "http://example.test/", nil)
+		r.URL.Path = p
+		r.RemoteAddr = "192.0.2.1:1000"
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, r)
+		if w.Code != want {
+			t.Errorf("%s: %d, want %d", p, w.Code, want)
+		}
 	}
 }

@@ -113,8 +113,8 @@ func TestMatch(t *testing.T) {
 		{"", "", ""},
 	}
 	for _, tt := range tests {
-		if got := f.Match(tt.host, tt.path); got != tt.want {
-			t.Errorf("Match(%q, %q) = %q, want %q", tt.host, tt.path, got, tt.want)
+		if got, err := routeOf(f, tt.host, tt.path, ""); got != tt.want || err != nil {
+			t.Errorf("Route(%q, %q) = %q, %v; want %q", tt.host, tt.path, got, err, tt.want)
 		}
 	}
 }

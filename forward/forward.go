@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"net/url"
 	"slices"
 	"sort"
 	"strconv"
@@ -51,13 +53,13 @@ type Env struct {
 	ClientIPHeader string
 }
 
-// strippedClientHeaders are client-address and forwarding headers that
+// ClientAddressHeaders are client-address and forwarding headers that
 // backends and frameworks are known to believe, beyond the ones
 // ReverseProxy strips itself (Forwarded, X-Forwarded-For/-Host/-Proto) and
 // X-Real-IP, which rewrite sets. None reaches the upstream as the client
 // sent it: the one named by Env.ClientIPHeader is set to the resolved
 // client, the others are removed.
-var strippedClientHeaders = []string{
+var ClientAddressHeaders = []string{
 	"X-Client-IP",
 	"X-Cluster-Client-IP",
 	"Client-IP",
@@ -313,21 +315,61 @@ func (f *Forwarder) startSwitch(sc SwitchConfig, rdb redis.UniversalClient) erro
 	return nil
 }
 
-// Match returns the name of the route a request for host and path takes, or
-// "" for the default route (the upstream shorthand), so the owner can pick
-// per-route stage settings before the chain runs and put the name in
-// filters.Request.Route. path is matched cleaned (see cleanPath), as
-// ServeHTTP matches it, so "//checkout" takes the /checkout route.
-func (f *Forwarder) Match(host, urlPath string) string {
-	if rt := f.match(host, urlPath); rt != nil {
-		return rt.name
+// ErrAmbiguousPath is Route's answer for a path whose normal form and raw
+// form take different routes.
+var ErrAmbiguousPath = errors.New("forward: ambiguous request path")
+
+// Route returns the name of the route r takes, or "" for the default route
+// (the upstream shorthand), so the owner can pick per-route stage settings
+// before the chain runs and put the name in filters.Request.Route.
+//
+// The path is matched in its normal form (filters.MatchPath), as most
+// backends serve it: "/checkout;jsessionid=1" takes the /checkout route. A
+// path whose raw form ("//checkout", "/static/../checkout",
+// "/admin/..%2Fupload") would take another route than its normal form is
+// refused with ErrAmbiguousPath: a backend that normalises serves it as
+// one route and one that does not as the other, so neither route's shield
+// or stage settings could be trusted to apply.
+func (f *Forwarder) Route(r *http.Request) (string, error) {
+	rt, err := f.route(r)
+	if rt == nil {
+		return "", err
 	}
-	return ""
+	return rt.name, err
 }
 
-func (f *Forwarder) match(host, p string) *route {
-	host = bareHost(host)
-	p = filters.MatchPath(p)
+func (f *Forwarder) route(r *http.Request) (*route, error) {
+	host := bareHost(r.Host)
+	clean := filters.MatchPath(r.URL.Path)
+	rt := f.lookup(host, clean)
+	if raw := rawForm(r.URL); raw != clean && strings.HasPrefix(raw, "/") && f.lookup(host, raw) != rt {
+		return rt, ErrAmbiguousPath
+	}
+	return rt, nil
+}
+
+// rawForm is the path as a backend that resolves nothing would route it:
+// as sent (decoded, unless the client escaped something, such as a "/",
+// that decoding would change), less the path parameters that even such
+// backends ignore.
+func rawForm(u *url.URL) string {
+	p := u.Path
+	if u.RawPath != "" {
+		p = u.RawPath
+	}
+	if strings.IndexByte(p, ';') < 0 {
+		return p
+	}
+	segs := strings.Split(p, "/")
+	for i, seg := range segs {
+		if j := strings.IndexByte(seg, ';'); j >= 0 {
+			segs[i] = seg[:j]
+		}
+	}
+	return strings.Join(segs, "/")
+}
+
+func (f *Forwarder) lookup(host, p string) *route {
 	for _, rt := range f.routes {
 		if rt.matchHost(host) && prefixMatch(rt.prefix, p) {
 			return rt
@@ -398,18 +440,24 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Request-Id", fr.ID)
 	}
 	if upgradesToH2C(r.Header) {
-		// A backend that accepts it would turn the connection into an
-		// HTTP/2 tunnel whose requests no stage ever sees.
+		// A backend that accepted it would turn the connection into an
+		// HTTP/2 tunnel whose requests no stage ever sees. Clients offer
+		// it on plain requests (curl --http2): drop the offer and serve
+		// the request as HTTP/1.1.
 		f.h2cRefused.Add(1)
-		refuse(w, fr, http.StatusBadRequest, 0, "h2c upgrade refused")
-		return
+		r.Header.Del("Upgrade")
+		r.Header.Del("Http2-Settings")
 	}
 	var rt *route
 	if fr.Route != "" {
 		rt = f.byName[fr.Route]
 	}
 	if rt == nil {
-		rt = f.match(r.Host, r.URL.Path)
+		var err error
+		if rt, err = f.route(r); err != nil {
+			refuse(w, fr, http.StatusBadRequest, 0, "ambiguous path")
+			return
+		}
 	}
 	if rt == nil {
 		f.noRoute.Add(1)
@@ -503,7 +551,7 @@ func (f *Forwarder) capAllows(ctx context.Context, rt *route, fr *filters.Reques
 // rewrite builds the outbound request. ReverseProxy has already removed
 // hop-by-hop headers, Forwarded and X-Forwarded-For/-Host/-Proto;
 // X-Real-IP, the configured client IP header and X-Request-Id are set (or
-// removed) here, and strippedClientHeaders removed, so that nothing the
+// removed) here, and ClientAddressHeaders removed, so that nothing the
 // client sent passes under our names or a name a backend may trust.
 func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 	a := attemptFrom(pr.In.Context())
@@ -514,7 +562,7 @@ func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 	}
 	h := out.Header
 	fr := a.fr
-	for _, k := range strippedClientHeaders {
+	for _, k := range ClientAddressHeaders {
 		h.Del(k)
 	}
 	if fr.Client.IsValid() {

@@ -41,28 +41,31 @@ func FuzzMatch(f *testing.F) {
 		if !strings.HasPrefix(path, "/") || strings.Contains(path, "//") || strings.Contains(path+"/", "/./") || strings.Contains(path+"/", "/../") {
 			t.Fatalf("filters.MatchPath(%q) = %q, not clean", raw, path)
 		}
-		name := fw.Match(host, raw)
-		if name != fw.Match(host, path) {
-			t.Fatalf("Match(%q, %q) differs from Match of the cleaned %q", host, raw, path)
+		name, err := routeOf(fw, host, raw, "")
+		if cleanName, cerr := routeOf(fw, host, path, ""); cerr != nil || (err == nil && cleanName != name) {
+			t.Fatalf("Route(%q, %q) = %q, %v; the cleaned %q takes %q, %v", host, raw, name, err, path, cleanName, cerr)
+		}
+		if err != nil {
+			return // ambiguous: refused, nothing more to check
 		}
 		if name == "" {
 			for _, rt := range fw.routes {
 				if rt.matchHost(bareHost(host)) && prefixMatch(rt.prefix, path) {
-					t.Fatalf("Match(%q, %q) = default, but route %q matches", host, path, rt.name)
+					t.Fatalf("Route(%q, %q) = default, but route %q matches", host, path, rt.name)
 				}
 			}
 			return
 		}
 		rt := fw.byName[name]
 		if rt == nil {
-			t.Fatalf("Match returned unknown route %q", name)
+			t.Fatalf("Route returned unknown route %q", name)
 		}
 		if !strings.HasPrefix(path, rt.prefix) || !rt.matchHost(bareHost(host)) {
-			t.Fatalf("Match(%q, %q) = %q, which does not match", host, path, name)
+			t.Fatalf("Route(%q, %q) = %q, which does not match", host, path, name)
 		}
 		for _, other := range fw.routes {
 			if len(other.prefix) > len(rt.prefix) && other.matchHost(bareHost(host)) && prefixMatch(other.prefix, path) {
-				t.Fatalf("Match(%q, %q) = %q, but longer %q matches", host, path, name, other.name)
+				t.Fatalf("Route(%q, %q) = %q, but longer %q matches", host, path, name, other.name)
 			}
 		}
 	})

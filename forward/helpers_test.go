@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -183,4 +184,11 @@ func (h *countingHandler) count(msg string) int {
 		}
 	}
 	return n
+}
+
+// routeOf is the route Forwarder.Route picks for host and path (path as
+// the server decodes it; raw, when set, is the escaped form the client
+// sent).
+func routeOf(f *Forwarder, host, path, raw string) (string, error) {
+	return f.Route(&http.Request{Host: host, URL: &url.URL{Path: path, RawPath: raw}})
 }

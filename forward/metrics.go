@@ -53,7 +53,7 @@ func (f *Forwarder) CollectMetrics(emit func(filters.Sample)) {
 		}
 	}
 	c("forward_no_route_total", "Requests no route matched, answered 404.", float64(f.noRoute.Load()))
-	c("forward_h2c_refused_total", "Requests asking to upgrade to h2c, answered 400.", float64(f.h2cRefused.Load()))
+	c("forward_h2c_offers_dropped_total", "Requests offering an upgrade to h2c, served as HTTP/1.1 with the offer removed.", float64(f.h2cRefused.Load()))
 }
 
 var _ filters.MetricsSource = (*Forwarder)(nil)

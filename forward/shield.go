@@ -271,8 +271,12 @@ func (s *closedSet) replace(routes []string) {
 
 // inherit takes over prev's closed routes and overrides (a reload).
 func (s *closedSet) inherit(prev *closedSet) {
+	// The overrides move: the replaced forwarder keeps running while its
+	// requests drain, and must not flush a change the operator has since
+	// made again on this one.
 	prev.mu.Lock()
-	routes, over := prev.list(), maps.Clone(prev.override)
+	routes, over := prev.list(), prev.override
+	prev.override = nil
 	prev.mu.Unlock()
 	s.mu.Lock()
 	s.override = over

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"reflect"
 	"slices"
 	"strings"
@@ -257,12 +258,13 @@ func compilePolicy(p Policy) policy {
 // Name returns "quota".
 func (f *Filter) Name() string { return Name }
 
-// matches reports whether r is subject to p. Path and host are compared in
-// their normal forms (matchPath, matchHost): the forms in which the
-// upstream routes them, so that spelling a path or host another way does
-// not step around the policy.
+// matches reports whether r is subject to p. The host is compared in its
+// normal form (matchHost); the path prefix holds when either the normal
+// form of the path (filters.MatchPath) or the path as sent has it: a
+// normalising backend routes the one, a backend that resolves nothing the
+// other, and the policy must hold for both.
 func (p *policy) matches(r *http.Request) bool {
-	if p.prefix != "" && !strings.HasPrefix(filters.MatchPath(r.URL.Path), p.prefix) {
+	if p.prefix != "" && !strings.HasPrefix(filters.MatchPath(r.URL.Path), p.prefix) && !strings.HasPrefix(sentPath(r.URL), p.prefix) {
 		return false
 	}
 	if len(p.methods) > 0 {
@@ -683,3 +685,12 @@ var (
 	_ filters.MetricsSource = (*Filter)(nil)
 	_ filters.Closer        = (*Filter)(nil)
 )
+
+// sentPath is the path as the client sent it, decoded unless decoding
+// would change it (an escaped "/").
+func sentPath(u *url.URL) string {
+	if u.RawPath != "" {
+		return u.RawPath
+	}
+	return u.Path
+}
