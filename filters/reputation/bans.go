@@ -62,6 +62,10 @@ type banStore struct {
 	// it (those whose Source is not operator).
 	maxBans    int
 	strikeBans int
+
+	// replacing, when set (tests only), is called by replace with the lock
+	// held, once it has what it keeps and before it rewrites the table.
+	replacing func()
 }
 
 func newBanStore(maxTracked, maxBans int) *banStore {
@@ -251,14 +255,20 @@ func (s *banStore) active(now time.Time) []*Ban {
 }
 
 // replace makes the stored bans exactly want (a snapshot from Redis, taken
-// after the table since was current), except for the prefixes in keep and
-// those changed in the store since then, whose current state stays: a ban
-// or unban made while the snapshot was read is newer than it. A ban swept
-// since (expired at now) is not a change. It returns how many bans were
-// added or changed and how many removed.
-func (s *banStore) replace(want map[netip.Prefix]*Ban, since *bart.Table[*Ban], now time.Time, keep func(netip.Prefix) bool) (added, removed int) {
+// after the table since was current), except for the prefixes keep returns
+// and those changed in the store since then, whose current state stays: a
+// ban or unban made while the snapshot was read is newer than it. A ban
+// swept since (expired at now) is not a change. keep is called once, with
+// the lock held, so that a change it misses is made in the store after the
+// replace; it must take no lock whose holder may wait for this one. It
+// returns how many bans were added or changed and how many removed.
+func (s *banStore) replace(want map[netip.Prefix]*Ban, since *bart.Table[*Ban], now time.Time, keep func() map[netip.Prefix]bool) (added, removed int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	kept := keep()
+	if s.replacing != nil {
+		s.replacing()
+	}
 	t := s.table.Load()
 	stays := func(p netip.Prefix) bool {
 		old, _ := since.Get(p)
@@ -266,7 +276,7 @@ func (s *banStore) replace(want map[netip.Prefix]*Ban, since *bart.Table[*Ban], 
 		if cur != old && (cur != nil || old.ActiveAt(now)) {
 			return true // stored tables are immutable and bans too: a new pointer is a change
 		}
-		return keep(p)
+		return kept[p]
 	}
 	nt := t.Clone()
 	for p, b := range t.All() {

@@ -107,7 +107,12 @@ type change struct {
 // syncer shares a banStore's bans through Redis. It is reference-counted:
 // a reloaded Filter with the same Redis settings takes it over, and it stops
 // when the last Filter using it is closed. Nothing on the request path waits
-// for it: publish only queues. Lock order: mu, then the store's.
+// for it: publish only queues, and mu is held only to read or change the
+// queue and the sync's state, never across Redis calls or a rewrite of the
+// ban table. (A strike ban still waits for the store's lock like any store
+// write, the table rewrite of a full sync included.) Lock order: the
+// store's, then mu (adopt reads the queue while the store replaces its
+// bans); nothing takes the store's lock while holding mu.
 type syncer struct {
 	cfg     Config
 	client  redis.UniversalClient
@@ -441,15 +446,26 @@ func (s *syncer) fullSync(ctx context.Context) error {
 // adopt makes the store hold want, the active bans Redis held when a sync
 // loaded them, except for the prefixes changed here since the sync began
 // (since is the store's table then): queued for Redis, changed by a
-// message, or changed in the store and not yet queued. The queue and the
-// messages are read under mu, held across the replace, so that a change
-// queued while the load ran is never undone.
+// message, or changed in the store and not yet queued. The replace copies
+// the queued and messaged prefixes under mu once it holds the store's lock,
+// and releases mu before it rewrites the table: publish never waits for the
+// rewrite. A change the copy misses is still kept: a local one was made in
+// the store before it was queued, so the replace sees it against since, and
+// a message's is made in the store after the replace, apply recording the
+// prefix before it waits for the store's lock.
 func (s *syncer) adopt(want map[netip.Prefix]*Ban, since *bart.Table[*Ban], now time.Time) (added, removed int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.store.replace(want, since, now, func(p netip.Prefix) bool {
-		_, queued := s.outbox[p]
-		return queued || s.recent[p]
+	return s.store.replace(want, since, now, func() map[netip.Prefix]bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		// After the sync's flush the queue holds only what was queued since.
+		keep := make(map[netip.Prefix]bool, len(s.outbox)+len(s.recent))
+		for p := range s.outbox {
+			keep[p] = true
+		}
+		for p := range s.recent {
+			keep[p] = true
+		}
+		return keep
 	})
 }
 

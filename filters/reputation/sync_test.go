@@ -242,3 +242,66 @@ func TestAdoptKeepsChangesMadeDuringSync(t *testing.T) {
 		})
 	}
 }
+
+// TestPublishDoesNotWaitForAdopt: while a full sync rewrites the ban table,
+// publish (the queueing a strike ban does on the request path) completes
+// without waiting for it, and a message applied meanwhile is not undone by
+// it. The store's hook holds the replace at its midpoint until the test
+// lets it go, so the overlap is certain rather than a matter of timing.
+func TestPublishDoesNotWaitForAdopt(t *testing.T) {
+	now := t0
+	ban := func(p string) *Ban {
+		return &Ban{Prefix: netip.MustParsePrefix(p), Source: "waf", Created: now, Expires: now.Add(time.Hour)}
+	}
+	stale, fromRedis, lifted, struck := ban("192.0.2.1/32"), ban("192.0.2.2/32"), ban("192.0.2.3/32"), ban("192.0.2.4/32")
+	store := newBanStore(100, 100)
+	s := testSyncer(t, "127.0.0.1:1", store) // never dialled
+	store.put(stale)
+	since := store.table.Load()
+	s.recent = map[netip.Prefix]bool{} // as fullSync sets it
+
+	entered, release := make(chan struct{}), make(chan struct{})
+	store.replacing = func() {
+		close(entered)
+		<-release
+	}
+	type result struct{ added, removed int }
+	adopted := make(chan result, 1)
+	go func() {
+		added, removed := s.adopt(map[netip.Prefix]*Ban{fromRedis.Prefix: fromRedis, lifted.Prefix: lifted}, since, now)
+		adopted <- result{added, removed}
+	}()
+	<-entered
+
+	published := make(chan struct{})
+	go func() {
+		s.publish(struck.Prefix, struck)
+		close(published)
+	}()
+	select {
+	case <-published:
+	case <-time.After(10 * time.Second):
+		t.Error("publish waited for the replace of a full sync")
+	}
+	// Another node lifts a ban while the replace runs; it is applied after.
+	msg := fmt.Sprintf(`{"op":"unban","target":%q,"node":"other"}`, lifted.Prefix)
+	applied := make(chan struct{})
+	go func() {
+		s.apply([]byte(msg))
+		close(applied)
+	}()
+
+	close(release)
+	got := <-adopted
+	<-published
+	<-applied
+	if got != (result{2, 1}) {
+		t.Errorf("adopt added %d and removed %d bans, want 2 and 1", got.added, got.removed)
+	}
+	if held := heldPrefixes(store, now); !slices.Equal(held, []string{fromRedis.Prefix.String()}) {
+		t.Errorf("held %v, want only %s", held, fromRedis.Prefix)
+	}
+	if n := s.pending(); n != 1 {
+		t.Errorf("%d changes queued, want the ban published during the sync", n)
+	}
+}
