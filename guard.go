@@ -415,7 +415,7 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler,
 // own words. (The forwarder sets them again on the outbound request.)
 func (g *Guard) setClientHeaders(h http.Header, req *filters.Request) {
 	for _, name := range forward.ClientAddressHeaders {
-		h.Del(name)
+		delete(h, name)
 	}
 	client := req.Client.String()
 	h.Set("X-Real-Ip", client)

@@ -58,22 +58,23 @@ type Env struct {
 // ReverseProxy strips itself (Forwarded, X-Forwarded-For/-Host/-Proto) and
 // X-Real-IP, which rewrite sets. None reaches the upstream as the client
 // sent it: the one named by Env.ClientIPHeader is set to the resolved
-// client, the others are removed.
+// client, the others are removed. The names are in canonical form, so they
+// can be deleted from a header map without canonicalising each again.
 var ClientAddressHeaders = []string{
-	"X-Client-IP",
-	"X-Cluster-Client-IP",
-	"Client-IP",
+	"X-Client-Ip",
+	"X-Cluster-Client-Ip",
+	"Client-Ip",
 	"X-Forwarded",
 	"Forwarded-For",
 	"X-Forwarded-Port",
 	"X-Forwarded-Prefix",
 	"X-Forwarded-Server",
-	"True-Client-IP",
-	"CF-Connecting-IP",
-	"Fastly-Client-IP",
+	"True-Client-Ip",
+	"Cf-Connecting-Ip",
+	"Fastly-Client-Ip",
 	"X-Original-Forwarded-For",
-	"X-Originating-IP",
-	"X-Remote-IP",
+	"X-Originating-Ip",
+	"X-Remote-Ip",
 	"X-Remote-Addr",
 }
 
@@ -563,12 +564,13 @@ func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 	h := out.Header
 	fr := a.fr
 	for _, k := range ClientAddressHeaders {
-		h.Del(k)
+		delete(h, k)
 	}
 	if fr.Client.IsValid() {
-		h.Set("X-Real-IP", fr.Client.String())
+		client := fr.Client.String()
+		h["X-Real-Ip"] = []string{client}
 		if f.clientHeader != "" {
-			h.Set(f.clientHeader, fr.Client.String())
+			h.Set(f.clientHeader, client)
 		}
 	} else {
 		h.Del("X-Real-IP")

@@ -574,3 +574,13 @@ func TestH2COfferDropped(t *testing.T) {
 		}
 	}
 }
+
+// ClientAddressHeaders are deleted from header maps without canonicalising:
+// each must already be in canonical form, or it would never be found.
+func TestClientAddressHeadersCanonical(t *testing.T) {
+	for _, name := range ClientAddressHeaders {
+		if c := http.CanonicalHeaderKey(name); c != name {
+			t.Errorf("%q is not canonical (%q)", name, c)
+		}
+	}
+}
