@@ -103,6 +103,12 @@ func FuzzForwarded(f *testing.F) {
 		if strings.ContainsAny(s, "\"\\") {
 			return // quoting: invariants only
 		}
+		if res.err == ErrHeaderTooLarge {
+			if n := len(strings.Join(h["Forwarded"], ", ")); n <= r.maxHeaderBytes {
+				t.Fatalf("%q (%d bytes joined): refused as larger than %d", s, n, r.maxHeaderBytes)
+			}
+			return
+		}
 		want, walked := refForwarded(r, start.Addr(), h["Forwarded"])
 		if walked > r.maxHops {
 			if res.err != ErrTooManyHops {
