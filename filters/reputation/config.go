@@ -139,10 +139,8 @@ type BanPolicy struct {
 // Validate checks the config without touching the disk or the network.
 func (c Config) Validate() error {
 	var errs []error
-	switch c.Mode {
-	case "", filters.ModeBlock, filters.ModeShadow, filters.ModeOff:
-	default:
-		errs = append(errs, filters.FieldErrorf("mode", "%q: want block, shadow or off", c.Mode))
+	if err := c.Mode.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	for i, l := range c.Lists {
 		if l.File == "" {

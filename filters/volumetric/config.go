@@ -91,10 +91,8 @@ type Config struct {
 // *filters.FieldError naming the field; they come joined.
 func (c Config) Validate() error {
 	var errs []error
-	switch c.Mode {
-	case "", filters.ModeBlock, filters.ModeShadow, filters.ModeOff:
-	default:
-		errs = append(errs, filters.FieldErrorf("mode", "%q: want block, shadow or off", c.Mode))
+	if err := c.Mode.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	switch {
 	case c.Rate.IsZero() && c.Mode == filters.ModeOff:

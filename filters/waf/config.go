@@ -139,10 +139,8 @@ type Exclusion struct {
 // anything; each problem is a *filters.FieldError.
 func (c Config) Validate() error {
 	var errs []error
-	switch c.Mode {
-	case "", filters.ModeBlock, filters.ModeShadow, filters.ModeOff:
-	default:
-		errs = append(errs, filters.FieldErrorf("mode", "%q: want block, shadow or off", c.Mode))
+	if err := c.Mode.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Paranoia < 0 || c.Paranoia > 4 {
 		errs = append(errs, filters.FieldErrorf("paranoia", "%d: want 1 to 4", c.Paranoia))
