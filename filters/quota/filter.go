@@ -635,7 +635,8 @@ func (f *Filter) TakeAt(now time.Time, key string, limit Limit, cost int64) (Res
 }
 
 // Ready reports whether the store answers: nil for the memory store, a
-// PING within the Redis timeout otherwise. /readyz uses it.
+// PING within the Redis timeout otherwise. Readiness asks it when Redis
+// is a requirement.
 func (f *Filter) Ready(ctx context.Context) error {
 	if f.conn == nil {
 		return nil
@@ -643,6 +644,19 @@ func (f *Filter) Ready(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	return pingRedis(ctx, f.conn.client)
+}
+
+// Readiness implements filters.ReadinessReporter: the stage decides from
+// its own on_error. A node whose quota falls back to local limiting or
+// fails open still serves correctly without Redis; only on_error: deny
+// makes Redis a requirement, and only then may its loss take the node out
+// of the load balancer (taking every node out at once would turn a Redis
+// outage into a full one).
+func (f *Filter) Readiness(ctx context.Context) error {
+	if f.onError != OnErrorDeny {
+		return nil
+	}
+	return f.Ready(ctx)
 }
 
 // Close releases the Redis client unless a newer Filter took it over. The
@@ -681,9 +695,10 @@ func (f *Filter) CollectMetrics(emit func(filters.Sample)) {
 }
 
 var (
-	_ filters.Filter        = (*Filter)(nil)
-	_ filters.MetricsSource = (*Filter)(nil)
-	_ filters.Closer        = (*Filter)(nil)
+	_ filters.Filter            = (*Filter)(nil)
+	_ filters.MetricsSource     = (*Filter)(nil)
+	_ filters.Closer            = (*Filter)(nil)
+	_ filters.ReadinessReporter = (*Filter)(nil)
 )
 
 // sentPath is the path as the client sent it, decoded unless decoding

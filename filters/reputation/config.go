@@ -203,6 +203,15 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Build makes the stage from c: New, for the stage table.
+func (c Config) Build(env filters.Env) (filters.Filter, error) {
+	f, err := New(c, env)
+	if err != nil {
+		return nil, err // not a nil *Filter inside a non-nil interface
+	}
+	return f, nil
+}
+
 // withDefaults returns c with every zero optional field set to its default.
 func (c Config) withDefaults() Config {
 	if c.Mode == "" {

@@ -123,6 +123,15 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Build makes the stage from c: New, for the stage table.
+func (c Config) Build(env filters.Env) (filters.Filter, error) {
+	f, err := New(c, env)
+	if err != nil {
+		return nil, err // not a nil *Filter inside a non-nil interface
+	}
+	return f, nil
+}
+
 // resolvedBurst is the burst c asks for: Burst, or the rate's count when
 // Burst is 0 (0 too when the rate is unset).
 func (c Config) resolvedBurst() int64 {
