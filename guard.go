@@ -136,6 +136,10 @@ func (g *Guard) buildChains(cfg *config.Config, o options) error {
 			return filters.Stage{}, fmt.Errorf("edgeguard: build stage %s%s: %w", st.Name(), forRoute(route), err)
 		}
 		g.stages = append(g.stages, routeStage{route: route, Filter: f})
+		if f.Name() != st.Name() {
+			// A reload finds the instance to take over by name.
+			return filters.Stage{}, fmt.Errorf("edgeguard: build stage %s%s: its filter is named %q", st.Name(), forRoute(route), f.Name())
+		}
 		return filters.Stage{Filter: f, Mode: mode}, nil
 	}
 	table := make([]config.Stage, len(cfg.Stages))

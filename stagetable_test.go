@@ -188,3 +188,40 @@ route_stages:
 		t.Errorf("/readyz: %d %q, want 503 naming the route's teapot", w.Code, w.Body.String())
 	}
 }
+
+// FuzzParseWithRegisteredStage: with a stage registered, any file decodes
+// or fails with problems that each have a line, and what decodes
+// validates. The registered stage's paths (its own decoding, its route
+// blocks laid over the top-level one) are the ones under test here; the
+// config package's own fuzz target covers the rest.
+func FuzzParseWithRegisteredStage(f *testing.F) {
+	for _, s := range []string{
+		"stages: [teapot]\nteapot: {path: /brew, status: 418}\n",
+		"upstream: http://127.0.0.1:9000\nroutes: [{path: /tea, upstream: default}]\nstages: [teapot]\nteapot: {status: 418}\nroute_stages:\n  /tea: {teapot: {status: 503}}\n",
+		"upstream: http://127.0.0.1:9000\nroutes: [{path: /a, upstream: default}, {path: /b, upstream: default}]\nstages: [teapot]\nteapot: {status: 418}\nroute_stages:\n  /a: &o {teapot: {status: 503}}\n  /b: *o\n",
+		"stages: [teapot]\nteapot: &t {status: 418}\nwaf: *t\n",
+		"stages: [teapot]\nteapot:\n  status: 418\n  stauts: 1\n",
+		"teapot: [1, 2]\n",
+		"teapot: 418\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := config.Parse("fuzz.yaml", data)
+		if err == nil {
+			if verr := cfg.Validate(); verr != nil {
+				t.Fatalf("Parse accepted a config that does not validate: %v", verr)
+			}
+			return
+		}
+		var ce *config.Error
+		if !errors.As(err, &ce) || len(ce.Problems) == 0 {
+			t.Fatalf("error is not a list of problems: %v", err)
+		}
+		for _, p := range ce.Problems {
+			if p.Line < 1 {
+				t.Fatalf("problem without a line: %+v", p)
+			}
+		}
+	})
+}
