@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/edgeguard/edgeguard/filters"
-
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 

@@ -155,17 +155,7 @@ func (g *Guard) buildChains(cfg *config.Config, o options) error {
 			return err
 		}
 	}
-	for _, s := range base {
-		switch f := s.Filter.(type) {
-		case *reputation.Filter:
-			g.reputation = f // the ban API
-		case *quota.Filter:
-			g.quota = f // the forward shield's route caps
-		}
-		if cf, ok := s.Filter.(filters.ConnFilter); ok {
-			g.connFilters = append(g.connFilters, cf)
-		}
-	}
+	g.lend(base)
 	g.chain = g.newChain(base)
 	// A route with its own settings for some stage gets a chain of its own:
 	// those stages are instances of its own, the rest are shared.
@@ -186,6 +176,23 @@ func (g *Guard) buildChains(cfg *config.Config, o options) error {
 		g.chains[route] = g.newChain(stages)
 	}
 	return nil
+}
+
+// lend keeps what the shared chain's stages offer beyond their checks: a
+// refusal at accept time (filters.ConnFilter), the ban API of the
+// reputation stage and the quota stage's store for the forward shield.
+func (g *Guard) lend(base []filters.Stage) {
+	for _, s := range base {
+		switch f := s.Filter.(type) {
+		case *reputation.Filter:
+			g.reputation = f
+		case *quota.Filter:
+			g.quota = f
+		}
+		if cf, ok := s.Filter.(filters.ConnFilter); ok {
+			g.connFilters = append(g.connFilters, cf)
+		}
+	}
 }
 
 // newChain makes a chain over stages. Its observers are the stages that
@@ -485,8 +492,9 @@ func (g *Guard) logAccess(req *filters.Request, rec *recorder, took time.Duratio
 }
 
 // RefuseConn reports whether a connection from addr should be closed at
-// accept time, before any HTTP or TLS: the reputation stage enforces and
-// addr is banned or on a deny list.
+// accept time, before any HTTP or TLS: a stage of the shared chain that
+// can refuse connections does (the reputation stage, when it enforces and
+// addr is banned or on a deny list).
 func (g *Guard) RefuseConn(addr netip.Addr, now time.Time) bool {
 	for _, cf := range g.connFilters {
 		if cf.RefuseConn(addr, now) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -224,4 +225,36 @@ func FuzzParseWithRegisteredStage(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRefuseConnAsksConnFilters: the Guard refuses a connection when a
+// stage of the shared chain that implements filters.ConnFilter does, and
+// only then.
+func TestRefuseConnAsksConnFilters(t *testing.T) {
+	banned, clean := netip.MustParseAddr("192.0.2.66"), netip.MustParseAddr("192.0.2.7")
+	now := time.Now()
+	for _, tt := range []struct {
+		name       string
+		yaml       string
+		wantBanned bool
+	}{
+		{"reputation enforces", "stages: [reputation, teapot]\nteapot: {status: 418}\n", true},
+		{"reputation in shadow", "stages: [reputation]\nreputation: {mode: shadow}\n", false},
+		{"no stage refuses connections", "stages: [teapot]\nteapot: {status: 418}\n", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			g := mustGuard(t, tt.yaml)
+			if g.reputation != nil {
+				if _, err := g.reputation.BanAt(now, netip.PrefixFrom(banned, 32), time.Hour, "test"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := g.RefuseConn(banned, now); got != tt.wantBanned {
+				t.Errorf("RefuseConn(banned) = %v, want %v", got, tt.wantBanned)
+			}
+			if g.RefuseConn(clean, now) {
+				t.Error("RefuseConn(clean) = true")
+			}
+		})
+	}
 }
