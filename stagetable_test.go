@@ -258,3 +258,51 @@ func TestRefuseConnAsksConnFilters(t *testing.T) {
 		})
 	}
 }
+
+// TestRegisteredStageFromGo: Go code sets a registered stage's blocks in
+// Extra; a block the table cannot place is refused with its field, never
+// left to run the stage with zero settings.
+func TestRegisteredStageFromGo(t *testing.T) {
+	base := func() *config.Config {
+		cfg := mustConfig(t, "upstream: http://127.0.0.1:9\nroutes: [{path: /tea, upstream: default}]\nstages: []\n")
+		cfg.Stages = []string{"teapot"}
+		return cfg
+	}
+	cfg := base()
+	cfg.Extra = map[string]config.StageConfig{"teapot": teapotConfig{Path: "/", Status: 418}}
+	cfg.RouteStages = map[string]config.RouteStages{"/tea": {Extra: map[string]config.StageConfig{"teapot": teapotConfig{Path: "/", Status: 503}}}}
+	g, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if got := len(g.stages); got != 2 {
+		t.Errorf("%d stage instances, want 2 (the shared teapot and the route's)", got)
+	}
+
+	for _, tt := range []struct {
+		name string
+		set  func(*config.Config)
+		want string
+	}{
+		{"a block of another type", func(c *config.Config) {
+			c.Extra = map[string]config.StageConfig{"teapot": config.StageConfig(c.WAF)}
+		}, "teapot: block of type waf.Config, want edgeguard.teapotConfig"},
+		{"a name no stage keeps there", func(c *config.Config) {
+			c.Extra = map[string]config.StageConfig{"waf": c.WAF}
+		}, "waf: no registered stage keeps its block in Extra under this name"},
+		{"a route's block of another type", func(c *config.Config) {
+			c.Extra = map[string]config.StageConfig{"teapot": teapotConfig{Status: 418}}
+			c.RouteStages = map[string]config.RouteStages{"/tea": {Extra: map[string]config.StageConfig{"teapot": c.WAF}}}
+		}, "route_stages./tea.teapot: block of type waf.Config, want edgeguard.teapotConfig"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := base()
+			tt.set(cfg)
+			_, err := New(cfg)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("New: %v\nwant an error containing %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -409,7 +409,7 @@ func checkExtra(field, stage string, b StageConfig, route bool) error {
 	case route && !s.perRoute:
 		return filters.FieldErrorf(field, "stage %q cannot be set per route", stage)
 	case reflect.TypeOf(b) != s.typ:
-		return filters.FieldErrorf(field, "the block is a %T, want a %s", b, s.typ)
+		return filters.FieldErrorf(field, "block of type %T, want %s", b, s.typ)
 	}
 	return nil
 }
