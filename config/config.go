@@ -2,6 +2,11 @@
 // from each stage's own Config struct; strict decoding, where an unknown key
 // or a bad value is an error naming FILE:LINE; defaults; and validation of
 // the whole. The same structs serve the Go API and the Caddy JSON.
+//
+// The stage table (stages.go) is the one place that lists the stages:
+// decoding, route_stages, validation and the Guard that builds the chain
+// all loop over it, so a stage is added with one entry (or one Register
+// call) and no switch anywhere names it.
 package config
 
 import (
