@@ -66,12 +66,38 @@ func (t *teapot) Readiness(context.Context) error {
 	return nil
 }
 
+// kettleConfig builds a teapot under another name: a stage whose filter
+// is not named as its entry.
+type kettleConfig struct {
+	// Mode is block, shadow or off.
+	Mode filters.Mode `yaml:"mode" json:"mode"`
+}
+
+func (c kettleConfig) Validate() error { return c.Mode.Validate() }
+
+func (c kettleConfig) Build(filters.Env) (filters.Filter, error) {
+	return &teapot{cfg: teapotConfig{Status: 418}, observed: &atomic.Int64{}}, nil
+}
+
 func init() {
 	config.Register(config.StageOf(config.Entry[teapotConfig]{
 		Name:     "teapot",
 		Mode:     func(c teapotConfig) filters.Mode { return c.Mode },
 		PerRoute: true,
 	}))
+	config.Register(config.StageOf(config.Entry[kettleConfig]{
+		Name: "kettle",
+		Mode: func(c kettleConfig) filters.Mode { return c.Mode },
+	}))
+}
+
+// TestStageNamedAsItsEntry: a reload finds the instance to take over by
+// name, so a filter named otherwise than its entry is refused at New.
+func TestStageNamedAsItsEntry(t *testing.T) {
+	_, err := New(mustConfig(t, "stages: [kettle]\n"))
+	if err == nil || err.Error() != `edgeguard: build stage kettle: its filter is named "teapot"` {
+		t.Fatalf("New: %v", err)
+	}
 }
 
 // TestRegisteredStageConfig: a registered stage's block is decoded,
@@ -112,7 +138,7 @@ route_stages:
 		{"a route's block is validated", "upstream: http://127.0.0.1:9000\nroutes: [{path: /tea, upstream: default}]\nstages: [teapot]\nteapot: {status: 418}\nroute_stages:\n  /tea:\n    teapot:\n      status: 99\n",
 			`test.yaml:8: route_stages./tea.teapot.status: 99: want 400 to 599`},
 		{"an unknown stage lists it", "stages: [teapots]\n",
-			`test.yaml:1: stages[0]: unknown stage "teapots" (want one of reputation, volumetric, waf, quota, teapot)`},
+			`test.yaml:1: stages[0]: unknown stage "teapots" (want one of reputation, volumetric, waf, quota, teapot, kettle)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
