@@ -124,7 +124,9 @@ type Config struct {
 	// MaxConcurrent is how many requests CRS evaluates at once, bodies up
 	// to large_body_threshold (the small lane). Evaluation is pure CPU, so
 	// more than one per core only adds latency. Zero means GOMAXPROCS (the
-	// cores the process may use).
+	// cores the process may use). A request refused for want of a slot is
+	// answered 503 (in shadow mode: forwarded uninspected and reported as
+	// the 503 it would have been).
 	MaxConcurrent int `yaml:"max_concurrent" json:"max_concurrent"`
 
 	// Queue is how many small-lane requests may wait for an evaluation slot
