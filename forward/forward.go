@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/edgeguard/edgeguard/filters"
+	"github.com/edgeguard/edgeguard/internal/admission"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/net/http/httpguts"
 )
@@ -85,7 +86,7 @@ type route struct {
 	wildcard bool   // host is "*.suffix": match by suffix (kept with its dot)
 	prefix   string
 	pool     *pool
-	gate     *gate // nil: no concurrency limit
+	gate     *admission.Gate // nil: no concurrency limit
 	capOn    bool
 	capKey   string
 	limit    RouteLimit
@@ -201,7 +202,10 @@ func New(cfg Config, env Env) (*Forwarder, error) {
 		f.byPool[name] = p
 	}
 	for _, rc := range cfg.Routes {
-		rt := f.buildRoute(rc)
+		rt, err := f.buildRoute(rc)
+		if err != nil {
+			return nil, err
+		}
 		f.routes = append(f.routes, rt)
 		f.byName[rt.name] = rt
 	}
@@ -259,7 +263,7 @@ func withClosedDefaults(c ClosedResponse) ClosedResponse {
 	return c
 }
 
-func (f *Forwarder) buildRoute(rc Route) *route {
+func (f *Forwarder) buildRoute(rc Route) (*route, error) {
 	poolName := rc.Upstream
 	if poolName == "" {
 		poolName = DefaultPool
@@ -276,7 +280,11 @@ func (f *Forwarder) buildRoute(rc Route) *route {
 	}
 	s := rc.Shield
 	if s.MaxInFlight > 0 {
-		rt.gate = &gate{max: s.MaxInFlight, room: s.Queue, timeout: orDur(s.QueueTimeout, DefaultQueueTimeout)}
+		g, err := admission.New(s.MaxInFlight, s.Queue, orDur(s.QueueTimeout, DefaultQueueTimeout))
+		if err != nil {
+			return nil, fmt.Errorf("route %s: shield: %w", rt.name, err)
+		}
+		rt.gate = g
 	}
 	if !s.Cap.Rate.IsZero() {
 		rt.capOn = true
@@ -291,7 +299,7 @@ func (f *Forwarder) buildRoute(rc Route) *route {
 			rt.onError = OnErrorLocal
 		}
 	}
-	return rt
+	return rt, nil
 }
 
 func (f *Forwarder) startSwitch(sc SwitchConfig, rdb redis.UniversalClient) error {
@@ -485,12 +493,11 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if rt.gate != nil {
-		ok, _ := rt.gate.acquire(r.Context())
-		if !ok {
-			refuse(w, fr, http.StatusServiceUnavailable, rt.gate.timeout, "route at capacity")
+		if err := rt.gate.Acquire(r.Context()); err != nil {
+			refuse(w, fr, http.StatusServiceUnavailable, rt.gate.Timeout(), "route at capacity")
 			return
 		}
-		defer rt.gate.release()
+		defer rt.gate.Release()
 	}
 	p := rt.pool
 	now := f.clock()

@@ -1,7 +1,6 @@
 package forward
 
 import (
-	"container/list"
 	"context"
 	"maps"
 	"sync"
@@ -69,32 +68,6 @@ func (m *MemoryRouteLimiter) AllowRoute(_ context.Context, key string, limit Rou
 	return RouteDecision{Allowed: true}, nil
 }
 
-// gate is the concurrency limit with its waiting room: at most max holders,
-// up to room waiters served first in first out, each for at most timeout.
-// The admission of a request that need not wait is one lock and a counter.
-type gate struct {
-	max     int
-	room    int
-	timeout time.Duration
-
-	mu       sync.Mutex
-	inFlight int
-	waiting  list.List // of *waiter, oldest first
-
-	// inside counts holders and waiters without the lock. Arrivals beyond
-	// max+room are refused on it alone, so that in a spike refusals never
-	// queue on mu behind each other; the lock decides only for those that
-	// may get a slot or a place in the room.
-	inside atomic.Int64
-
-	admitted, rejectedFull, rejectedTimeout atomic.Uint64
-}
-
-type waiter struct {
-	ready   chan struct{}
-	granted bool // under gate.mu
-}
-
 // Rejection reasons, also metric label values.
 const (
 	reasonQueueFull    = "queue_full"
@@ -102,75 +75,6 @@ const (
 	reasonCap          = "cap"
 	reasonClosed       = "closed"
 )
-
-// acquire admits the caller, or queues it in the room, or refuses it. On
-// success the caller must release. reason says why it was refused.
-func (g *gate) acquire(ctx context.Context) (ok bool, reason string) {
-	if g.inside.Add(1) > int64(g.max+g.room) {
-		g.inside.Add(-1)
-		g.rejectedFull.Add(1)
-		return false, reasonQueueFull
-	}
-	g.mu.Lock()
-	if g.inFlight < g.max && g.waiting.Len() == 0 {
-		g.inFlight++
-		g.mu.Unlock()
-		g.admitted.Add(1)
-		return true, ""
-	}
-	if g.waiting.Len() >= g.room {
-		g.mu.Unlock()
-		g.inside.Add(-1)
-		g.rejectedFull.Add(1)
-		return false, reasonQueueFull
-	}
-	w := &waiter{ready: make(chan struct{})}
-	e := g.waiting.PushBack(w)
-	g.mu.Unlock()
-
-	t := time.NewTimer(g.timeout)
-	defer t.Stop()
-	select {
-	case <-w.ready:
-		g.admitted.Add(1)
-		return true, ""
-	case <-t.C:
-	case <-ctx.Done():
-	}
-	g.mu.Lock()
-	if w.granted {
-		// The slot arrived as we gave up; keep it rather than leak it.
-		g.mu.Unlock()
-		g.admitted.Add(1)
-		return true, ""
-	}
-	g.waiting.Remove(e)
-	g.mu.Unlock()
-	g.inside.Add(-1)
-	g.rejectedTimeout.Add(1)
-	return false, reasonQueueTimeout
-}
-
-// release frees a slot, handing it straight to the oldest waiter if any.
-func (g *gate) release() {
-	g.inside.Add(-1)
-	g.mu.Lock()
-	if e := g.waiting.Front(); e != nil {
-		w := g.waiting.Remove(e).(*waiter)
-		w.granted = true
-		close(w.ready)
-		g.mu.Unlock()
-		return
-	}
-	g.inFlight--
-	g.mu.Unlock()
-}
-
-func (g *gate) state() (inFlight, queued int) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.inFlight, g.waiting.Len()
-}
 
 // closedSet is this node's copy of the closed routes: readers load a map
 // that is never changed once published, so a check is one atomic load and

@@ -76,6 +76,9 @@ type engineSettings struct {
 	extra string
 	// rxPrefilter turns SecRxPreFilter on (measured, see RATIONALE.md).
 	rxPrefilter bool
+	// stockTransformations leaves Coraza's own transformations in place
+	// (benchmarks compare; only before any other build has replaced them).
+	stockTransformations bool
 }
 
 // baseDirectives is edgeguard's engine base, in place of the
@@ -189,6 +192,9 @@ func underPrefix(urlPath, p string) bool {
 // build compiles the WAF: Coraza's recommended base, edgeguard's settings,
 // CRS's setup and rules, then the packs.
 func (s engineSettings) build() (coraza.WAF, error) {
+	if !s.stockTransformations {
+		useOwnTransformations()
+	}
 	conf := coraza.NewWAFConfig().
 		WithRootFS(rootFS{}).
 		WithDirectives(baseDirectives).
