@@ -38,11 +38,8 @@ const scanDepth = 8
 // concurrent use; calls on keys in different shards do not contend. It
 // starts no goroutines and needs no Close.
 type Limiter struct {
-	interval  int64 // T, the emission interval, in ns
-	tolerance int64 // τ = (burst−1)×T, in ns
-	burst     int64 // the resolved burst, at least 1
-	rate      filters.Rate
-	maxKeys   int
+	gcra    filters.GCRA // in nanoseconds; Burst resolved, at least 1
+	maxKeys int
 
 	seed0, seed1 uint64 // secret shard-hash seeds
 	shards       []shard
@@ -109,17 +106,13 @@ func NewLimiter(cfg Config) (*Limiter, error) {
 		return nil, fmt.Errorf("%w: rate: is required", ErrConfig)
 	}
 	cfg = cfg.withDefaults() // resolves Burst: at least 1 for a set rate
-	iv := int64(cfg.Rate.Interval())
 	l := &Limiter{
-		interval:  iv,
-		tolerance: int64(cfg.Burst-1) * iv,
-		burst:     int64(cfg.Burst),
-		rate:      cfg.Rate,
-		maxKeys:   cfg.MaxClients,
-		seed0:     rand.Uint64(),
-		seed1:     rand.Uint64(),
-		shards:    make([]shard, cfg.Shards),
-		scan:      scanDepth,
+		gcra:    filters.Limit{Rate: cfg.Rate, Burst: int64(cfg.Burst)}.GCRA(time.Nanosecond),
+		maxKeys: cfg.MaxClients,
+		seed0:   rand.Uint64(),
+		seed1:   rand.Uint64(),
+		shards:  make([]shard, cfg.Shards),
+		scan:    scanDepth,
 	}
 	// Spread the remainder so the shard caps add up to exactly MaxClients.
 	per, extra := cfg.MaxClients/cfg.Shards, cfg.MaxClients%cfg.Shards
@@ -158,31 +151,29 @@ func (l *Limiter) AllowNAt(now time.Time, key filters.Key, n int) (ok bool, retr
 	}
 	t := unixNanos(now)
 	s := l.shardOf(key)
-	if int64(n) > l.burst {
+	if int64(n) > l.gcra.Burst {
 		s.mu.Lock()
 		s.denied++
 		s.mu.Unlock()
 		return false, Never
 	}
-	// extra = (n−1)×T ≤ (burst−1)×T = τ by the check above, and τ+T =
-	// burst×T is bounded by Validate, so no sum below can overflow for a
-	// clamped t.
-	extra := int64(n-1) * l.interval
-
+	// n ≤ burst by the check above, and burst×T is bounded by Validate: a
+	// stored TAT is at most a clamped t plus burst×T, so the GCRA's sums
+	// (a TAT plus n×T) cannot overflow.
 	s.mu.Lock()
 	s.latest = max(s.latest, t)
 	sl, found := s.lru.Peek(key)
 	tat := t
-	if found && sl.tat > t {
+	if found {
 		tat = sl.tat
 	}
-	if allowAt := tat + extra - l.tolerance; allowAt > t {
+	tat, wait := l.gcra.Take(tat, t, int64(n))
+	if wait > 0 {
 		s.denied++
 		s.touch(key, sl) // found: an unseen key always conforms
 		s.mu.Unlock()
-		return false, time.Duration(allowAt - t)
+		return false, time.Duration(wait)
 	}
-	tat += extra + l.interval
 	if found {
 		sl.tat = tat
 		s.touch(key, sl)
@@ -346,7 +337,7 @@ func (l *Limiter) Stats() Stats {
 // sameBuckets reports whether o meters requests exactly as l does, so that
 // its TATs mean the same thing here.
 func (l *Limiter) sameBuckets(o *Limiter) bool {
-	return l.interval == o.interval && l.tolerance == o.tolerance
+	return l.gcra == o.gcra
 }
 
 // absorb copies o's buckets that still hold debt into l. It is meant for a
