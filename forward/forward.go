@@ -88,7 +88,7 @@ type route struct {
 	gate     *gate // nil: no concurrency limit
 	capOn    bool
 	capKey   string
-	limit    RouteLimit
+	limit    filters.Limit
 	onError  string
 	closed   ClosedResponse
 
@@ -285,7 +285,7 @@ func (f *Forwarder) buildRoute(rc Route) *route {
 		if burst == 0 {
 			burst = int(min(s.Cap.Rate.Count, int64(math.MaxInt32)))
 		}
-		rt.limit = RouteLimit{Rate: s.Cap.Rate, Burst: burst}
+		rt.limit = filters.Limit{Rate: s.Cap.Rate, Burst: int64(burst)}
 		rt.onError = s.Cap.OnError
 		if rt.onError == "" {
 			rt.onError = OnErrorLocal

@@ -204,7 +204,7 @@ func TestShieldThousandSimultaneous(t *testing.T) {
 // modes.
 type stubLimiter func() (RouteDecision, error)
 
-func (s stubLimiter) AllowRoute(context.Context, string, RouteLimit, time.Time) (RouteDecision, error) {
+func (s stubLimiter) AllowRoute(context.Context, string, filters.Limit, time.Time) (RouteDecision, error) {
 	return s()
 }
 
@@ -246,7 +246,7 @@ func TestRouteCap(t *testing.T) {
 
 func TestMemoryRouteLimiterGCRA(t *testing.T) {
 	var m MemoryRouteLimiter
-	lim := RouteLimit{Rate: filters.Rate{Count: 10, Period: time.Second}, Burst: 3}
+	lim := filters.Limit{Rate: filters.Rate{Count: 10, Period: time.Second}, Burst: 3}
 	steps := []struct {
 		at      time.Duration
 		allowed bool

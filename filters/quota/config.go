@@ -361,14 +361,14 @@ func checkLimit(rate filters.Rate, burst, cost int64) error {
 	if burst < 0 {
 		return fmt.Errorf("must not be negative")
 	}
-	l := LimitOf(rate, burst)
+	l := filters.LimitOf(rate, burst)
 	if cost < 1 {
 		cost = 1
 	}
 	if cost > l.Burst {
 		return fmt.Errorf("%d is below the cost %d: no request could ever pass", l.Burst, cost)
 	}
-	if l.Burst > maxSpan/l.intervalUS() {
+	if l.Burst > maxSpan/l.GCRA(usTick).Interval {
 		return fmt.Errorf("burst %d at %s spans more than a year", l.Burst, rate)
 	}
 	return nil

@@ -311,7 +311,7 @@ func FuzzDecide(f *testing.F) {
 			return
 		}
 		s := NewMemoryStore(0)
-		lim := Limit{Interval: time.Duration(iv) * time.Microsecond, Burst: burst}
+		lim := every(time.Duration(iv)*time.Microsecond, burst)
 		now := t0
 		admitted := int64(0)
 		res := make([]Result, 1)
@@ -464,16 +464,16 @@ func TestLocalShareStaysDecidable(t *testing.T) {
 	span := time.Duration(maxSpan) * time.Microsecond
 	tests := []struct {
 		name        string
-		limit       Limit
+		limit       filters.Limit
 		cost, fleet int64
-		want        Limit
+		want        filters.Limit
 	}{
-		{"plain share", Limit{Interval: time.Second, Burst: 10}, 1, 3, Limit{Interval: 3 * time.Second, Burst: 4}},
-		{"cost above the burst share", Limit{Interval: time.Second, Burst: 10}, 5, 3, Limit{Interval: 3 * time.Second, Burst: 5}},
-		{"lone node", Limit{Interval: day, Burst: 366}, 1, 1, Limit{Interval: day, Burst: 366}},
-		{"burst cut to the span", Limit{Interval: day, Burst: 366}, 1, 4, Limit{Interval: 4 * day, Burst: 91}},
-		{"interval cut for the cost", Limit{Interval: day, Burst: 300}, 200, 10, Limit{Interval: span / 200, Burst: 200}},
-		{"huge fleet", Limit{Interval: time.Second, Burst: 10}, 1, 1 << 40, Limit{Interval: span, Burst: 1}},
+		{"plain share", every(time.Second, 10), 1, 3, every(3*time.Second, 4)},
+		{"cost above the burst share", every(time.Second, 10), 5, 3, every(3*time.Second, 5)},
+		{"lone node", every(day, 366), 1, 1, every(day, 366)},
+		{"burst cut to the span", every(day, 366), 1, 4, every(4*day, 91)},
+		{"interval cut for the cost", every(day, 300), 200, 10, every(span/200, 200)},
+		{"huge fleet", every(time.Second, 10), 1, 1 << 40, every(span, 1)},
 	}
 	for _, tt := range tests {
 		got := localShare(tt.limit, tt.cost, tt.fleet)

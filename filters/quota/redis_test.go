@@ -461,7 +461,7 @@ func TestReloadKeepsClient(t *testing.T) {
 func TestTakeAt(t *testing.T) {
 	srv := redistest.Start(t)
 	f := mustNew(t, redisConfig([]string{srv.Addr}, false, nil), filters.Env{})
-	lim := Limit{Interval: time.Minute, Burst: 2}
+	lim := every(time.Minute, 2)
 	now := time.Now()
 	for i, want := range []bool{true, true, false} {
 		if r, err := f.TakeAt(now, "route:/checkout", lim, 1); err != nil || r.Allowed != want {
@@ -480,7 +480,7 @@ func TestTakeAt(t *testing.T) {
 func TestTakeAtBadAskSparesBreaker(t *testing.T) {
 	srv := redistest.Start(t)
 	f := mustNew(t, redisConfig([]string{srv.Addr}, false, nil), filters.Env{})
-	overYear := Limit{Interval: 24 * time.Hour, Burst: 400} // 400 days of tolerance
+	overYear := every(24*time.Hour, 400) // 400 days of tolerance
 	for i := range 3 * DefaultBreakerFails {
 		if r, err := f.TakeAt(time.Now(), "route:/checkout", overYear, 1); !errors.Is(err, ErrAsk) {
 			t.Fatalf("bad ask %d: %+v, %v; want ErrAsk", i, r, err)
