@@ -38,7 +38,7 @@ type Filter struct {
 	sources  []KeySource
 	policies []policy
 	prefix   string
-	onError  string
+	onError  OnError
 	fleet    int64
 	timeout  time.Duration
 
@@ -323,17 +323,17 @@ func (f *Filter) clientID(r *filters.Request) ([16]byte, bool) {
 	for _, s := range f.sources {
 		var value string
 		switch s.Kind {
-		case "ip":
+		case KeyIP:
 			if !r.Client.IsValid() {
 				continue
 			}
 			value = string(r.Key[:])
-		case "header":
+		case KeyHeader:
 			if r.HTTP == nil {
 				continue
 			}
 			value = r.HTTP.Header.Get(s.Name)
-		case "cookie":
+		case KeyCookie:
 			if r.HTTP == nil {
 				continue
 			}
@@ -672,9 +672,9 @@ func (f *Filter) CollectMetrics(emit func(filters.Sample)) {
 	counter("quota_store_errors_total", "Failed quota store calls (errors and timeouts).", s.storeErrors.Load())
 	const fb = "quota_fallbacks_total"
 	const fbHelp = "Decisions made by on_error because the store failed or the breaker was open."
-	counter(fb, fbHelp, s.fbLocal.Load(), "on_error", OnErrorLocal)
-	counter(fb, fbHelp, s.fbAllow.Load(), "on_error", OnErrorAllow)
-	counter(fb, fbHelp, s.fbDeny.Load(), "on_error", OnErrorDeny)
+	counter(fb, fbHelp, s.fbLocal.Load(), "on_error", string(OnErrorLocal))
+	counter(fb, fbHelp, s.fbAllow.Load(), "on_error", string(OnErrorAllow))
+	counter(fb, fbHelp, s.fbDeny.Load(), "on_error", string(OnErrorDeny))
 	if f.breaker != nil {
 		emit(filters.Sample{Name: "quota_breaker_state", Help: "Redis circuit breaker: 0 closed, 1 open, 2 half-open.",
 			Kind: filters.Gauge, Value: float64(f.breaker.state.Load())})

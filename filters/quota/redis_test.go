@@ -252,11 +252,14 @@ func TestScriptFlush(t *testing.T) {
 // is used again without a restart of ours, and no goroutine is left.
 func TestFaults(t *testing.T) {
 	const timeout = 50 * ms
-	for _, tc := range []struct{ mode, batch string }{
+	for _, tc := range []struct {
+		mode  OnError
+		batch string
+	}{
 		{OnErrorLocal, BatchOn}, {OnErrorAllow, BatchOn}, {OnErrorDeny, BatchOn}, {OnErrorLocal, BatchOff},
 	} {
 		mode := tc.mode
-		t.Run(mode+"/batch="+tc.batch, func(t *testing.T) {
+		t.Run(string(mode)+"/batch="+tc.batch, func(t *testing.T) {
 			srv := redistest.Start(t)
 			goroutines := runtime.NumGoroutine()
 			f, err := New(redisConfig([]string{srv.Addr}, false, func(c *Config) {
@@ -296,7 +299,7 @@ func TestFaults(t *testing.T) {
 					t.Errorf("deny reason %q", v.Reason)
 				}
 			}
-			want := map[string]int{OnErrorLocal: 2, OnErrorAllow: 5, OnErrorDeny: 0}[mode]
+			want := map[OnError]int{OnErrorLocal: 2, OnErrorAllow: 5, OnErrorDeny: 0}[mode]
 			if admitted != want {
 				t.Errorf("on_error %s admitted %d of 5 (burst 2), want %d", mode, admitted, want)
 			}
