@@ -39,6 +39,11 @@ func TestCacheNeverExceedsMaxClients(t *testing.T) {
 					}
 				}
 			}
+			for i := range l.shards {
+				if s := &l.shards[i]; len(s.tats) != s.lru.Len() {
+					t.Fatalf("shard %d holds %d TATs for %d clients: an eviction left one behind", i, len(s.tats), s.lru.Len())
+				}
+			}
 			st := l.Stats()
 			if st.Clients > 1000 || st.Clients < 900 {
 				t.Fatalf("cache holds %d clients after 100,000 keys, want at most 1000 and nearly full", st.Clients)
