@@ -20,11 +20,10 @@ type RouteDecision struct {
 
 // RouteLimiter is the store behind the fleet-wide route cap: a GCRA over
 // one key per route, shared by every edge node. The limit's Burst is the
-// number of requests an idle route admits at the same instant (a Burst
-// below 1 is taken as 1). The owner adapts the quota
-// stage's Redis store to it; an error makes the route's on_error decide.
-// AllowRoute is called on the request path and must be bounded by its own
-// timeout.
+// number of requests an idle route admits at the same instant (below 1 is
+// taken as 1). The owner adapts the quota stage's Redis store to it; an
+// error makes the route's on_error decide. AllowRoute is called on the
+// request path and must be bounded by its own timeout.
 type RouteLimiter interface {
 	AllowRoute(ctx context.Context, key string, limit filters.Limit, now time.Time) (RouteDecision, error)
 }
