@@ -266,6 +266,21 @@ func TestMemoryRouteLimiterGCRA(t *testing.T) {
 	}
 }
 
+// A Burst below 1 is strict pacing (burst 1), not a route that refuses
+// everything.
+func TestMemoryRouteLimiterBurstBelowOne(t *testing.T) {
+	var m MemoryRouteLimiter
+	lim := filters.Limit{Rate: filters.Rate{Count: 10, Period: time.Second}}
+	for i, s := range []struct {
+		at      time.Duration
+		allowed bool
+	}{{0, true}, {0, false}, {100 * time.Millisecond, true}} {
+		if d, _ := m.AllowRoute(context.Background(), "route:y", lim, t0.Add(s.at)); d.Allowed != s.allowed {
+			t.Fatalf("step %d at %v: %+v, want allowed=%v", i, s.at, d, s.allowed)
+		}
+	}
+}
+
 func TestClosedSwitchLocal(t *testing.T) {
 	b := startBackend(t, "a", nil)
 	f := newForwarder(t, Config{Upstream: b.url(), Routes: []Route{{Name: "checkout", Path: "/checkout",
