@@ -1,6 +1,7 @@
 package quota
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -83,6 +84,36 @@ func TestValidate(t *testing.T) {
 				t.Errorf("fields = %v, want %v (err: %v)", got, tt.fields, err)
 			}
 		})
+	}
+}
+
+// TestEnumTextForms pins the words of the config file: each typed value
+// decodes from its documented text, and a config using it validates.
+func TestEnumTextForms(t *testing.T) {
+	tests := []struct {
+		json    string
+		store   StoreKind
+		onError OnError
+		kind    KeyKind
+	}{
+		{`{"store":"memory","on_error":"local","key":["ip"]}`, StoreMemory, OnErrorLocal, KeyIP},
+		{`{"store":"redis","on_error":"allow","key":["header:X-Api-Key"]}`, StoreRedis, OnErrorAllow, KeyHeader},
+		{`{"store":"memory","on_error":"deny","key":["cookie:session"]}`, StoreMemory, OnErrorDeny, KeyCookie},
+	}
+	for _, tc := range tests {
+		var c Config
+		if err := json.Unmarshal([]byte(tc.json), &c); err != nil {
+			t.Fatalf("%s: %v", tc.json, err)
+		}
+		k, err := ParseKeySource(c.Key[0])
+		if c.Store != tc.store || c.OnError != tc.onError || err != nil || k.Kind != tc.kind {
+			t.Errorf("%s: store %q, on_error %q, key kind %q (%v); want %q, %q, %q", tc.json, c.Store, c.OnError, k.Kind, err, tc.store, tc.onError, tc.kind)
+		}
+		c.Redis = redisAddrs("127.0.0.1:6379")
+		c.Policies = []Policy{{Name: "default", Rate: rate("600/m")}}
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", tc.json, err)
+		}
 	}
 }
 
