@@ -514,8 +514,9 @@ func (g *Guard) TrustedProxy(addr netip.Addr) bool { return g.resolver.Trusted(a
 // Failures come back as errors: the route's own on_error decides.
 type routeCaps struct{ q *quota.Filter }
 
-func (rc routeCaps) AllowRoute(_ context.Context, key string, lim forward.RouteLimit, now time.Time) (forward.RouteDecision, error) {
-	r, err := rc.q.TakeAt(now, key, quota.Limit{Interval: lim.Rate.Interval(), Burst: int64(max(lim.Burst, 1))}, 1)
+func (rc routeCaps) AllowRoute(_ context.Context, key string, lim filters.Limit, now time.Time) (forward.RouteDecision, error) {
+	lim.Burst = max(lim.Burst, 1)
+	r, err := rc.q.TakeAt(now, key, lim, 1)
 	if err != nil {
 		return forward.RouteDecision{}, err
 	}

@@ -89,7 +89,7 @@ type route struct {
 	gate     *admission.Gate // nil: no concurrency limit
 	capOn    bool
 	capKey   string
-	limit    RouteLimit
+	limit    filters.Limit
 	onError  string
 	closed   ClosedResponse
 
@@ -293,7 +293,7 @@ func (f *Forwarder) buildRoute(rc Route) (*route, error) {
 		if burst == 0 {
 			burst = int(min(s.Cap.Rate.Count, int64(math.MaxInt32)))
 		}
-		rt.limit = RouteLimit{Rate: s.Cap.Rate, Burst: burst}
+		rt.limit = filters.Limit{Rate: s.Cap.Rate, Burst: int64(burst)}
 		rt.onError = s.Cap.OnError
 		if rt.onError == "" {
 			rt.onError = OnErrorLocal

@@ -10,15 +10,6 @@ import (
 	"github.com/edgeguard/edgeguard/filters"
 )
 
-// RouteLimit is the fleet-wide cap of one route. Burst is the number of
-// requests an idle route admits at the same instant (at least 1; GCRA's
-// tolerance is Burst-1 emission intervals), the one definition of burst
-// every edgeguard limiter uses.
-type RouteLimit struct {
-	Rate  filters.Rate
-	Burst int
-}
-
 // RouteDecision is a RouteLimiter's answer.
 type RouteDecision struct {
 	Allowed bool
@@ -27,12 +18,13 @@ type RouteDecision struct {
 }
 
 // RouteLimiter is the store behind the fleet-wide route cap: a GCRA over
-// one key per route, shared by every edge node. The owner adapts the quota
-// stage's Redis store to it; an error makes the route's on_error decide.
-// AllowRoute is called on the request path and must be bounded by its own
-// timeout.
+// one key per route, shared by every edge node. The limit's Burst is the
+// number of requests an idle route admits at the same instant (below 1 is
+// taken as 1). The owner adapts the quota stage's Redis store to it; an
+// error makes the route's on_error decide. AllowRoute is called on the
+// request path and must be bounded by its own timeout.
 type RouteLimiter interface {
-	AllowRoute(ctx context.Context, key string, limit RouteLimit, now time.Time) (RouteDecision, error)
+	AllowRoute(ctx context.Context, key string, limit filters.Limit, now time.Time) (RouteDecision, error)
 }
 
 // MemoryRouteLimiter is a RouteLimiter in this process's memory: the cap of
@@ -40,31 +32,31 @@ type RouteLimiter interface {
 // use; the zero value is ready.
 type MemoryRouteLimiter struct {
 	mu  sync.Mutex
-	tat map[string]time.Time // theoretical arrival time per key
+	tat map[string]int64 // theoretical arrival time per key, Unix ns
 }
 
-// AllowRoute applies GCRA at now: a request is allowed while the key's
-// theoretical arrival time is at most Burst-1 emission intervals ahead of
-// now, so an idle key admits Burst requests at once.
-func (m *MemoryRouteLimiter) AllowRoute(_ context.Context, key string, limit RouteLimit, now time.Time) (RouteDecision, error) {
-	iv := limit.Rate.Interval()
-	if iv <= 0 {
+// AllowRoute applies GCRA (filters.GCRA, in nanoseconds) at now: an idle
+// key admits Burst requests at once, then one per emission interval.
+func (m *MemoryRouteLimiter) AllowRoute(_ context.Context, key string, limit filters.Limit, now time.Time) (RouteDecision, error) {
+	if limit.Rate.Interval() <= 0 {
 		return RouteDecision{Allowed: true}, nil
 	}
-	tolerance := iv * time.Duration(max(limit.Burst, 1)-1)
+	limit.Burst = max(limit.Burst, 1)
+	g, t := limit.GCRA(time.Nanosecond), now.UnixNano()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.tat == nil {
-		m.tat = make(map[string]time.Time)
+		m.tat = make(map[string]int64)
 	}
-	tat := m.tat[key]
-	if tat.Before(now) {
-		tat = now
+	tat, ok := m.tat[key]
+	if !ok {
+		tat = t
 	}
-	if ahead := tat.Sub(now); ahead > tolerance {
-		return RouteDecision{RetryAfter: ahead - tolerance}, nil
+	next, wait := g.Take(tat, t, 1)
+	if wait > 0 {
+		return RouteDecision{RetryAfter: time.Duration(wait)}, nil
 	}
-	m.tat[key] = tat.Add(iv)
+	m.tat[key] = next
 	return RouteDecision{Allowed: true}, nil
 }
 

@@ -137,7 +137,7 @@ func TestShieldThousandSimultaneous(t *testing.T) {
 // modes.
 type stubLimiter func() (RouteDecision, error)
 
-func (s stubLimiter) AllowRoute(context.Context, string, RouteLimit, time.Time) (RouteDecision, error) {
+func (s stubLimiter) AllowRoute(context.Context, string, filters.Limit, time.Time) (RouteDecision, error) {
 	return s()
 }
 
@@ -179,7 +179,7 @@ func TestRouteCap(t *testing.T) {
 
 func TestMemoryRouteLimiterGCRA(t *testing.T) {
 	var m MemoryRouteLimiter
-	lim := RouteLimit{Rate: filters.Rate{Count: 10, Period: time.Second}, Burst: 3}
+	lim := filters.Limit{Rate: filters.Rate{Count: 10, Period: time.Second}, Burst: 3}
 	steps := []struct {
 		at      time.Duration
 		allowed bool
@@ -195,6 +195,21 @@ func TestMemoryRouteLimiterGCRA(t *testing.T) {
 		d, _ := m.AllowRoute(context.Background(), "route:x", lim, t0.Add(s.at))
 		if d.Allowed != s.allowed || d.RetryAfter != s.retry {
 			t.Fatalf("step %d at %v: %+v, want allowed=%v retry=%v", i, s.at, d, s.allowed, s.retry)
+		}
+	}
+}
+
+// A Burst below 1 is strict pacing (burst 1), not a route that refuses
+// everything.
+func TestMemoryRouteLimiterBurstBelowOne(t *testing.T) {
+	var m MemoryRouteLimiter
+	lim := filters.Limit{Rate: filters.Rate{Count: 10, Period: time.Second}}
+	for i, s := range []struct {
+		at      time.Duration
+		allowed bool
+	}{{0, true}, {0, false}, {100 * time.Millisecond, true}} {
+		if d, _ := m.AllowRoute(context.Background(), "route:y", lim, t0.Add(s.at)); d.Allowed != s.allowed {
+			t.Fatalf("step %d at %v: %+v, want allowed=%v", i, s.at, d, s.allowed)
 		}
 	}
 }

@@ -38,7 +38,7 @@ type Filter struct {
 	sources  []KeySource
 	policies []policy
 	prefix   string
-	onError  string
+	onError  OnError
 	fleet    int64
 	timeout  time.Duration
 
@@ -56,7 +56,7 @@ type Filter struct {
 // policy is a Policy compiled for the request path.
 type policy struct {
 	name    string
-	limit   Limit
+	limit   filters.Limit
 	cost    int64
 	shadow  bool
 	item    string // RateLimit-Policy member for limit
@@ -71,7 +71,7 @@ type policy struct {
 // policy's state (one Redis key per client), so a client that switches
 // tiers carries its debt along instead of getting each tier's quota anew.
 type tier struct {
-	limit Limit
+	limit filters.Limit
 	item  string
 	idx   int // 1-based; 0 is the policy's own limit
 }
@@ -218,7 +218,7 @@ func compilePolicy(p Policy) policy {
 	}
 	c := policy{
 		name:    p.Name,
-		limit:   LimitOf(p.Rate, p.Burst),
+		limit:   filters.LimitOf(p.Rate, p.Burst),
 		cost:    cost,
 		shadow:  p.Mode == filters.ModeShadow,
 		prefix:  p.Match.PathPrefix,
@@ -230,7 +230,7 @@ func compilePolicy(p Policy) policy {
 		c.tierHdr = http.CanonicalHeaderKey(p.Tiers.Header)
 		c.tiers = make(map[string]tier, len(p.Tiers.Values))
 		for i, v := range slices.Sorted(maps.Keys(p.Tiers.Values)) {
-			l := LimitOf(p.Tiers.Values[v].Rate, p.Tiers.Values[v].Burst)
+			l := filters.LimitOf(p.Tiers.Values[v].Rate, p.Tiers.Values[v].Burst)
 			c.tiers[v] = tier{limit: l, item: policyItem(c.name, l), idx: i + 1}
 		}
 	}
@@ -305,17 +305,17 @@ func (f *Filter) clientID(r *filters.Request) ([16]byte, bool) {
 	for _, s := range f.sources {
 		var value string
 		switch s.Kind {
-		case "ip":
+		case KeyIP:
 			if !r.Client.IsValid() {
 				continue
 			}
 			value = string(r.Key[:])
-		case "header":
+		case KeyHeader:
 			if r.HTTP == nil {
 				continue
 			}
 			value = r.HTTP.Header.Get(s.Name)
-		case "cookie":
+		case KeyCookie:
 			if r.HTTP == nil {
 				continue
 			}
@@ -554,19 +554,21 @@ func (f *Filter) take(now time.Time, asks []Ask, results []Result) (bool, outcom
 // every request would fail open for the whole outage: the burst is cut to
 // fit (stricter), and where even one request's cost would not fit, the
 // interval is cut to the longest that fits it. cost is at least 1 and l
-// passed checkLimit with it.
-func localShare(l Limit, cost, fleet int64) Limit {
+// passed checkLimit with it. The share's rate is one request per share
+// interval, so that the interval is exactly fleet times the policy's.
+func localShare(l filters.Limit, cost, fleet int64) filters.Limit {
 	fleet = max(fleet, 1)
-	longest := time.Duration(maxSpan/cost) * time.Microsecond
-	s := Limit{Interval: longest}
-	if l.Interval <= longest/time.Duration(fleet) { // no overflow either
-		s.Interval = l.Interval * time.Duration(fleet)
+	longest := time.Duration(maxSpan/cost) * usTick
+	iv := longest
+	if l.Rate.Interval() <= longest/time.Duration(fleet) { // no overflow either
+		iv = l.Rate.Interval() * time.Duration(fleet)
 	}
+	s := filters.Limit{Rate: filters.Rate{Count: 1, Period: iv}}
 	burst := l.Burst / fleet
 	if l.Burst%fleet != 0 {
 		burst++
 	}
-	s.Burst = min(max(burst, cost), maxSpan/s.intervalUS())
+	s.Burst = min(max(burst, cost), maxSpan/s.GCRA(usTick).Interval)
 	return s
 }
 
@@ -581,7 +583,7 @@ var ErrBreakerOpen = errors.New("quota: redis breaker open")
 // key is hashed before it reaches Redis. An ask no store can decide is
 // refused with ErrAsk before the breaker is consulted: it says nothing about
 // Redis, so it must not open the breaker for every client quota.
-func (f *Filter) TakeAt(now time.Time, key string, limit Limit, cost int64) (Result, error) {
+func (f *Filter) TakeAt(now time.Time, key string, limit filters.Limit, cost int64) (Result, error) {
 	if cost < 1 {
 		cost = 1
 	}
@@ -666,9 +668,9 @@ func (f *Filter) CollectMetrics(emit func(filters.Sample)) {
 	counter("quota_store_errors_total", "Failed quota store calls (errors and timeouts).", s.storeErrors.Load())
 	const fb = "quota_fallbacks_total"
 	const fbHelp = "Decisions made by on_error because the store failed or the breaker was open."
-	counter(fb, fbHelp, s.fbLocal.Load(), "on_error", OnErrorLocal)
-	counter(fb, fbHelp, s.fbAllow.Load(), "on_error", OnErrorAllow)
-	counter(fb, fbHelp, s.fbDeny.Load(), "on_error", OnErrorDeny)
+	counter(fb, fbHelp, s.fbLocal.Load(), "on_error", string(OnErrorLocal))
+	counter(fb, fbHelp, s.fbAllow.Load(), "on_error", string(OnErrorAllow))
+	counter(fb, fbHelp, s.fbDeny.Load(), "on_error", string(OnErrorDeny))
 	if f.breaker != nil {
 		emit(filters.Sample{Name: "quota_breaker_state", Help: "Redis circuit breaker: 0 closed, 1 open, 2 half-open.",
 			Kind: filters.Gauge, Value: float64(f.breaker.state.Load())})
