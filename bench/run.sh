@@ -95,8 +95,9 @@ results=$work/results.tsv
 pids=()
 
 cleanup() {
-	local pid
-	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+	local i pid
+	# Newest first: the proxies stop before the upstream and Redis they use.
+	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; done
 	for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
 	if ((keep)); then echo "run.sh: work directory kept: $work" >&2; else rm -rf "$work"; fi
 }
