@@ -18,8 +18,10 @@ import (
 var errCRS = errors.New("crsattacks: unreadable CRS")
 
 var (
-	ruleID   = regexp.MustCompile(`\bid:(\d+)`)
-	ruleTier = regexp.MustCompile(`paranoia-level/(\d)`)
+	ruleID    = regexp.MustCompile(`\bid:(\d+)`)
+	ruleTier  = regexp.MustCompile(`paranoia-level/(\d)`)
+	ruleStart = regexp.MustCompile(`(?m)^Sec(?:Rule|Action)\b`)
+	comment   = regexp.MustCompile(`(?m)^[ \t]*#.*$`)
 )
 
 // ruleLevels maps each rule id in the .conf files of dir to the paranoia
@@ -36,7 +38,9 @@ func ruleLevels(dir string) (map[int]int, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading rules: %w", err)
 		}
-		for _, rule := range regexp.MustCompile(`(?m)^Sec(?:Rule|Action)\b`).Split(string(b), -1) {
+		text := comment.ReplaceAllString(string(b), "")
+		// What comes before the first rule is not a rule.
+		for _, rule := range ruleStart.Split(text, -1)[1:] {
 			id, tier := ruleID.FindStringSubmatch(rule), ruleTier.FindStringSubmatch(rule)
 			if id == nil || tier == nil {
 				continue

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -66,7 +67,7 @@ func (res *results) add(f []string) error {
 		}
 		floats := []*float64{&rn.rps, &rn.p50, &rn.p99}
 		for i, s := range f[4:7] {
-			if *floats[i], err = strconv.ParseFloat(s, 64); err != nil || *floats[i] < 0 {
+			if *floats[i], err = strconv.ParseFloat(s, 64); err != nil || !(*floats[i] >= 0) || math.IsInf(*floats[i], 1) {
 				return fmt.Errorf("%w: figure %q", errRecord, s)
 			}
 		}
