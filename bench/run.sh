@@ -433,21 +433,32 @@ expected() {
 	esac
 }
 
+# probe TARGET WORKLOAD: gives the target the workload from one connection
+# for two seconds, up to three times (a loaded machine can stall a start),
+# and records it as broken when it never answers as the workload needs.
 declare -A broken
+probe() {
+	local t=$1 w=$2 attempt line first last ok bad errs
+	for attempt in 1 2 3; do
+		line=$(BENCH_CHECK=1 load "$t" "$w" -c1 -d2s | grep '^CHECK' || true)
+		settle "$t"
+		read -r _ first last ok bad errs <<<"$line"
+		expected "$w" "${first:-}" "${last:-}" "${ok:-0}" "${bad:-0}" && return 0
+	done
+	why="probe answered first ${first:-nothing}, last ${last:-nothing}; ${ok:-0} 2xx, ${bad:-0} other, ${errs:-?} socket errors"
+	log "$t is broken on $w: $why"
+	broken[$t/$w]=1
+	printf 'BROKEN\t%s\t%s\t%s\n' "$w" "$t" "$why" >>"$results"
+}
+
+# Targets that just started may still be busy (CRS loading, first GC).
+for t in "${live_targets[@]}"; do settle "$t"; done
 for w in "${workloads[@]}"; do
 	for t in "${live_targets[@]}"; do
-		serves "$t" "$w" || continue
-		settle "$t"
-		line=$(BENCH_CHECK=1 load "$t" "$w" -c1 -d1s | grep '^CHECK' || true)
-		read -r _ first last ok bad <<<"$line"
-		if [[ -z $line ]] || ! expected "$w" "$first" "$last" "${ok:-0}" "${bad:-0}"; then
-			why="probe answered first ${first:-nothing}, last ${last:-nothing}; ${ok:-0} 2xx, ${bad:-0} other"
-			log "$t is broken on $w: $why"
-			broken[$t/$w]=1
-			printf 'BROKEN\t%s\t%s\t%s\n' "$w" "$t" "$why" >>"$results"
-		fi
+		if serves "$t" "$w"; then probe "$t" "$w"; fi
 	done
 done
+
 
 # trim_logs keeps access logs from filling the disk between measurements.
 trim_logs() {
@@ -462,9 +473,9 @@ for ((round = 1; round <= rounds; round++)); do
 	for w in "${workloads[@]}"; do
 		for t in "${live_targets[@]}"; do
 			serves "$t" "$w" && [[ -z ${broken[$t/$w]:-} ]] || continue
-			settle "$t"
 			log "round $round/$rounds: $w on $t"
 			line=$(load "$t" "$w" "-c$conns" "-d$duration" | grep '^RESULT' || true)
+			settle "$t"
 			if [[ -z $line ]]; then
 				log "wrk gave no result for $t on $w"
 				continue

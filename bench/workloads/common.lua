@@ -74,7 +74,7 @@ end
 
 -- With BENCH_CHECK set, run.sh probes a target before measuring it: the
 -- thread counts statuses, and done prints
---   CHECK <first status> <last status> <2xx count> <other count>
+--   CHECK <first status> <last status> <2xx count> <other count> <socket errors>
 if os.getenv("BENCH_CHECK") then
   local threads = {}
 
@@ -94,7 +94,9 @@ if os.getenv("BENCH_CHECK") then
 
   function done(summary, latency, requests)
     local t = threads[1]
-    io.write(string.format("CHECK\t%s\t%s\t%d\t%d\n", tostring(t:get("first")),
-      tostring(t:get("last")), t:get("nok") or 0, t:get("nbad") or 0))
+    local e = summary.errors
+    io.write(string.format("CHECK\t%s\t%s\t%d\t%d\t%d\n", tostring(t:get("first")),
+      tostring(t:get("last")), t:get("nok") or 0, t:get("nbad") or 0,
+      e.connect + e.read + e.write + e.timeout))
   end
 end

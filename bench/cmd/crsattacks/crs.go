@@ -39,8 +39,7 @@ func ruleLevels(dir string) (map[int]int, error) {
 			return nil, fmt.Errorf("reading rules: %w", err)
 		}
 		text := comment.ReplaceAllString(string(b), "")
-		// What comes before the first rule is not a rule.
-		for _, rule := range ruleStart.Split(text, -1)[1:] {
+		for _, rule := range ruleStart.Split(text, -1) {
 			id, tier := ruleID.FindStringSubmatch(rule), ruleTier.FindStringSubmatch(rule)
 			if id == nil || tier == nil {
 				continue
