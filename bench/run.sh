@@ -149,8 +149,9 @@ cpu_ticks() {
 }
 
 # settle TARGET waits until the target has stopped using CPU (at most a
-# minute): a WAF keeps working through the requests wrk left in flight
-# when it stopped, and that backlog must not land on the next measurement.
+# minute), after each load: a WAF keeps working through the requests wrk
+# left in flight when it stopped, and that backlog must not land on the
+# next measurement.
 settle() {
 	local pid=${tpid[$1]} before after i
 	after=$(cpu_ticks "$pid")
@@ -160,7 +161,7 @@ settle() {
 		after=$(cpu_ticks "$pid")
 		((after - before <= 1)) && return 0
 	done
-	log "$1 still busy after a minute; measuring anyway"
+	log "$1 still busy after a minute; going on"
 }
 
 # ---------------------------------------------------------------- build

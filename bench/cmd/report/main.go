@@ -16,6 +16,7 @@ package main
 import (
 	"bufio"
 	"flag"
+	"fmt"
 	"log"
 	"os"
 )
@@ -37,6 +38,8 @@ func main() {
 	}
 	w := bufio.NewWriter(os.Stdout)
 	write(w, res, *baseline)
+	fmt.Fprintln(w)
+	writeGoals(w, res)
 	if err := w.Flush(); err != nil {
 		log.Fatal(err)
 	}

@@ -85,3 +85,31 @@ func TestWrite(t *testing.T) {
 		t.Errorf("write:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// TestGoals: a goal is met at its threshold, not met below it, and not
+// measured when either side is missing from the run.
+func TestGoals(t *testing.T) {
+	in := strings.Join([]string{
+		"R\t1\tget\tbare\t1000\t1\t1\t0\t1",
+		"R\t1\tget\tedgeguard-cheap\t900\t1\t1\t0\t1",
+		"R\t1\tpost\tbare\t1000\t1\t1\t0\t1",
+		"R\t1\tpost\tedgeguard-cheap\t899\t1\t1\t0\t1",
+		"R\t1\tflood\tedgeguard-cheap\t2700\t1\t1\t1\t1",
+	}, "\n")
+	res, err := parse(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	writeGoals(&b, res)
+	for _, want := range []string{
+		"- not measured: all stages ≥ 1.5× nginx + ModSecurity + CRS 3.3.4, GET\n",
+		"- **met** (0.900×): cheap stages ≥ 0.9× bare Go proxy, GET\n",
+		"- **not met** (0.899×): cheap stages ≥ 0.9× bare Go proxy, JSON POST\n",
+		"- **met** (3.000×): a denial ≥ 3× cheaper than a benign pass (cheap stages: flood vs GET)\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("goals lack %q:\n%s", want, b.String())
+		}
+	}
+}

@@ -77,9 +77,21 @@ func pick(runs []run, f func(run) float64) []float64 {
 	return xs
 }
 
-// ratio is the median over rounds of runs' req/s to base's req/s in the
-// same round; "–" when no round has both.
+// ratio prints ratioOf, "–" when no round has both.
 func ratio(runs, base []run) string {
+	m, ok := ratioOf(runs, base)
+	if !ok {
+		return "–"
+	}
+	if m < 0.1 {
+		return fmt.Sprintf("%.3f×", m)
+	}
+	return fmt.Sprintf("%.2f×", m)
+}
+
+// ratioOf is the median over rounds of runs' req/s to base's req/s in
+// the same round; false when no round has both.
+func ratioOf(runs, base []run) (float64, bool) {
 	byRound := map[int]float64{}
 	for _, b := range base {
 		byRound[b.round] = b.rps
@@ -91,13 +103,9 @@ func ratio(runs, base []run) string {
 		}
 	}
 	if len(rs) == 0 {
-		return "–"
+		return 0, false
 	}
-	m := median(rs)
-	if m < 0.1 {
-		return fmt.Sprintf("%.3f×", m)
-	}
-	return fmt.Sprintf("%.2f×", m)
+	return median(rs), true
 }
 
 // micros prints a latency given in microseconds with a readable unit.
