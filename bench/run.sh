@@ -401,7 +401,7 @@ for t in "${targets[@]}"; do
 		live_targets+=("$t")
 	else
 		why=${why:-"did not start; log: $(tail -n 3 "$work/$t.log" 2>/dev/null | tr '\n\t' '  ' | cut -c1-300)"}
-		why=$(tr "\n\t" "  " <<<"$why" | cut -c1-300)
+		why=$(printf %s "$why" | tr "\n\t" "  " | cut -c1-300)
 		log "skipping $t: $why"
 		printf 'SKIP\t%s\t%s\n' "$t" "$why" >>"$results"
 	fi
