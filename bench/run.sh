@@ -45,12 +45,12 @@ proxy_cpu=0 load_cpu=1
 
 while (($#)); do
 	case $1 in
-	-d) duration=$2; shift 2 ;;
-	-n) rounds=$2; shift 2 ;;
-	-c) conns=$2; shift 2 ;;
-	-targets) targets=$2; shift 2 ;;
-	-workloads) workloads=$2; shift 2 ;;
-	-o) out=$2; shift 2 ;;
+	-d) duration=${2:?-d needs a duration}; shift 2 ;;
+	-n) rounds=${2:?-n needs a count}; shift 2 ;;
+	-c) conns=${2:?-c needs a count}; shift 2 ;;
+	-targets) targets=${2:?-targets needs a list}; shift 2 ;;
+	-workloads) workloads=${2:?-workloads needs a list}; shift 2 ;;
+	-o) out=${2:?-o needs a file}; shift 2 ;;
 	-keep) keep=1; shift ;;
 	-h | -help | --help) usage; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
@@ -71,8 +71,10 @@ pick() {
 		echo "$name"
 	done
 }
-mapfile -t targets < <(pick "$targets" "${all_targets[@]}")
-mapfile -t workloads < <(pick "$workloads" "${all_workloads[@]}")
+list=$(pick "$targets" "${all_targets[@]}") || exit 2
+mapfile -t targets <<<"$list"
+list=$(pick "$workloads" "${all_workloads[@]}") || exit 2
+mapfile -t workloads <<<"$list"
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: -n $rounds: want a positive count" >&2; exit 2; }
 [[ $conns =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: -c $conns: want a positive count" >&2; exit 2; }
 [[ $duration =~ ^[1-9][0-9]*[smh]?$ ]] || { echo "run.sh: -d $duration: want wrk's form, e.g. 10s" >&2; exit 2; }

@@ -28,8 +28,11 @@ var goals = []goal{
 func writeGoals(w io.Writer, res *results) {
 	fmt.Fprintf(w, "Goals (issue 16), same-run ratios:\n\n")
 	for _, g := range goals {
-		r, ok := ratioOf(res.runs[key{g.workload, g.target}], res.runs[key{g.refWorkload, g.ref}])
+		k, refKey := key{g.workload, g.target}, key{g.refWorkload, g.ref}
+		r, ok := ratioOf(res.runs[k], res.runs[refKey])
 		switch {
+		case res.spoiled(k) || res.spoiled(refKey):
+			fmt.Fprintf(w, "- not measured (benign requests failed): %s\n", g.what)
 		case !ok:
 			fmt.Fprintf(w, "- not measured: %s\n", g.what)
 		case r >= g.min:

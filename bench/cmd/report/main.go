@@ -16,7 +16,6 @@ package main
 import (
 	"bufio"
 	"flag"
-	"fmt"
 	"log"
 	"os"
 )
@@ -38,7 +37,6 @@ func main() {
 	}
 	w := bufio.NewWriter(os.Stdout)
 	write(w, res, *baseline)
-	fmt.Fprintln(w)
 	writeGoals(w, res)
 	if err := w.Flush(); err != nil {
 		log.Fatal(err)

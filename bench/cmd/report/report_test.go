@@ -80,6 +80,7 @@ func TestWrite(t *testing.T) {
 | edgeguard | 2,000 | 2.00× | 2.50× | 300 µs | 900 µs | 40,000 / 40,000 |
 
 - coraza skipped: not installed
+
 `
 	if got := b.String(); got != want {
 		t.Errorf("write:\n%s\nwant:\n%s", got, want)
@@ -110,6 +111,45 @@ func TestGoals(t *testing.T) {
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("goals lack %q:\n%s", want, b.String())
+		}
+	}
+}
+
+// TestSpoiled: more than 1 % failures spoil a benign workload's figures
+// (and the goals built on them); on the mix and the flood failures are
+// what a WAF or a limiter is for.
+func TestSpoiled(t *testing.T) {
+	in := strings.Join([]string{
+		"R\t1\tget\tbare\t1000\t1\t1\t10\t1000",
+		"R\t1\tget\tedgeguard-cheap\t900\t1\t1\t11\t1000",
+		"R\t1\tmix\tedgeguard-all\t50\t1\t1\t500\t1000",
+		"R\t1\tflood\tedgeguard-cheap\t5000\t1\t1\t1000\t1000",
+	}, "\n")
+	res, err := parse(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[key]bool{
+		{"get", "bare"}:              false,
+		{"get", "edgeguard-cheap"}:   true,
+		{"mix", "edgeguard-all"}:     false,
+		{"flood", "edgeguard-cheap"}: false,
+	} {
+		if got := res.spoiled(k); got != want {
+			t.Errorf("spoiled(%v) = %v, want %v", k, got, want)
+		}
+	}
+	var b strings.Builder
+	write(&b, res, "bare")
+	writeGoals(&b, res)
+	for _, want := range []string{
+		"| edgeguard-cheap ⚠ | 900 |",
+		"- ⚠ edgeguard-cheap: 11 of 1,000 benign requests failed",
+		"- not measured (benign requests failed): cheap stages ≥ 0.9× bare Go proxy, GET\n",
+		"- not measured (benign requests failed): a denial ≥ 3× cheaper",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, b.String())
 		}
 	}
 }

@@ -107,3 +107,15 @@ func median(xs []float64) float64 {
 	}
 	return (s[n/2-1] + s[n/2]) / 2
 }
+
+// benign names the workloads every request of which a working target
+// answers with success.
+var benign = map[string]bool{"get": true, "post": true}
+
+// spoiled reports whether more than 1 % of a benign workload's requests
+// failed on the target: then its figures are those of refusals or errors
+// (a client banned mid-run answers fast), not of the workload.
+func (res *results) spoiled(k key) bool {
+	failed, reqs := tally(res.runs[k])
+	return benign[k.workload] && failed*100 > reqs
+}

@@ -21,20 +21,8 @@ func write(w io.Writer, res *results, baseline string) {
 		if r, ok := refWorkload[wl]; ok {
 			ref = r
 		}
-		fmt.Fprintf(w, "### %s\n\n", wl)
-		ratioHead := "× " + baseline
-		if ref != wl {
-			ratioHead += " (" + ref + ")"
-		}
-		fmt.Fprintf(w, "| target | req/s | %s |", ratioHead)
-		if ref != wl {
-			fmt.Fprintf(w, " × own %s |", ref)
-		}
-		fmt.Fprintf(w, " p50 | p99 | failed / requests |\n|---|---:|---:|")
-		if ref != wl {
-			fmt.Fprint(w, "---:|")
-		}
-		fmt.Fprint(w, "---:|---:|---:|\n")
+		writeHead(w, wl, ref, baseline)
+		var notes []string
 		for _, t := range res.targets {
 			k := key{wl, t}
 			if why, ok := res.broken[k]; ok {
@@ -45,24 +33,64 @@ func write(w io.Writer, res *results, baseline string) {
 			if len(runs) == 0 {
 				continue
 			}
-			fmt.Fprintf(w, "| %s | %s | %s |", t, thousands(median(pick(runs, rps))),
+			failed, reqs := tally(runs)
+			name := t
+			if res.spoiled(k) {
+				name += " ⚠"
+				notes = append(notes, fmt.Sprintf("- ⚠ %s: %s of %s benign requests failed: its figures measure refusals or errors, not the workload.\n",
+					t, thousands(float64(failed)), thousands(float64(reqs))))
+			}
+			fmt.Fprintf(w, "| %s | %s | %s |", name, thousands(median(pick(runs, rps))),
 				ratio(runs, res.runs[key{ref, baseline}]))
 			if ref != wl {
 				fmt.Fprintf(w, " %s |", ratio(runs, res.runs[key{ref, t}]))
 			}
-			var non2xx, reqs int64
-			for _, r := range runs {
-				non2xx += r.non2xx
-				reqs += r.requests
-			}
 			answered := slices.DeleteFunc(slices.Clone(runs), func(r run) bool { return r.requests == 0 })
-			fmt.Fprintf(w, " %s | %s | %s / %s |\n", latency(answered, p50), latency(answered, p99), thousands(float64(non2xx)), thousands(float64(reqs)))
+			fmt.Fprintf(w, " %s | %s | %s / %s |\n", latency(answered, p50), latency(answered, p99),
+				thousands(float64(failed)), thousands(float64(reqs)))
 		}
 		fmt.Fprintln(w)
+		for _, n := range notes {
+			fmt.Fprint(w, n)
+		}
+		if len(notes) > 0 {
+			fmt.Fprintln(w)
+		}
 	}
 	for _, t := range slices.Sorted(maps.Keys(res.skipped)) {
 		fmt.Fprintf(w, "- %s skipped: %s\n", t, res.skipped[t])
 	}
+	if len(res.skipped) > 0 {
+		fmt.Fprintln(w)
+	}
+}
+
+// writeHead prints a workload's title and table head; a workload measured
+// against another's baseline gets a column for its ratio to its own.
+func writeHead(w io.Writer, wl, ref, baseline string) {
+	fmt.Fprintf(w, "### %s\n\n", wl)
+	ratioHead := "× " + baseline
+	if ref != wl {
+		ratioHead += " (" + ref + ")"
+	}
+	fmt.Fprintf(w, "| target | req/s | %s |", ratioHead)
+	if ref != wl {
+		fmt.Fprintf(w, " × own %s |", ref)
+	}
+	fmt.Fprintf(w, " p50 | p99 | failed / requests |\n|---|---:|---:|")
+	if ref != wl {
+		fmt.Fprint(w, "---:|")
+	}
+	fmt.Fprint(w, "---:|---:|---:|\n")
+}
+
+// tally sums the failed and the completed requests over runs.
+func tally(runs []run) (failed, requests int64) {
+	for _, r := range runs {
+		failed += r.non2xx
+		requests += r.requests
+	}
+	return failed, requests
 }
 
 func rps(r run) float64 { return r.rps }
