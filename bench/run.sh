@@ -499,7 +499,7 @@ report() {
 	echo "- load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (a shared machine shows it here)"
 	echo "- $(go version | cut -d' ' -f3), $(version nginx -v), $(version wrk -v | cut -d' ' -f1-2), $(version redis-server --version | cut -d' ' -f1-3)"
 	if command -v dpkg-query >/dev/null; then
-		echo "- $(dpkg-query -W -f='${Package} ${Version}; ' libmodsecurity3 modsecurity-crs 2>/dev/null)"
+		echo "- $(dpkg-query -W -f='${Package} ${Version}; ' libmodsecurity3 modsecurity-crs 2>/dev/null | sed 's/; $//')"
 	fi
 	echo "- wrk -t1 -c$conns -d$duration, $rounds rounds interleaved, medians; proxies on CPU $proxy_cpu, wrk/upstream/redis on CPU $load_cpu"
 	echo
