@@ -108,14 +108,16 @@ func median(xs []float64) float64 {
 	return (s[n/2-1] + s[n/2]) / 2
 }
 
-// benign names the workloads every request of which a working target
-// answers with success.
-var benign = map[string]bool{"get": true, "post": true}
+// failurePercent is, for the workloads with benign requests, the share of
+// failures in percent beyond which benign requests failed: 1 % slack on
+// top of the mix's attacks, one request in ten.
+var failurePercent = map[string]int64{"get": 1, "post": 1, "mix": 11}
 
-// spoiled reports whether more than 1 % of a benign workload's requests
-// failed on the target: then its figures are those of refusals or errors
-// (a client banned mid-run answers fast), not of the workload.
+// spoiled reports whether benign requests of the workload failed on the
+// target beyond failurePercent: then its figures are those of refusals or
+// errors (a client banned mid-run answers fast), not of the workload.
 func (res *results) spoiled(k key) bool {
+	limit, ok := failurePercent[k.workload]
 	failed, reqs := tally(res.runs[k])
-	return benign[k.workload] && failed*100 > reqs
+	return ok && failed*100 > reqs*limit
 }

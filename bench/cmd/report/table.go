@@ -37,8 +37,8 @@ func write(w io.Writer, res *results, baseline string) {
 			name := t
 			if res.spoiled(k) {
 				name += " ⚠"
-				notes = append(notes, fmt.Sprintf("- ⚠ %s: %s of %s benign requests failed: its figures measure refusals or errors, not the workload.\n",
-					t, thousands(float64(failed)), thousands(float64(reqs))))
+				notes = append(notes, fmt.Sprintf("- ⚠ %s: %s of %s requests failed, more than the %d %% the workload allows: benign requests failed, and its figures measure refusals or errors, not the workload.\n",
+					t, thousands(float64(failed)), thousands(float64(reqs)), failurePercent[wl]))
 			}
 			fmt.Fprintf(w, "| %s | %s | %s |", name, thousands(median(pick(runs, rps))),
 				ratio(runs, res.runs[key{ref, baseline}]))
