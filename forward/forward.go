@@ -221,6 +221,7 @@ func New(cfg Config, env Env) (*Forwarder, error) {
 		Rewrite:      f.rewrite,
 		Transport:    &retryTransport{f: f},
 		ErrorHandler: f.upstreamError,
+		BufferPool:   newCopyBuffers(),
 		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
