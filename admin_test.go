@@ -76,6 +76,12 @@ func TestMetricsExposeStagesAndRequests(t *testing.T) {
 	if strings.Contains(body, "192.0.2.44") {
 		t.Error("/metrics exposes a client address")
 	}
+	// Series appear once something has happened to them, not before.
+	for _, absent := range []string{`source="header"`, `source="proxy"`, `verdict="shadow_deny"`, `stage="client_ip"`} {
+		if strings.Contains(body, absent) {
+			t.Errorf("/metrics has a series for %s before any such request", absent)
+		}
+	}
 }
 
 // TestAdminPprof: /debug/pprof/ is there only with admin.pprof: true, and

@@ -438,8 +438,14 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if fr == nil {
 		fr = standalone(r)
 	}
-	if fr.ID != "" {
-		w.Header().Set("X-Request-Id", fr.ID)
+	f.Forward(w, r, fr)
+}
+
+// Forward forwards r, of which fr is the chain's view. The root package
+// calls it directly, sparing a context layer and a copy of r per request.
+func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, fr *filters.Request) {
+	if h := w.Header(); fr.ID != "" && h.Get("X-Request-Id") != fr.ID {
+		h.Set("X-Request-Id", fr.ID)
 	}
 	if upgradesToH2C(r.Header) {
 		// A backend that accepted it would turn the connection into an
@@ -567,34 +573,42 @@ func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 	for _, k := range ClientAddressHeaders {
 		delete(h, k)
 	}
+	// The values set here share one array (one allocation instead of one
+	// per header); each is capped at its own element, so an append made
+	// to one later copies it rather than overwrite its neighbour.
+	vals := make([]string, 0, 6)
+	set := func(name, value string) {
+		vals = append(vals, value)
+		h[name] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
 	if fr.Client.IsValid() {
 		client := fr.Client.String()
-		h["X-Real-Ip"] = []string{client}
+		set("X-Real-Ip", client)
 		if f.clientHeader != "" {
-			h.Set(f.clientHeader, client)
+			set(f.clientHeader, client)
 		}
 	} else {
-		h.Del("X-Real-IP")
+		delete(h, "X-Real-Ip")
 		if f.clientHeader != "" {
-			h.Del(f.clientHeader)
+			delete(h, f.clientHeader)
 		}
 	}
 	switch {
 	case fr.ForwardedFor != "":
-		h.Set("X-Forwarded-For", fr.ForwardedFor)
+		set("X-Forwarded-For", fr.ForwardedFor)
 	case fr.Client.IsValid():
-		h.Set("X-Forwarded-For", fr.Client.String())
+		set("X-Forwarded-For", fr.Client.String())
 	}
 	proto := "http"
 	if pr.In.TLS != nil {
 		proto = "https"
 	}
-	h.Set("X-Forwarded-Proto", proto)
-	h.Set("X-Forwarded-Host", pr.In.Host)
+	set("X-Forwarded-Proto", proto)
+	set("X-Forwarded-Host", pr.In.Host)
 	if fr.ID != "" {
-		h.Set("X-Request-Id", fr.ID)
+		set("X-Request-Id", fr.ID)
 	} else {
-		h.Del("X-Request-Id")
+		delete(h, "X-Request-Id")
 	}
 }
 
