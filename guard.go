@@ -2,8 +2,6 @@ package edgeguard
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +18,7 @@ import (
 	"github.com/edgeguard/edgeguard/filters/volumetric"
 	"github.com/edgeguard/edgeguard/filters/waf"
 	"github.com/edgeguard/edgeguard/forward"
+	"github.com/edgeguard/edgeguard/internal/httpkit"
 	"github.com/edgeguard/edgeguard/ipparse"
 )
 
@@ -485,9 +484,7 @@ func addHeaders(dst, src http.Header) {
 // behind the Guard reads there is the resolved client, never the client's
 // own words. (The forwarder sets them again on the outbound request.)
 func (g *Guard) setClientHeaders(h http.Header, req *filters.Request) {
-	for _, name := range forward.ClientAddressHeaders {
-		delete(h, name)
-	}
+	httpkit.StripClientAddress(h)
 	client := req.Client.String()
 	h.Set("X-Real-Ip", client)
 	h.Set("X-Forwarded-For", req.ForwardedFor)
@@ -498,26 +495,10 @@ func (g *Guard) setClientHeaders(h http.Header, req *filters.Request) {
 }
 
 // requestID keeps an X-Request-Id from a trusted proxy and makes one
-// otherwise: a client must not be able to choose the id that logs and the
-// upstream correlate on.
+// otherwise.
 func (g *Guard) requestID(r *http.Request, from netip.Addr) string {
-	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 128 && g.resolver.Trusted(from) && printable(id) {
-		return id
-	}
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	var id [24]byte
-	hex.Encode(id[:], b[:])
-	return string(id[:])
-}
-
-func printable(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x21 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
+	sent := r.Header.Get("X-Request-Id")
+	return httpkit.RequestID(sent, sent != "" && g.resolver.Trusted(from))
 }
 
 // writeDeny answers a deny: status, Retry-After, the stage and the request
@@ -533,8 +514,7 @@ func writeDeny(w http.ResponseWriter, req *filters.Request, v filters.Verdict) {
 	}
 	h := w.Header()
 	if v.RetryAfter > 0 {
-		secs := int64((v.RetryAfter + time.Second - 1) / time.Second)
-		h.Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+		h.Set("Retry-After", httpkit.RetryAfter(v.RetryAfter))
 	}
 	status := v.StatusCode()
 	if (status < 300 || status > 599) || (status < 400 && h.Get("Location") == "") {
@@ -547,11 +527,7 @@ func writeDeny(w http.ResponseWriter, req *filters.Request, v filters.Verdict) {
 		w.WriteHeader(status)
 		return
 	}
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	fmt.Fprintf(w, "%d %s\nrequest %s refused by %s\n", status, http.StatusText(status), req.ID, v.Stage)
+	httpkit.WriteRefusal(w, status, 0, strconv.Itoa(status)+" "+http.StatusText(status)+"\nrequest "+req.ID+" refused by "+v.Stage+"\n")
 }
 
 // logDeny is the chain observer that logs each deny, shadow ones included.

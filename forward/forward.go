@@ -2,8 +2,6 @@ package forward
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -16,13 +14,13 @@ import (
 	"net/url"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/edgeguard/edgeguard/filters"
+	"github.com/edgeguard/edgeguard/internal/httpkit"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/net/http/httpguts"
 )
@@ -53,30 +51,11 @@ type Env struct {
 	ClientIPHeader string
 }
 
-// ClientAddressHeaders are client-address and forwarding headers that
-// backends and frameworks are known to believe, beyond the ones
-// ReverseProxy strips itself (Forwarded, X-Forwarded-For/-Host/-Proto) and
-// X-Real-IP, which rewrite sets. None reaches the upstream as the client
-// sent it: the one named by Env.ClientIPHeader is set to the resolved
-// client, the others are removed. The names are in canonical form, so they
-// can be deleted from a header map without canonicalising each again.
-var ClientAddressHeaders = []string{
-	"X-Client-Ip",
-	"X-Cluster-Client-Ip",
-	"Client-Ip",
-	"X-Forwarded",
-	"Forwarded-For",
-	"X-Forwarded-Port",
-	"X-Forwarded-Prefix",
-	"X-Forwarded-Server",
-	"True-Client-Ip",
-	"Cf-Connecting-Ip",
-	"Fastly-Client-Ip",
-	"X-Original-Forwarded-For",
-	"X-Originating-Ip",
-	"X-Remote-Ip",
-	"X-Remote-Addr",
-}
+// ClientAddressHeaders are the client-address headers that never reach the
+// upstream as the client sent them (see httpkit.ClientAddressHeaders): the
+// one named by Env.ClientIPHeader is set to the resolved client, the others
+// are removed.
+var ClientAddressHeaders = httpkit.ClientAddressHeaders
 
 // route is a built Route.
 type route struct {
@@ -479,7 +458,7 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, fr *filters.
 		h.Set("Content-Type", c.ContentType)
 		h.Set("Cache-Control", "no-store")
 		if c.RetryAfter > 0 {
-			h.Set("Retry-After", retryAfterValue(c.RetryAfter.D()))
+			h.Set("Retry-After", httpkit.RetryAfter(c.RetryAfter.D()))
 		}
 		w.WriteHeader(c.Status)
 		io.WriteString(w, c.Body)
@@ -570,9 +549,7 @@ func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 	}
 	h := out.Header
 	fr := a.fr
-	for _, k := range ClientAddressHeaders {
-		delete(h, k)
-	}
+	httpkit.StripClientAddress(h)
 	// The values set here share one array (one allocation instead of one
 	// per header); each is capped at its own element, so an append made
 	// to one later copies it rather than overwrite its neighbour.
@@ -630,20 +607,7 @@ func (f *Forwarder) upstreamError(w http.ResponseWriter, r *http.Request, err er
 
 // refuse writes a short plain-text answer naming the request id.
 func refuse(w http.ResponseWriter, fr *filters.Request, status int, retryAfter time.Duration, msg string) {
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	if retryAfter > 0 {
-		h.Set("Retry-After", retryAfterValue(retryAfter))
-	}
-	w.WriteHeader(status)
-	io.WriteString(w, "edgeguard: "+msg+" (request id "+fr.ID+")\n")
-}
-
-// retryAfterValue is whole seconds, rounded up, at least 1.
-func retryAfterValue(d time.Duration) string {
-	s := int64((d + time.Second - 1) / time.Second)
-	return strconv.FormatInt(max(s, 1), 10)
+	httpkit.WriteRefusal(w, status, retryAfter, "edgeguard: "+msg+" (request id "+fr.ID+")\n")
 }
 
 // standalone builds the chain's view of a request that did not pass one.
@@ -655,9 +619,7 @@ func standalone(r *http.Request) *filters.Request {
 		fr.Key = filters.KeyOf(fr.Client, 64)
 		fr.ForwardedFor = fr.Client.String()
 	}
-	var id [8]byte
-	rand.Read(id[:])
-	fr.ID = hex.EncodeToString(id[:])
+	fr.ID = httpkit.NewRequestID()
 	return fr
 }
 
