@@ -338,16 +338,7 @@ func rawForm(u *url.URL) string {
 	if u.RawPath != "" {
 		p = u.RawPath
 	}
-	if strings.IndexByte(p, ';') < 0 {
-		return p
-	}
-	segs := strings.Split(p, "/")
-	for i, seg := range segs {
-		if j := strings.IndexByte(seg, ';'); j >= 0 {
-			segs[i] = seg[:j]
-		}
-	}
-	return strings.Join(segs, "/")
+	return filters.StripPathParams(p)
 }
 
 func (f *Forwarder) lookup(host, p string) *route {
