@@ -5,6 +5,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/edgeguard/edgeguard/internal/redistest"
 )
 
 func TestAdminToken(t *testing.T) {
@@ -116,5 +118,62 @@ func TestAdminPprof(t *testing.T) {
 				t.Errorf("GET %s: body lacks %q:\n%.300s", tt.path, tt.body, w.Body.String())
 			}
 		})
+	}
+}
+
+// TestReadyzFollowsEachQuotaOnError: with Redis down, /readyz fails exactly
+// when some quota instance, a route's included, has on_error: deny; local
+// and allow serve on without Redis and keep the node in the balancer.
+func TestReadyzFollowsEachQuotaOnError(t *testing.T) {
+	srv := redistest.Start(t)
+	yaml := func(top, route string) string {
+		s := `upstream: http://127.0.0.1:9
+routes:
+  - {path: /api, upstream: default}
+  - {path: /, upstream: default}
+stages: [quota]
+quota:
+  store: redis
+  redis: {addrs: ["` + srv.Addr + `"], timeout: 50ms}
+  on_error: ` + top + `
+  policies: [{name: p, rate: 10/s}]
+`
+		if route != "" {
+			s += "route_stages:\n  /api: {quota: {on_error: " + route + "}}\n"
+		}
+		return s
+	}
+	tests := []struct {
+		name, top, route string
+		wantDown         int // /readyz with Redis down
+	}{
+		{"local everywhere", "local", "", http.StatusOK},
+		{"allow everywhere", "allow", "", http.StatusOK},
+		{"top-level deny", "deny", "", http.StatusServiceUnavailable},
+		{"only a route's quota denies", "local", "deny", http.StatusServiceUnavailable},
+		{"a route's local does not hide the top-level deny", "deny", "local", http.StatusServiceUnavailable},
+		{"a route's allow over a top-level local", "local", "allow", http.StatusOK},
+	}
+	guards := make([]*Guard, len(tests))
+	readyz := func(g *Guard) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		g.AdminHandler().ServeHTTP(w, httptest.NewRequest("GET", "/readyz", nil))
+		return w
+	}
+	for i, tt := range tests {
+		guards[i] = mustGuard(t, yaml(tt.top, tt.route))
+		if w := readyz(guards[i]); w.Code != http.StatusOK {
+			t.Fatalf("%s: /readyz with Redis up: %d %s", tt.name, w.Code, w.Body)
+		}
+	}
+	srv.Stop()
+	for i, tt := range tests {
+		w := readyz(guards[i])
+		if w.Code != tt.wantDown {
+			t.Errorf("%s: /readyz with Redis down: %d %q, want %d", tt.name, w.Code, w.Body, tt.wantDown)
+		}
+		if tt.route == "deny" && !strings.Contains(w.Body.String(), "quota for route /api:") {
+			t.Errorf("%s: /readyz does not name the route: %q", tt.name, w.Body)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -15,8 +16,6 @@ import (
 	"github.com/edgeguard/edgeguard/filters"
 	"github.com/edgeguard/edgeguard/filters/quota"
 	"github.com/edgeguard/edgeguard/filters/reputation"
-	"github.com/edgeguard/edgeguard/filters/volumetric"
-	"github.com/edgeguard/edgeguard/filters/waf"
 	"github.com/edgeguard/edgeguard/forward"
 	"github.com/edgeguard/edgeguard/internal/httpkit"
 	"github.com/edgeguard/edgeguard/ipparse"
@@ -36,9 +35,9 @@ type Guard struct {
 	forward  *forward.Forwarder
 	metrics  *Metrics
 
-	reputation *reputation.Filter
-	quota      *quota.Filter
-	waf        *waf.Filter
+	reputation  *reputation.Filter   // the ban API's
+	quota       *quota.Filter        // lends its store to the forward shield
+	connFilters []filters.ConnFilter // stages that refuse connections at accept
 
 	// inflight counts requests being served on this Guard. A counter, not a
 	// WaitGroup: a request that loaded this Guard just before a reload's
@@ -92,80 +91,9 @@ func New(cfg *config.Config, opts ...Option) (*Guard, error) {
 	}
 	g.resolver = resolver
 
-	env := filters.Env{Logger: o.logger, Dir: o.dir, IPv6Prefix: cfg.ClientIP.WithDefaults().IPv6Prefix}
-	var observers []filters.Observer
-	build := func(route, name string) (filters.Stage, error) {
-		sc := stageConfig(cfg, route, name)
-		if sc.mode == filters.ModeOff {
-			return filters.Stage{}, nil
-		}
-		env.Previous = o.previous.stage(route, name)
-		var (
-			f   filters.Filter
-			err error
-		)
-		switch c := sc.cfg.(type) {
-		case reputation.Config:
-			var rep *reputation.Filter
-			if rep, err = reputation.New(c, env); err == nil {
-				f, g.reputation = rep, rep
-				observers = append(observers, rep)
-			}
-		case volumetric.Config:
-			f, err = nilIfErr(volumetric.New(c, env))
-		case waf.Config:
-			var w *waf.Filter
-			if w, err = waf.New(c, env); err == nil && route == "" {
-				f, g.waf = w, w
-			} else if err == nil {
-				f = w
-			}
-		case quota.Config:
-			var q *quota.Filter
-			if q, err = quota.New(c, env); err == nil && route == "" {
-				f, g.quota = q, q
-			} else if err == nil {
-				f = q
-			}
-		}
-		if err != nil {
-			return filters.Stage{}, fmt.Errorf("edgeguard: build stage %s%s: %w", name, forRoute(route), err)
-		}
-		g.stages = append(g.stages, routeStage{route: route, Filter: f})
-		return filters.Stage{Filter: f, Mode: sc.mode}, nil
-	}
-	observers = append(observers, filters.ObserverFunc(g.logDeny))
-
-	var base []filters.Stage
-	for _, name := range cfg.Stages {
-		st, err := build("", name)
-		if err != nil {
-			g.Close()
-			return nil, err
-		}
-		base = append(base, st)
-	}
-	g.chain = filters.NewChain(base, observers, g.metrics.observeStage)
-	// A route with its own settings for some stage gets a chain of its own:
-	// those stages are instances of its own, the rest are shared.
-	for route, rs := range cfg.RouteStages {
-		var stages []filters.Stage
-		for i, name := range cfg.Stages {
-			if !rs.Overrides(name) {
-				stages = append(stages, base[i])
-				continue
-			}
-			st, err := build(route, name)
-			if err != nil {
-				g.Close()
-				return nil, err
-			}
-			stages = append(stages, st)
-		}
-		if g.chains == nil {
-			g.chains = map[string]*filters.Chain{}
-		}
-		g.chains[route] = filters.NewChain(stages, observers, g.metrics.observeStage)
+	if err := g.buildChains(cfg, o); err != nil {
+		g.Close()
+		return nil, err
 	}
 
 	if hasUpstream(cfg) {
@@ -191,35 +119,92 @@ type routeStage struct {
 	filters.Filter
 }
 
-type stageSettings struct {
-	cfg  any
-	mode filters.Mode
+// buildChains builds the stages cfg.Stages names, in order, from the stage
+// table: the shared chain, and a chain for each route with stage settings
+// of its own. What a stage can do beyond Check is found by interface.
+func (g *Guard) buildChains(cfg *config.Config, o options) error {
+	env := filters.Env{Logger: o.logger, Dir: o.dir, IPv6Prefix: cfg.ClientIP.WithDefaults().IPv6Prefix}
+	build := func(route string, st config.Stage) (filters.Stage, error) {
+		block, mode := st.Settings(cfg, route)
+		if mode == filters.ModeOff {
+			return filters.Stage{}, nil
+		}
+		env.Previous = o.previous.stage(route, st.Name())
+		f, err := block.Build(env)
+		if err != nil {
+			return filters.Stage{}, fmt.Errorf("edgeguard: build stage %s%s: %w", st.Name(), forRoute(route), err)
+		}
+		g.stages = append(g.stages, routeStage{route: route, Filter: f})
+		if f.Name() != st.Name() {
+			// A reload finds the instance to take over by name.
+			return filters.Stage{}, fmt.Errorf("edgeguard: build stage %s%s: its filter is named %q", st.Name(), forRoute(route), f.Name())
+		}
+		return filters.Stage{Filter: f, Mode: mode}, nil
+	}
+	table := make([]config.Stage, len(cfg.Stages))
+	base := make([]filters.Stage, len(cfg.Stages))
+	for i, name := range cfg.Stages {
+		st, ok := config.LookupStage(name)
+		if !ok {
+			return fmt.Errorf("edgeguard: stage %q is not in the stage table", name) // Validate has checked
+		}
+		var err error
+		table[i] = st
+		if base[i], err = build("", st); err != nil {
+			return err
+		}
+	}
+	g.lend(base)
+	g.chain = g.newChain(base)
+	// A route with its own settings for some stage gets a chain of its own:
+	// those stages are instances of its own, the rest are shared.
+	for route, rs := range cfg.RouteStages {
+		stages := slices.Clone(base)
+		for i, st := range table {
+			if !st.Overrides(rs) {
+				continue
+			}
+			var err error
+			if stages[i], err = build(route, st); err != nil {
+				return err
+			}
+		}
+		if g.chains == nil {
+			g.chains = map[string]*filters.Chain{}
+		}
+		g.chains[route] = g.newChain(stages)
+	}
+	return nil
 }
 
-// stageConfig is the named stage's config for route: the route's own when
-// route_stages sets one, the top-level block otherwise.
-func stageConfig(cfg *config.Config, route, name string) stageSettings {
-	rs := cfg.RouteStages[route]
-	switch name {
-	case "reputation":
-		return stageSettings{cfg.Reputation, cfg.Reputation.Mode}
-	case "volumetric":
-		if route != "" && rs.Volumetric != nil {
-			return stageSettings{*rs.Volumetric, rs.Volumetric.Mode}
+// lend keeps what the shared chain's stages offer beyond their checks: a
+// refusal at accept time (filters.ConnFilter), the ban API of the
+// reputation stage and the quota stage's store for the forward shield.
+func (g *Guard) lend(base []filters.Stage) {
+	for _, s := range base {
+		switch f := s.Filter.(type) {
+		case *reputation.Filter:
+			g.reputation = f
+		case *quota.Filter:
+			g.quota = f
 		}
-		return stageSettings{cfg.Volumetric, cfg.Volumetric.Mode}
-	case "waf":
-		if route != "" && rs.WAF != nil {
-			return stageSettings{*rs.WAF, rs.WAF.Mode}
+		if cf, ok := s.Filter.(filters.ConnFilter); ok {
+			g.connFilters = append(g.connFilters, cf)
 		}
-		return stageSettings{cfg.WAF, cfg.WAF.Mode}
-	case "quota":
-		if route != "" && rs.Quota != nil {
-			return stageSettings{*rs.Quota, rs.Quota.Mode}
-		}
-		return stageSettings{cfg.Quota, cfg.Quota.Mode}
 	}
-	return stageSettings{mode: filters.ModeOff}
+}
+
+// newChain makes a chain over stages. Its observers are the stages that
+// observe (reputation turns denies into strikes), then the deny log.
+func (g *Guard) newChain(stages []filters.Stage) *filters.Chain {
+	var observers []filters.Observer
+	for _, s := range stages {
+		if o, ok := s.Filter.(filters.Observer); ok {
+			observers = append(observers, o)
+		}
+	}
+	observers = append(observers, filters.ObserverFunc(g.logDeny))
+	return filters.NewChain(stages, observers, g.metrics.observeStage)
 }
 
 // stage returns g's instance of the named stage for route, or nil; a
@@ -234,13 +219,6 @@ func (g *Guard) stage(route, name string) filters.Filter {
 		}
 	}
 	return nil
-}
-
-func nilIfErr[T filters.Filter](f T, err error) (filters.Filter, error) {
-	if err != nil {
-		return nil, err
-	}
-	return f, nil
 }
 
 func forRoute(route string) string {
@@ -566,13 +544,16 @@ func (g *Guard) logAccess(req *filters.Request, rec *recorder, took time.Duratio
 }
 
 // RefuseConn reports whether a connection from addr should be closed at
-// accept time, before any HTTP or TLS: the reputation stage enforces and
-// addr is banned or on a deny list.
+// accept time, before any HTTP or TLS: a stage of the shared chain that
+// can refuse connections does (the reputation stage, when it enforces and
+// addr is banned or on a deny list).
 func (g *Guard) RefuseConn(addr netip.Addr, now time.Time) bool {
-	if g.reputation == nil {
-		return false
+	for _, cf := range g.connFilters {
+		if cf.RefuseConn(addr, now) {
+			return true
+		}
 	}
-	return g.reputation.RefuseConn(addr, now)
+	return false
 }
 
 // TrustedProxy reports whether addr is one of client_ip.trusted_proxies:

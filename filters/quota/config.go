@@ -232,10 +232,8 @@ func (c Config) Validate() error {
 	add := func(field, format string, args ...any) {
 		errs = append(errs, filters.FieldErrorf(field, format, args...))
 	}
-	switch c.Mode {
-	case "", filters.ModeBlock, filters.ModeShadow, filters.ModeOff:
-	default:
-		add("mode", "%q: want block, shadow or off", c.Mode)
+	if err := c.Mode.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.Store {
 	case "", StoreMemory:
@@ -301,6 +299,15 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Build makes the stage from c: New, for the stage table.
+func (c Config) Build(env filters.Env) (filters.Filter, error) {
+	f, err := New(c, env)
+	if err != nil {
+		return nil, err // not a nil *Filter inside a non-nil interface
+	}
+	return f, nil
+}
+
 func (p Policy) validate() error {
 	var errs []error
 	add := func(field, format string, args ...any) {
@@ -312,10 +319,8 @@ func (p Policy) validate() error {
 	if p.Rate.IsZero() {
 		add("rate", "is required, e.g. \"600/m\"")
 	}
-	switch p.Mode {
-	case "", filters.ModeBlock, filters.ModeShadow, filters.ModeOff:
-	default:
-		add("mode", "%q: want block, shadow or off", p.Mode)
+	if err := p.Mode.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if p.Cost < 0 {
 		add("cost", "must not be negative")

@@ -46,6 +46,8 @@ type Filter struct {
 	strikes *strikeTable
 	stats   *stats
 	sync    *syncer // nil without Redis
+	// releaseSync gives sync back to syncers.
+	releaseSync func() error
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -100,11 +102,11 @@ func build(cfg Config, env filters.Env, clock func() time.Time) (*Filter, error)
 		f.stats = &stats{}
 	}
 	if !cfg.Redis.IsZero() {
-		if prev != nil && prev.sync != nil && prev.sync.sameConfig(cfg) && prev.sync.acquire() {
-			f.sync = prev.sync
-		} else {
-			f.sync = newSyncer(cfg, f.bans, f.log)
-		}
+		// The store is prev's when there is one, so a reload with the
+		// same settings shares prev's syncer.
+		f.sync, f.releaseSync, _ = syncers.Acquire(syncerKey(cfg, f.bans), func() (*syncer, error) {
+			return newSyncer(cfg, f.bans, f.log), nil
+		})
 	}
 	go f.maintain()
 	return f, nil
@@ -344,8 +346,8 @@ func (f *Filter) Close() error {
 	f.closeOnce.Do(func() {
 		close(f.stop)
 		<-f.done
-		if f.sync != nil {
-			f.sync.release()
+		if f.releaseSync != nil {
+			_ = f.releaseSync()
 		}
 	})
 	return nil

@@ -139,10 +139,8 @@ type Exclusion struct {
 // anything; each problem is a *filters.FieldError.
 func (c Config) Validate() error {
 	var errs []error
-	switch c.Mode {
-	case "", filters.ModeBlock, filters.ModeShadow, filters.ModeOff:
-	default:
-		errs = append(errs, filters.FieldErrorf("mode", "%q: want block, shadow or off", c.Mode))
+	if err := c.Mode.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Paranoia < 0 || c.Paranoia > 4 {
 		errs = append(errs, filters.FieldErrorf("paranoia", "%d: want 1 to 4", c.Paranoia))
@@ -205,6 +203,15 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Build makes the stage from c: New, for the stage table.
+func (c Config) Build(env filters.Env) (filters.Filter, error) {
+	f, err := New(c, env)
+	if err != nil {
+		return nil, err // not a nil *Filter inside a non-nil interface
+	}
+	return f, nil
 }
 
 // checkPathPrefix accepts an absolute, clean URL path usable inside a
