@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/edgeguard/edgeguard/filters"
@@ -36,7 +37,23 @@ func (g *Guard) AdminHandler() http.Handler {
 		mux.Handle("/v1/upstreams", g.forward.AdminHandler())
 		mux.Handle("/v1/routes/", g.forward.AdminHandler())
 	}
+	if g.cfg.Admin.Pprof {
+		mountPprof(mux)
+	}
 	return bearer(g.cfg.Admin.Token, mux)
+}
+
+// mountPprof serves Go's profiler under /debug/pprof/. Index serves the
+// named profiles (heap, goroutine, allocs, ...) below the prefix itself.
+// (Importing net/http/pprof also registers these on http.DefaultServeMux,
+// which edgeguard never serves.)
+func mountPprof(mux *http.ServeMux) {
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }
 
 func (g *Guard) readyz(w http.ResponseWriter, r *http.Request) {

@@ -78,6 +78,47 @@ func TestMetricsExposeStagesAndRequests(t *testing.T) {
 	if strings.Contains(body, "192.0.2.44") {
 		t.Error("/metrics exposes a client address")
 	}
+	// Series appear once something has happened to them, not before.
+	for _, absent := range []string{`source="header"`, `source="proxy"`, `verdict="shadow_deny"`, `stage="client_ip"`} {
+		if strings.Contains(body, absent) {
+			t.Errorf("/metrics has a series for %s before any such request", absent)
+		}
+	}
+}
+
+// TestAdminPprof: /debug/pprof/ is there only with admin.pprof: true, and
+// behind the token like every admin route.
+func TestAdminPprof(t *testing.T) {
+	for _, tt := range []struct {
+		name, cfg, path, auth string
+		want                  int
+		body                  string
+	}{
+		{"off by default", "stages: []\n", "/debug/pprof/", "", http.StatusNotFound, ""},
+		{"off by default, named profile", "stages: []\n", "/debug/pprof/heap", "", http.StatusNotFound, ""},
+		{"off explicitly", "stages: []\nadmin: {pprof: false}\n", "/debug/pprof/", "", http.StatusNotFound, ""},
+		{"on: index", "stages: []\nadmin: {pprof: true}\n", "/debug/pprof/", "", http.StatusOK, "goroutine"},
+		{"on: named profile", "stages: []\nadmin: {pprof: true}\n", "/debug/pprof/goroutine?debug=1", "", http.StatusOK, "goroutine profile:"},
+		{"on: cmdline", "stages: []\nadmin: {pprof: true}\n", "/debug/pprof/cmdline", "", http.StatusOK, ""},
+		{"on, token: none given", "stages: []\nadmin: {pprof: true, token: s3cret}\n", "/debug/pprof/", "", http.StatusUnauthorized, ""},
+		{"on, token: given", "stages: []\nadmin: {pprof: true, token: s3cret}\n", "/debug/pprof/", "Bearer s3cret", http.StatusOK, "goroutine"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := mustGuard(t, tt.cfg).AdminHandler()
+			r := httptest.NewRequest("GET", tt.path, nil)
+			if tt.auth != "" {
+				r.Header.Set("Authorization", tt.auth)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != tt.want {
+				t.Fatalf("GET %s: %d, want %d", tt.path, w.Code, tt.want)
+			}
+			if !strings.Contains(w.Body.String(), tt.body) {
+				t.Errorf("GET %s: body lacks %q:\n%.300s", tt.path, tt.body, w.Body.String())
+			}
+		})
+	}
 }
 
 // TestReadyzFollowsEachQuotaOnError: with Redis down, /readyz fails exactly

@@ -2,8 +2,6 @@ package edgeguard
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +17,7 @@ import (
 	"github.com/edgeguard/edgeguard/filters/quota"
 	"github.com/edgeguard/edgeguard/filters/reputation"
 	"github.com/edgeguard/edgeguard/forward"
+	"github.com/edgeguard/edgeguard/internal/httpkit"
 	"github.com/edgeguard/edgeguard/ipparse"
 )
 
@@ -284,12 +283,42 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "edgeguard: no upstream configured", http.StatusBadGateway)
 		return
 	}
-	g.serve(w, r, g.forward, false)
+	g.serve(w, r, toForwarder{g.forward})
 }
 
 // Wrap returns middleware: requests that pass the chain go to next.
 func (g *Guard) Wrap(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.serve(w, r, next, true) })
+	to := &toHandler{g: g, next: next}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.serve(w, r, to) })
+}
+
+// passer is where serve hands a request that passed the chain.
+type passer interface {
+	pass(w http.ResponseWriter, r *http.Request, req *filters.Request)
+}
+
+// toForwarder hands requests to the forwarder, which takes the chain's view
+// as an argument and writes the client-address headers on the outbound
+// request itself.
+type toForwarder struct{ f *forward.Forwarder }
+
+func (t toForwarder) pass(w http.ResponseWriter, r *http.Request, req *filters.Request) {
+	t.f.Forward(w, r, req)
+}
+
+// toHandler hands requests to the handler behind Wrap, with the chain's
+// view in the context and the client-address headers rewritten: after the
+// chain, so the WAF saw them as the client sent them.
+type toHandler struct {
+	g    *Guard
+	next http.Handler
+}
+
+func (t *toHandler) pass(w http.ResponseWriter, r *http.Request, req *filters.Request) {
+	t.g.setClientHeaders(r.Header, req)
+	r = r.WithContext(filters.WithRequest(r.Context(), req))
+	req.HTTP = r
+	t.next.ServeHTTP(w, r)
 }
 
 // addrs returns the TCP peer and the start address of the client-IP walk.
@@ -311,80 +340,121 @@ func (g *Guard) addrs(r *http.Request) (peer, start netip.AddrPort, src filters.
 	return ap, ap, filters.SourcePeer
 }
 
-// serve runs the chain and hands what passes to next. setHeaders rewrites
-// the client-IP headers of the inbound request for an app behind Wrap; the
-// forwarder writes its own on the outbound request.
-func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler, setHeaders bool) {
-	g.inflight.Add(1)
-	defer g.inflight.Add(-1)
-	start := time.Now()
-	peer, from, src := g.addrs(r)
-	req := &filters.Request{HTTP: r, Peer: peer, Now: start, Source: src}
-	rec := &recorder{ResponseWriter: w}
-	defer func() {
-		req.Finish()
-		g.logAccess(req, rec, time.Since(start))
-	}()
+// refusal is a request turned away before the chain: the client address
+// could not be resolved, or the path is ambiguous between routes.
+type refusal struct {
+	stage  string // client_ip or route
+	status int
+	err    error
+}
 
+// intake fills in the chain's view of r: the peer, the resolved client and
+// its key, the X-Forwarded-For to send on, the route. It is how serve and
+// Explain both learn who sent a request and where it goes. It returns the
+// start address of the client-IP walk (whose word on the request id counts)
+// and, for a request refused before the chain, why.
+func (g *Guard) intake(req *filters.Request, r *http.Request) (netip.AddrPort, *refusal) {
+	peer, from, src := g.addrs(r)
+	req.Peer, req.Source = peer, src
 	res, err := g.resolver.Resolve(from, r.Header)
-	req.ID = g.requestID(r, from.Addr())
-	rec.Header().Set("X-Request-Id", req.ID)
 	if err != nil {
 		req.Client = from.Addr()
-		rec.stage = "client_ip"
-		g.metrics.requests.WithLabelValues("client_ip", "deny").Inc()
 		status := http.StatusRequestHeaderFieldsTooLarge
 		if errors.Is(err, ipparse.ErrNoStart) {
 			// No address to start from (a Unix socket, a server without
 			// our ConnContext): the deployment's fault, not the client's.
 			status = http.StatusInternalServerError
-			g.log.Error("no client address to start from", "remote_addr", r.RemoteAddr, "error", err.Error())
 		}
-		writeDeny(rec, req, filters.Verdict{Deny: true, Status: status, Stage: "client_ip", Reason: err.Error()})
-		return
+		return from, &refusal{stage: "client_ip", status: status, err: err}
 	}
-	req.Client, req.ClientPort = res.Addr, res.Port
+	req.Client, req.ClientPort, req.Key = res.Addr, res.Port, res.Key
 	if res.Source == filters.SourceHeader {
 		req.Source = filters.SourceHeader
 	}
-	req.Key = res.Key
 	req.ForwardedFor = g.resolver.ForwardedFor(res, from.Addr(), r.Header)
-	g.metrics.clientSources.WithLabelValues(req.Source.String()).Inc()
 	if g.forward != nil {
 		route, err := g.forward.Route(r)
 		if err != nil {
-			rec.stage = "route"
-			g.metrics.requests.WithLabelValues("route", "deny").Inc()
-			writeDeny(rec, req, filters.Verdict{Deny: true, Status: http.StatusBadRequest, Stage: "route", Reason: err.Error()})
-			return
+			return from, &refusal{stage: "route", status: http.StatusBadRequest, err: err}
 		}
 		req.Route = route
 	}
+	return from, nil
+}
 
-	chain := g.chain
-	if c, ok := g.chains[req.Route]; ok {
-		chain = c
+// chainFor is the chain of route: its own when it has stage settings of its
+// own, the shared one otherwise.
+func (g *Guard) chainFor(route string) *filters.Chain {
+	if c, ok := g.chains[route]; ok {
+		return c
 	}
-	v := chain.Run(req)
-	for k, vs := range v.Headers {
-		rec.Header()[k] = append(rec.Header()[k], vs...)
+	return g.chain
+}
+
+// exchange is one request's bookkeeping, allocated in one piece: the
+// chain's view of the request and the writer that records the answer.
+type exchange struct {
+	req filters.Request
+	rec recorder
+}
+
+// serve runs the chain and hands what passes to next.
+func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next passer) {
+	g.inflight.Add(1)
+	defer g.inflight.Add(-1)
+	x := &exchange{req: filters.Request{HTTP: r, Now: time.Now()}, rec: recorder{ResponseWriter: w}}
+	req, rec := &x.req, &x.rec
+	defer g.finish(req, rec)
+
+	from, ref := g.intake(req, r)
+	req.ID = g.requestID(r, from.Addr())
+	rec.Header()["X-Request-Id"] = []string{req.ID}
+	if ref != nil {
+		g.refuse(rec, req, r, ref)
+		return
 	}
+	g.metrics.clientSource(req.Source).Inc()
+	v := g.chainFor(req.Route).Run(req)
+	addHeaders(rec.Header(), v.Headers)
 	if v.Deny {
 		rec.stage = v.Stage
-		g.metrics.requests.WithLabelValues(v.Stage, "deny").Inc()
+		g.metrics.denied(v.Stage).Inc()
 		writeDeny(rec, req, v)
 		return
 	}
-	g.metrics.requests.WithLabelValues("forward", "allow").Inc()
-	if setHeaders {
-		// After the chain, so the WAF saw the headers as the client sent them.
-		g.setClientHeaders(r.Header, req)
-	}
-	r = r.WithContext(filters.WithRequest(r.Context(), req))
-	req.HTTP = r
+	g.metrics.passed().Inc()
 	upstart := time.Now()
-	next.ServeHTTP(req.ResponseWriter(rec), r)
+	next.pass(req.ResponseWriter(rec), r, req)
 	g.metrics.upstream.Observe(time.Since(upstart).Seconds())
+}
+
+// finish releases what the stages held for req and logs it.
+func (g *Guard) finish(req *filters.Request, rec *recorder) {
+	req.Finish()
+	g.logAccess(req, rec, time.Since(req.Now))
+}
+
+// refuse answers a request refused before the chain.
+func (g *Guard) refuse(rec *recorder, req *filters.Request, r *http.Request, ref *refusal) {
+	rec.stage = ref.stage
+	g.metrics.denied(ref.stage).Inc()
+	if ref.status == http.StatusInternalServerError {
+		g.log.Error("no client address to start from", "remote_addr", r.RemoteAddr, "error", ref.err.Error())
+	}
+	writeDeny(rec, req, filters.Verdict{Deny: true, Status: ref.status, Stage: ref.stage, Reason: ref.err.Error()})
+}
+
+// addHeaders adds the headers the stages asked for to the response. The
+// stages' value slices are shared, capped so that an append to them
+// elsewhere copies instead of writing into a stage's array.
+func addHeaders(dst, src http.Header) {
+	for k, vs := range src {
+		if old, ok := dst[k]; ok {
+			dst[k] = append(old, vs...)
+			continue
+		}
+		dst[k] = vs[:len(vs):len(vs)]
+	}
 }
 
 // setClientHeaders replaces, on the request the next handler sees, every
@@ -392,9 +462,7 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler,
 // behind the Guard reads there is the resolved client, never the client's
 // own words. (The forwarder sets them again on the outbound request.)
 func (g *Guard) setClientHeaders(h http.Header, req *filters.Request) {
-	for _, name := range forward.ClientAddressHeaders {
-		delete(h, name)
-	}
+	httpkit.StripClientAddress(h)
 	client := req.Client.String()
 	h.Set("X-Real-Ip", client)
 	h.Set("X-Forwarded-For", req.ForwardedFor)
@@ -405,24 +473,10 @@ func (g *Guard) setClientHeaders(h http.Header, req *filters.Request) {
 }
 
 // requestID keeps an X-Request-Id from a trusted proxy and makes one
-// otherwise: a client must not be able to choose the id that logs and the
-// upstream correlate on.
+// otherwise.
 func (g *Guard) requestID(r *http.Request, from netip.Addr) string {
-	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 128 && g.resolver.Trusted(from) && printable(id) {
-		return id
-	}
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-func printable(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x21 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
+	sent := r.Header.Get("X-Request-Id")
+	return httpkit.RequestID(sent, sent != "" && g.resolver.Trusted(from))
 }
 
 // writeDeny answers a deny: status, Retry-After, the stage and the request
@@ -438,8 +492,7 @@ func writeDeny(w http.ResponseWriter, req *filters.Request, v filters.Verdict) {
 	}
 	h := w.Header()
 	if v.RetryAfter > 0 {
-		secs := int64((v.RetryAfter + time.Second - 1) / time.Second)
-		h.Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+		h.Set("Retry-After", httpkit.RetryAfter(v.RetryAfter))
 	}
 	status := v.StatusCode()
 	if (status < 300 || status > 599) || (status < 400 && h.Get("Location") == "") {
@@ -452,25 +505,24 @@ func writeDeny(w http.ResponseWriter, req *filters.Request, v filters.Verdict) {
 		w.WriteHeader(status)
 		return
 	}
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	fmt.Fprintf(w, "%d %s\nrequest %s refused by %s\n", status, http.StatusText(status), req.ID, v.Stage)
+	httpkit.WriteRefusal(w, status, 0, strconv.Itoa(status)+" "+http.StatusText(status)+"\nrequest "+req.ID+" refused by "+v.Stage+"\n")
 }
 
 // logDeny is the chain observer that logs each deny, shadow ones included.
 func (g *Guard) logDeny(e filters.Event) {
 	v := e.Verdict
 	if v.Shadow {
-		g.metrics.requests.WithLabelValues(v.Stage, "shadow_deny").Inc()
+		g.metrics.shadowDenied(v.Stage).Inc()
+	}
+	if !g.log.Enabled(context.Background(), slog.LevelDebug) {
+		return // the arguments below cost allocations even when filtered
 	}
 	g.log.Debug("deny", "request_id", e.Request.ID, "stage", v.Stage, "reason", v.Reason,
 		"shadow", v.Shadow, "client", e.Request.Client.String())
 }
 
 func (g *Guard) logAccess(req *filters.Request, rec *recorder, took time.Duration) {
-	if !g.access {
+	if !g.access || !g.log.Enabled(context.Background(), slog.LevelInfo) {
 		return
 	}
 	status := rec.status

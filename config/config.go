@@ -121,6 +121,11 @@ type Admin struct {
 	// Token, when set, is required as "Authorization: Bearer <token>" on
 	// every admin request.
 	Token string `yaml:"token" json:"token"`
+	// Pprof mounts Go's profiler at /debug/pprof/ on the admin listener
+	// (behind Token like every admin route). Off by default: a profile
+	// shows the code paths and memory of the running process, and taking
+	// one costs CPU on the edge.
+	Pprof bool `yaml:"pprof" json:"pprof"`
 }
 
 // Log configures the structured log.
