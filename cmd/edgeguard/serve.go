@@ -96,15 +96,15 @@ func (s *server) dir() string {
 	return filepath.Dir(s.path)
 }
 
-func (s *server) newLogger(cfg *config.Config) *slog.Logger {
+func (s *server) newLogger(cfg *config.Config, out io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
 	s.level.Set(lvl)
 	opts := &slog.HandlerOptions{Level: &s.level}
 	if cfg.Log.Format == "text" {
-		return slog.New(slog.NewTextHandler(s.stderr, opts))
+		return slog.New(slog.NewTextHandler(out, opts))
 	}
-	return slog.New(slog.NewJSONHandler(s.stderr, opts))
+	return slog.New(slog.NewJSONHandler(out, opts))
 }
 
 // install builds a Guard for cfg as the successor of the one in service,
@@ -195,7 +195,9 @@ func (s *server) serve(ctx context.Context, cfg *config.Config, started func()) 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	s.log = s.newLogger(cfg)
+	logOut := newBatchWriter(s.stderr)
+	defer logOut.Close()
+	s.log = s.newLogger(cfg, logOut)
 	// go-redis reports pool dial failures through its own global logger;
 	// route them into ours, once, at debug: the stages count and log
 	// Redis failures themselves.
