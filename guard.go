@@ -204,7 +204,7 @@ func (g *Guard) newChain(stages []filters.Stage) *filters.Chain {
 		}
 	}
 	observers = append(observers, filters.ObserverFunc(g.logDeny))
-	return filters.NewChain(stages, observers, g.metrics.observeStage)
+	return filters.NewChain(stages, observers, g.metrics.observeStage).WithClock(time.Now)
 }
 
 // stage returns g's instance of the named stage for route, or nil; a
@@ -394,17 +394,19 @@ func (g *Guard) chainFor(route string) *filters.Chain {
 // exchange is one request's bookkeeping, allocated in one piece: the
 // chain's view of the request and the writer that records the answer.
 type exchange struct {
-	req filters.Request
-	rec recorder
+	req     filters.Request
+	rec     recorder
+	arrived time.Time // req.Now moves on as the stages run
 }
 
 // serve runs the chain and hands what passes to next.
 func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next passer) {
 	g.inflight.Add(1)
 	defer g.inflight.Add(-1)
-	x := &exchange{req: filters.Request{HTTP: r, Now: time.Now()}, rec: recorder{ResponseWriter: w}}
+	now := time.Now()
+	x := &exchange{req: filters.Request{HTTP: r, Now: now}, rec: recorder{ResponseWriter: w}, arrived: now}
 	req, rec := &x.req, &x.rec
-	defer g.finish(req, rec)
+	defer g.finish(x)
 
 	from, ref := g.intake(req, r)
 	req.ID = g.requestID(r, from.Addr())
@@ -424,14 +426,15 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next passer) {
 	}
 	g.metrics.passed().Inc()
 	upstart := time.Now()
+	req.Now = upstart // the forwarder's route caps meter now, not at arrival
 	next.pass(req.ResponseWriter(rec), r, req)
 	g.metrics.upstream.Observe(time.Since(upstart).Seconds())
 }
 
-// finish releases what the stages held for req and logs it.
-func (g *Guard) finish(req *filters.Request, rec *recorder) {
-	req.Finish()
-	g.logAccess(req, rec, time.Since(req.Now))
+// finish releases what the stages held for x's request and logs it.
+func (g *Guard) finish(x *exchange) {
+	x.req.Finish()
+	g.logAccess(&x.req, &x.rec, time.Since(x.arrived))
 }
 
 // refuse answers a request refused before the chain.

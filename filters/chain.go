@@ -26,6 +26,7 @@ type Chain struct {
 	stages    []Stage
 	observers []Observer
 	timer     StageTimer
+	clock     func() time.Time
 }
 
 // NewChain builds a chain over stages, dropping those whose mode is off.
@@ -43,6 +44,17 @@ func NewChain(stages []Stage, observers []Observer, timer StageTimer) *Chain {
 	return c
 }
 
+// WithClock makes c move r.Now to clock's reading before each stage after
+// the first, and returns c; call it before c is used. A limiter that runs
+// after a slow stage (the WAF spends seconds on a large body) must meter at
+// its own instant: metered at the arrival time, the requests that arrived
+// later but overtook this one have already used up its allowance, and a
+// burst of slow requests is refused by a limit far above the load.
+func (c *Chain) WithClock(clock func() time.Time) *Chain {
+	c.clock = clock
+	return c
+}
+
 // Stages returns the stages the chain runs, in order.
 func (c *Chain) Stages() []Stage { return c.stages }
 
@@ -55,7 +67,10 @@ func (c *Chain) Run(r *Request) Verdict {
 		headers http.Header
 		merged  bool // headers is the chain's own map, not a stage's
 	)
-	for _, s := range c.stages {
+	for i, s := range c.stages {
+		if i > 0 && c.clock != nil {
+			r.Now = c.clock()
+		}
 		v := c.check(s, r)
 		if v.Deny {
 			v.Stage = s.Filter.Name()

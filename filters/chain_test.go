@@ -192,3 +192,41 @@ func TestReportLateReachesObservers(t *testing.T) {
 		t.Fatalf("observers saw %+v", seen)
 	}
 }
+
+// instant is a stage that records the r.Now it was handed.
+type instant struct {
+	name string
+	seen *[]time.Time
+}
+
+func (s instant) Name() string { return s.name }
+func (s instant) Check(r *Request) Verdict {
+	*s.seen = append(*s.seen, r.Now)
+	return Allow
+}
+
+func TestChainClockMovesNowBeforeLaterStages(t *testing.T) {
+	arrival := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	var seen []time.Time
+	stages := []Stage{{Filter: instant{"a", &seen}}, {Filter: instant{"b", &seen}}, {Filter: instant{"c", &seen}}}
+
+	// Without a clock every stage decides at the arrival time.
+	NewChain(stages, nil, nil).Run(&Request{Now: arrival})
+	if want := []time.Time{arrival, arrival, arrival}; !slices.Equal(seen, want) {
+		t.Fatalf("no clock: stages saw %v, want %v", seen, want)
+	}
+
+	// With one, each later stage decides at the clock's reading: the first
+	// at arrival, the next ones after 3 s and 5 s spent before them.
+	seen = nil
+	readings := []time.Time{arrival.Add(3 * time.Second), arrival.Add(5 * time.Second)}
+	clock := func() time.Time {
+		t := readings[0]
+		readings = readings[1:]
+		return t
+	}
+	NewChain(stages, nil, nil).WithClock(clock).Run(&Request{Now: arrival})
+	if want := []time.Time{arrival, arrival.Add(3 * time.Second), arrival.Add(5 * time.Second)}; !slices.Equal(seen, want) {
+		t.Fatalf("clock: stages saw %v, want %v", seen, want)
+	}
+}

@@ -76,8 +76,11 @@ type Request struct {
 	Key Key
 	// Source says how Client was learned.
 	Source Source
-	// Now is the arrival time. Limiters take their time from here and never
-	// from the clock, so tests walk fixed instants.
+	// Now is the instant the current stage decides at: the arrival time
+	// for the first stage, and for the later ones too unless the chain has
+	// a clock (Chain.WithClock; the Guard's chains have the wall clock),
+	// which moves it before each of them. Limiters take their time from
+	// here and never from the clock, so tests walk fixed instants.
 	Now time.Time
 	// ID is the request id sent to the upstream and returned to the client.
 	ID string
