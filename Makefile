@@ -11,6 +11,11 @@ test:
 	# CRS's own regression suite (4,674 cases) through the WAF stage; it
 	# skips itself under -race, where it is ten times slower.
 	$(GO) test -count=1 -timeout 20m -run TestCRSRegression -v ./filters/waf/ | grep -vE '^ *(=== RUN|--- PASS: TestCRSRegression/)'
+	# The WAF budget's flood test through the binary (a latency bound):
+	# skipped under -race, which slows CRS several times and unevenly.
+	$(GO) test -count=1 -timeout 10m -run TestE2EWAFBudgetFlood ./cmd/edgeguard/
+	# The bench harness's own tools (report parser, attack generator).
+	cd bench && $(GO) test -count=1 ./cmd/...
 
 build:
 	$(GO) build -o bin/edgeguard ./cmd/edgeguard
