@@ -189,6 +189,7 @@ func underPrefix(urlPath, p string) bool {
 // build compiles the WAF: Coraza's recommended base, edgeguard's settings,
 // CRS's setup and rules, then the packs.
 func (s engineSettings) build() (coraza.WAF, error) {
+	useFastOperators()
 	conf := coraza.NewWAFConfig().
 		WithRootFS(rootFS{}).
 		WithDirectives(baseDirectives).
