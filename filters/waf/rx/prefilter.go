@@ -248,16 +248,47 @@ func lowerASCII(c byte) byte {
 }
 
 // prefilter evaluates a condition. OR nodes hold their literals apart from
-// their other alternatives; past acMinLiterals the literals are searched
-// in one Aho-Corasick pass.
+// their other alternatives. Before any literal is searched for, the bytes
+// of the input are summed up in a byteSet: a literal with a byte the input
+// lacks cannot occur, which settles most literals without a scan. On long
+// inputs, where the set says little, an OR of many literals is searched in
+// one Aho-Corasick pass instead.
 type prefilter struct {
 	and  []*prefilter
 	or   []*prefilter
-	lits []string
+	lits []literal
 	ac   *ahocorasick.AhoCorasick
 }
 
-const acMinLiterals = 4
+type literal struct {
+	s     string
+	bytes byteSet // of s, lower-cased
+}
+
+// byteSet is a set of bytes, ASCII letters in lower case.
+type byteSet [4]uint64
+
+func (b *byteSet) add(c byte) { b[c>>6] |= 1 << (c & 63) }
+
+// within reports whether every byte of b is in of.
+func (b *byteSet) within(of *byteSet) bool {
+	return b[0]&^of[0] == 0 && b[1]&^of[1] == 0 && b[2]&^of[2] == 0 && b[3]&^of[3] == 0
+}
+
+func bytesOf(s string) byteSet {
+	var b byteSet
+	for i := 0; i < len(s); i++ {
+		b.add(lowerASCII(s[i]))
+	}
+	return b
+}
+
+// acMinLiterals and acMinInput: when an OR has that many literals and the
+// input is that long, one automaton pass beats a scan per literal.
+const (
+	acMinLiterals = 8
+	acMinInput    = 256
+)
 
 // newPrefilter is nil when re requires no literal.
 func newPrefilter(re *syntax.Regexp) *prefilter {
@@ -270,9 +301,10 @@ func newPrefilter(re *syntax.Regexp) *prefilter {
 
 func buildPrefilter(c *cond) *prefilter {
 	p := &prefilter{}
+	var lits []string
 	switch {
 	case c.lit != "":
-		p.lits = []string{c.lit}
+		lits = []string{c.lit}
 	case c.and != nil:
 		for _, sub := range c.and {
 			p.and = append(p.and, buildPrefilter(sub))
@@ -280,20 +312,23 @@ func buildPrefilter(c *cond) *prefilter {
 	default:
 		for _, sub := range c.or {
 			if sub.lit != "" {
-				p.lits = append(p.lits, sub.lit)
+				lits = append(lits, sub.lit)
 			} else {
 				p.or = append(p.or, buildPrefilter(sub))
 			}
 		}
 	}
-	p.lits = minimalLiterals(p.lits)
-	if len(p.lits) >= acMinLiterals {
+	lits = minimalLiterals(lits)
+	for _, l := range lits {
+		p.lits = append(p.lits, literal{s: l, bytes: bytesOf(l)})
+	}
+	if len(lits) >= acMinLiterals {
 		b := ahocorasick.NewAhoCorasickBuilder(ahocorasick.Opts{
 			AsciiCaseInsensitive: true,
 			MatchKind:            ahocorasick.LeftMostLongestMatch,
 			DFA:                  true,
 		})
-		ac := b.Build(p.lits)
+		ac := b.Build(lits)
 		p.ac = &ac
 	}
 	return p
@@ -320,30 +355,35 @@ func minimalLiterals(lits []string) []string {
 	return out
 }
 
-// mayMatch is false only if no input satisfying the condition is s.
+// mayMatch is false only if the condition is false for s.
 func (p *prefilter) mayMatch(s string) bool {
+	present := bytesOf(s)
+	return p.eval(s, &present)
+}
+
+func (p *prefilter) eval(s string, present *byteSet) bool {
 	if p.and != nil {
 		for _, sub := range p.and {
-			if !sub.mayMatch(s) {
+			if !sub.eval(s, present) {
 				return false
 			}
 		}
 		return true
 	}
-	if p.ac != nil {
+	if p.ac != nil && len(s) >= acMinInput {
 		// The automaton reads bytes; s is not modified.
 		if p.ac.IterByte(unsafe.Slice(unsafe.StringData(s), len(s))).Next() != nil {
 			return true
 		}
 	} else {
-		for _, l := range p.lits {
-			if containsFold(s, l) {
+		for i := range p.lits {
+			if l := &p.lits[i]; l.bytes.within(present) && containsFold(s, l.s) {
 				return true
 			}
 		}
 	}
 	for _, sub := range p.or {
-		if sub.mayMatch(s) {
+		if sub.eval(s, present) {
 			return true
 		}
 	}
