@@ -51,6 +51,8 @@ func TestPrefilterCondition(t *testing.T) {
 		{`(?i)é`, `TRUE`},
 		{`^GET$`, `"get"`},
 		{`[abcde]x`, `"x"`}, // five runes: more than a class spells out
+		{`[éè]x`, `"x"`},    // classes are spelled out in ASCII only
+		{`[\x{fffd}a]x`, `"x"`},
 		{`[ab][cd][ef][gh][ij]`, `AND(OR("aceg" "aceh" "acfg" "acfh" "adeg" "adeh" "adfg" "adfh" "bceg" "bceh" "bcfg" "bcfh" "bdeg" "bdeh" "bdfg" "bdfh") OR("i" "j"))`},
 	}
 	for _, tt := range tests {
