@@ -220,11 +220,11 @@ func TestCRSPatternsAgreeWithCoraza(t *testing.T) {
 	patterns := allCRSPatterns(t)
 	// All 291 patterns × all ~25,000 inputs take minutes: by default a
 	// fixed, evenly spaced sample (and every adversarial input) runs;
-	// EDGEGUARD_RX_FULL=1 runs them all.
+	// EDGEGUARD_RX_FULL=1 runs them all; -short and -race a smaller sample.
 	inputs := crsInputs(t)
 	switch {
 	case os.Getenv("EDGEGUARD_RX_FULL") == "1":
-	case testing.Short():
+	case testing.Short() || raceDetector:
 		inputs = sample(inputs, 400)
 	default:
 		inputs = sample(inputs, 2500)

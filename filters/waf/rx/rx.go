@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"regexp/syntax"
 	"strconv"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -43,12 +44,7 @@ func New(options plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 		}
 		return &binaryOperator{re: re.(*binaryregexp.Regexp)}, nil
 	}
-	expr := "(?sm)" + options.Arguments
-	m, err := memoize(options.Memoizer, "edgeguard/rx:"+expr, func() (any, error) { return compile(expr) })
-	if err != nil {
-		return nil, err
-	}
-	return m.(*Matcher), nil
+	return compileCached("(?sm)" + options.Arguments)
 }
 
 func memoize(m plugintypes.Memoizer, key string, fn func() (any, error)) (any, error) {
@@ -56,6 +52,25 @@ func memoize(m plugintypes.Memoizer, key string, fn func() (any, error)) (any, e
 		return fn()
 	}
 	return m.Do(key, fn)
+}
+
+// compiled holds every Matcher the process has built, by wrapped pattern.
+// Coraza's memoizer drops a WAF's entries when the WAF is closed, so each
+// reload would compile every CRS pattern again, and RE2's compile costs far
+// more than Go's. The cache grows only with distinct patterns of the rule
+// files ever loaded (CRS has about 300), which a reload rarely adds to.
+var compiled sync.Map // string → *Matcher
+
+func compileCached(expr string) (*Matcher, error) {
+	if m, ok := compiled.Load(expr); ok {
+		return m.(*Matcher), nil
+	}
+	m, err := compile(expr)
+	if err != nil {
+		return nil, err
+	}
+	actual, _ := compiled.LoadOrStore(expr, m)
+	return actual.(*Matcher), nil
 }
 
 // Matcher is one compiled @rx pattern. It is safe for concurrent use.
