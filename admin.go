@@ -4,17 +4,14 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
+	"github.com/edgeguard/edgeguard/filters"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
-
-// readinessChecker is implemented by stages whose readiness depends on
-// something outside the process (a required Redis).
-type readinessChecker interface {
-	Ready(ctx context.Context) error
-}
 
 // AdminHandler serves the admin API for g: /healthz, /readyz, /metrics,
 // the ban routes of the reputation stage and the forwarder's routes. With a
@@ -40,7 +37,23 @@ func (g *Guard) AdminHandler() http.Handler {
 		mux.Handle("/v1/upstreams", g.forward.AdminHandler())
 		mux.Handle("/v1/routes/", g.forward.AdminHandler())
 	}
+	if g.cfg.Admin.Pprof {
+		mountPprof(mux)
+	}
 	return bearer(g.cfg.Admin.Token, mux)
+}
+
+// mountPprof serves Go's profiler under /debug/pprof/. Index serves the
+// named profiles (heap, goroutine, allocs, ...) below the prefix itself.
+// (Importing net/http/pprof also registers these on http.DefaultServeMux,
+// which edgeguard never serves.)
+func mountPprof(mux *http.ServeMux) {
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }
 
 func (g *Guard) readyz(w http.ResponseWriter, r *http.Request) {
@@ -48,17 +61,9 @@ func (g *Guard) readyz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	var errs []error
 	for _, s := range g.stages {
-		// A node whose quota falls back to local limiting or fails open
-		// still serves correctly without Redis; only on_error: deny makes
-		// Redis a requirement, and only then may its loss take the node
-		// out of the load balancer (taking every node out at once would
-		// turn a Redis outage into a full one).
-		if s.Name() == "quota" && g.cfg.Quota.OnError != "deny" {
-			continue
-		}
-		if rc, ok := s.Filter.(readinessChecker); ok {
-			if err := rc.Ready(ctx); err != nil {
-				errs = append(errs, err)
+		if rr, ok := s.Filter.(filters.ReadinessReporter); ok {
+			if err := rr.Readiness(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("%s%s: %w", s.Name(), forRoute(s.route), err))
 			}
 		}
 	}

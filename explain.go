@@ -23,28 +23,15 @@ type Explanation struct {
 // Nothing is reported to observers, so explaining bans no one; limiters do
 // count the request.
 func (g *Guard) Explain(r *http.Request, now time.Time) (*Explanation, error) {
-	peer, from, src := g.addrs(r)
-	res, err := g.resolver.Resolve(from, r.Header)
-	if err != nil {
-		return nil, fmt.Errorf("resolve client: %w", err)
-	}
-	req := &filters.Request{HTTP: r, Peer: peer, Now: now, Source: src, Client: res.Addr, ClientPort: res.Port, ID: "explain"}
-	if res.Source == filters.SourceHeader {
-		req.Source = filters.SourceHeader
-	}
-	req.Key = res.Key
-	if g.forward != nil {
-		route, err := g.forward.Route(r)
-		if err != nil {
-			return nil, err
+	req := &filters.Request{HTTP: r, Now: now, ID: "explain"}
+	if _, ref := g.intake(req, r); ref != nil {
+		if ref.stage == "client_ip" {
+			return nil, fmt.Errorf("resolve client: %w", ref.err)
 		}
-		req.Route = route
+		return nil, ref.err
 	}
 	defer req.Finish()
-	chain := g.chain
-	if c, ok := g.chains[req.Route]; ok {
-		chain = c
-	}
+	chain := g.chainFor(req.Route)
 	ex := &Explanation{Client: req.Client.String(), Source: req.Source.String(), Verdicts: chain.Explain(req), Result: "allow"}
 	for _, v := range ex.Verdicts {
 		if v.Deny && !v.Shadow {

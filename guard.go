@@ -2,13 +2,12 @@ package edgeguard
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -17,9 +16,8 @@ import (
 	"github.com/edgeguard/edgeguard/filters"
 	"github.com/edgeguard/edgeguard/filters/quota"
 	"github.com/edgeguard/edgeguard/filters/reputation"
-	"github.com/edgeguard/edgeguard/filters/volumetric"
-	"github.com/edgeguard/edgeguard/filters/waf"
 	"github.com/edgeguard/edgeguard/forward"
+	"github.com/edgeguard/edgeguard/internal/httpkit"
 	"github.com/edgeguard/edgeguard/ipparse"
 )
 
@@ -37,9 +35,9 @@ type Guard struct {
 	forward  *forward.Forwarder
 	metrics  *Metrics
 
-	reputation *reputation.Filter
-	quota      *quota.Filter
-	waf        *waf.Filter
+	reputation  *reputation.Filter   // the ban API's
+	quota       *quota.Filter        // lends its store to the forward shield
+	connFilters []filters.ConnFilter // stages that refuse connections at accept
 
 	// inflight counts requests being served on this Guard. A counter, not a
 	// WaitGroup: a request that loaded this Guard just before a reload's
@@ -93,80 +91,9 @@ func New(cfg *config.Config, opts ...Option) (*Guard, error) {
 	}
 	g.resolver = resolver
 
-	env := filters.Env{Logger: o.logger, Dir: o.dir, IPv6Prefix: cfg.ClientIP.WithDefaults().IPv6Prefix}
-	var observers []filters.Observer
-	build := func(route, name string) (filters.Stage, error) {
-		sc := stageConfig(cfg, route, name)
-		if sc.mode == filters.ModeOff {
-			return filters.Stage{}, nil
-		}
-		env.Previous = o.previous.stage(route, name)
-		var (
-			f   filters.Filter
-			err error
-		)
-		switch c := sc.cfg.(type) {
-		case reputation.Config:
-			var rep *reputation.Filter
-			if rep, err = reputation.New(c, env); err == nil {
-				f, g.reputation = rep, rep
-				observers = append(observers, rep)
-			}
-		case volumetric.Config:
-			f, err = nilIfErr(volumetric.New(c, env))
-		case waf.Config:
-			var w *waf.Filter
-			if w, err = waf.New(c, env); err == nil && route == "" {
-				f, g.waf = w, w
-			} else if err == nil {
-				f = w
-			}
-		case quota.Config:
-			var q *quota.Filter
-			if q, err = quota.New(c, env); err == nil && route == "" {
-				f, g.quota = q, q
-			} else if err == nil {
-				f = q
-			}
-		}
-		if err != nil {
-			return filters.Stage{}, fmt.Errorf("edgeguard: build stage %s%s: %w", name, forRoute(route), err)
-		}
-		g.stages = append(g.stages, routeStage{route: route, Filter: f})
-		return filters.Stage{Filter: f, Mode: sc.mode}, nil
-	}
-	observers = append(observers, filters.ObserverFunc(g.logDeny))
-
-	var base []filters.Stage
-	for _, name := range cfg.Stages {
-		st, err := build("", name)
-		if err != nil {
-			g.Close()
-			return nil, err
-		}
-		base = append(base, st)
-	}
-	g.chain = filters.NewChain(base, observers, g.metrics.observeStage)
-	// A route with its own settings for some stage gets a chain of its own:
-	// those stages are instances of its own, the rest are shared.
-	for route, rs := range cfg.RouteStages {
-		var stages []filters.Stage
-		for i, name := range cfg.Stages {
-			if !rs.Overrides(name) {
-				stages = append(stages, base[i])
-				continue
-			}
-			st, err := build(route, name)
-			if err != nil {
-				g.Close()
-				return nil, err
-			}
-			stages = append(stages, st)
-		}
-		if g.chains == nil {
-			g.chains = map[string]*filters.Chain{}
-		}
-		g.chains[route] = filters.NewChain(stages, observers, g.metrics.observeStage)
+	if err := g.buildChains(cfg, o); err != nil {
+		g.Close()
+		return nil, err
 	}
 
 	if hasUpstream(cfg) {
@@ -192,35 +119,92 @@ type routeStage struct {
 	filters.Filter
 }
 
-type stageSettings struct {
-	cfg  any
-	mode filters.Mode
+// buildChains builds the stages cfg.Stages names, in order, from the stage
+// table: the shared chain, and a chain for each route with stage settings
+// of its own. What a stage can do beyond Check is found by interface.
+func (g *Guard) buildChains(cfg *config.Config, o options) error {
+	env := filters.Env{Logger: o.logger, Dir: o.dir, IPv6Prefix: cfg.ClientIP.WithDefaults().IPv6Prefix}
+	build := func(route string, st config.Stage) (filters.Stage, error) {
+		block, mode := st.Settings(cfg, route)
+		if mode == filters.ModeOff {
+			return filters.Stage{}, nil
+		}
+		env.Previous = o.previous.stage(route, st.Name())
+		f, err := block.Build(env)
+		if err != nil {
+			return filters.Stage{}, fmt.Errorf("edgeguard: build stage %s%s: %w", st.Name(), forRoute(route), err)
+		}
+		g.stages = append(g.stages, routeStage{route: route, Filter: f})
+		if f.Name() != st.Name() {
+			// A reload finds the instance to take over by name.
+			return filters.Stage{}, fmt.Errorf("edgeguard: build stage %s%s: its filter is named %q", st.Name(), forRoute(route), f.Name())
+		}
+		return filters.Stage{Filter: f, Mode: mode}, nil
+	}
+	table := make([]config.Stage, len(cfg.Stages))
+	base := make([]filters.Stage, len(cfg.Stages))
+	for i, name := range cfg.Stages {
+		st, ok := config.LookupStage(name)
+		if !ok {
+			return fmt.Errorf("edgeguard: stage %q is not in the stage table", name) // Validate has checked
+		}
+		var err error
+		table[i] = st
+		if base[i], err = build("", st); err != nil {
+			return err
+		}
+	}
+	g.lend(base)
+	g.chain = g.newChain(base)
+	// A route with its own settings for some stage gets a chain of its own:
+	// those stages are instances of its own, the rest are shared.
+	for route, rs := range cfg.RouteStages {
+		stages := slices.Clone(base)
+		for i, st := range table {
+			if !st.Overrides(rs) {
+				continue
+			}
+			var err error
+			if stages[i], err = build(route, st); err != nil {
+				return err
+			}
+		}
+		if g.chains == nil {
+			g.chains = map[string]*filters.Chain{}
+		}
+		g.chains[route] = g.newChain(stages)
+	}
+	return nil
 }
 
-// stageConfig is the named stage's config for route: the route's own when
-// route_stages sets one, the top-level block otherwise.
-func stageConfig(cfg *config.Config, route, name string) stageSettings {
-	rs := cfg.RouteStages[route]
-	switch name {
-	case "reputation":
-		return stageSettings{cfg.Reputation, cfg.Reputation.Mode}
-	case "volumetric":
-		if route != "" && rs.Volumetric != nil {
-			return stageSettings{*rs.Volumetric, rs.Volumetric.Mode}
+// lend keeps what the shared chain's stages offer beyond their checks: a
+// refusal at accept time (filters.ConnFilter), the ban API of the
+// reputation stage and the quota stage's store for the forward shield.
+func (g *Guard) lend(base []filters.Stage) {
+	for _, s := range base {
+		switch f := s.Filter.(type) {
+		case *reputation.Filter:
+			g.reputation = f
+		case *quota.Filter:
+			g.quota = f
 		}
-		return stageSettings{cfg.Volumetric, cfg.Volumetric.Mode}
-	case "waf":
-		if route != "" && rs.WAF != nil {
-			return stageSettings{*rs.WAF, rs.WAF.Mode}
+		if cf, ok := s.Filter.(filters.ConnFilter); ok {
+			g.connFilters = append(g.connFilters, cf)
 		}
-		return stageSettings{cfg.WAF, cfg.WAF.Mode}
-	case "quota":
-		if route != "" && rs.Quota != nil {
-			return stageSettings{*rs.Quota, rs.Quota.Mode}
-		}
-		return stageSettings{cfg.Quota, cfg.Quota.Mode}
 	}
-	return stageSettings{mode: filters.ModeOff}
+}
+
+// newChain makes a chain over stages. Its observers are the stages that
+// observe (reputation turns denies into strikes), then the deny log.
+func (g *Guard) newChain(stages []filters.Stage) *filters.Chain {
+	var observers []filters.Observer
+	for _, s := range stages {
+		if o, ok := s.Filter.(filters.Observer); ok {
+			observers = append(observers, o)
+		}
+	}
+	observers = append(observers, filters.ObserverFunc(g.logDeny))
+	return filters.NewChain(stages, observers, g.metrics.observeStage)
 }
 
 // stage returns g's instance of the named stage for route, or nil; a
@@ -235,13 +219,6 @@ func (g *Guard) stage(route, name string) filters.Filter {
 		}
 	}
 	return nil
-}
-
-func nilIfErr[T filters.Filter](f T, err error) (filters.Filter, error) {
-	if err != nil {
-		return nil, err
-	}
-	return f, nil
 }
 
 func forRoute(route string) string {
@@ -306,12 +283,42 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "edgeguard: no upstream configured", http.StatusBadGateway)
 		return
 	}
-	g.serve(w, r, g.forward, false)
+	g.serve(w, r, toForwarder{g.forward})
 }
 
 // Wrap returns middleware: requests that pass the chain go to next.
 func (g *Guard) Wrap(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.serve(w, r, next, true) })
+	to := &toHandler{g: g, next: next}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.serve(w, r, to) })
+}
+
+// passer is where serve hands a request that passed the chain.
+type passer interface {
+	pass(w http.ResponseWriter, r *http.Request, req *filters.Request)
+}
+
+// toForwarder hands requests to the forwarder, which takes the chain's view
+// as an argument and writes the client-address headers on the outbound
+// request itself.
+type toForwarder struct{ f *forward.Forwarder }
+
+func (t toForwarder) pass(w http.ResponseWriter, r *http.Request, req *filters.Request) {
+	t.f.Forward(w, r, req)
+}
+
+// toHandler hands requests to the handler behind Wrap, with the chain's
+// view in the context and the client-address headers rewritten: after the
+// chain, so the WAF saw them as the client sent them.
+type toHandler struct {
+	g    *Guard
+	next http.Handler
+}
+
+func (t *toHandler) pass(w http.ResponseWriter, r *http.Request, req *filters.Request) {
+	t.g.setClientHeaders(r.Header, req)
+	r = r.WithContext(filters.WithRequest(r.Context(), req))
+	req.HTTP = r
+	t.next.ServeHTTP(w, r)
 }
 
 // addrs returns the TCP peer and the start address of the client-IP walk.
@@ -333,80 +340,121 @@ func (g *Guard) addrs(r *http.Request) (peer, start netip.AddrPort, src filters.
 	return ap, ap, filters.SourcePeer
 }
 
-// serve runs the chain and hands what passes to next. setHeaders rewrites
-// the client-IP headers of the inbound request for an app behind Wrap; the
-// forwarder writes its own on the outbound request.
-func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler, setHeaders bool) {
-	g.inflight.Add(1)
-	defer g.inflight.Add(-1)
-	start := time.Now()
-	peer, from, src := g.addrs(r)
-	req := &filters.Request{HTTP: r, Peer: peer, Now: start, Source: src}
-	rec := &recorder{ResponseWriter: w}
-	defer func() {
-		req.Finish()
-		g.logAccess(req, rec, time.Since(start))
-	}()
+// refusal is a request turned away before the chain: the client address
+// could not be resolved, or the path is ambiguous between routes.
+type refusal struct {
+	stage  string // client_ip or route
+	status int
+	err    error
+}
 
+// intake fills in the chain's view of r: the peer, the resolved client and
+// its key, the X-Forwarded-For to send on, the route. It is how serve and
+// Explain both learn who sent a request and where it goes. It returns the
+// start address of the client-IP walk (whose word on the request id counts)
+// and, for a request refused before the chain, why.
+func (g *Guard) intake(req *filters.Request, r *http.Request) (netip.AddrPort, *refusal) {
+	peer, from, src := g.addrs(r)
+	req.Peer, req.Source = peer, src
 	res, err := g.resolver.Resolve(from, r.Header)
-	req.ID = g.requestID(r, from.Addr())
-	rec.Header().Set("X-Request-Id", req.ID)
 	if err != nil {
 		req.Client = from.Addr()
-		rec.stage = "client_ip"
-		g.metrics.requests.WithLabelValues("client_ip", "deny").Inc()
 		status := http.StatusRequestHeaderFieldsTooLarge
 		if errors.Is(err, ipparse.ErrNoStart) {
 			// No address to start from (a Unix socket, a server without
 			// our ConnContext): the deployment's fault, not the client's.
 			status = http.StatusInternalServerError
-			g.log.Error("no client address to start from", "remote_addr", r.RemoteAddr, "error", err.Error())
 		}
-		writeDeny(rec, req, filters.Verdict{Deny: true, Status: status, Stage: "client_ip", Reason: err.Error()})
-		return
+		return from, &refusal{stage: "client_ip", status: status, err: err}
 	}
-	req.Client, req.ClientPort = res.Addr, res.Port
+	req.Client, req.ClientPort, req.Key = res.Addr, res.Port, res.Key
 	if res.Source == filters.SourceHeader {
 		req.Source = filters.SourceHeader
 	}
-	req.Key = res.Key
 	req.ForwardedFor = g.resolver.ForwardedFor(res, from.Addr(), r.Header)
-	g.metrics.clientSources.WithLabelValues(req.Source.String()).Inc()
 	if g.forward != nil {
 		route, err := g.forward.Route(r)
 		if err != nil {
-			rec.stage = "route"
-			g.metrics.requests.WithLabelValues("route", "deny").Inc()
-			writeDeny(rec, req, filters.Verdict{Deny: true, Status: http.StatusBadRequest, Stage: "route", Reason: err.Error()})
-			return
+			return from, &refusal{stage: "route", status: http.StatusBadRequest, err: err}
 		}
 		req.Route = route
 	}
+	return from, nil
+}
 
-	chain := g.chain
-	if c, ok := g.chains[req.Route]; ok {
-		chain = c
+// chainFor is the chain of route: its own when it has stage settings of its
+// own, the shared one otherwise.
+func (g *Guard) chainFor(route string) *filters.Chain {
+	if c, ok := g.chains[route]; ok {
+		return c
 	}
-	v := chain.Run(req)
-	for k, vs := range v.Headers {
-		rec.Header()[k] = append(rec.Header()[k], vs...)
+	return g.chain
+}
+
+// exchange is one request's bookkeeping, allocated in one piece: the
+// chain's view of the request and the writer that records the answer.
+type exchange struct {
+	req filters.Request
+	rec recorder
+}
+
+// serve runs the chain and hands what passes to next.
+func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next passer) {
+	g.inflight.Add(1)
+	defer g.inflight.Add(-1)
+	x := &exchange{req: filters.Request{HTTP: r, Now: time.Now()}, rec: recorder{ResponseWriter: w}}
+	req, rec := &x.req, &x.rec
+	defer g.finish(req, rec)
+
+	from, ref := g.intake(req, r)
+	req.ID = g.requestID(r, from.Addr())
+	rec.Header()["X-Request-Id"] = []string{req.ID}
+	if ref != nil {
+		g.refuse(rec, req, r, ref)
+		return
 	}
+	g.metrics.clientSource(req.Source).Inc()
+	v := g.chainFor(req.Route).Run(req)
+	addHeaders(rec.Header(), v.Headers)
 	if v.Deny {
 		rec.stage = v.Stage
-		g.metrics.requests.WithLabelValues(v.Stage, "deny").Inc()
+		g.metrics.denied(v.Stage).Inc()
 		writeDeny(rec, req, v)
 		return
 	}
-	g.metrics.requests.WithLabelValues("forward", "allow").Inc()
-	if setHeaders {
-		// After the chain, so the WAF saw the headers as the client sent them.
-		g.setClientHeaders(r.Header, req)
-	}
-	r = r.WithContext(filters.WithRequest(r.Context(), req))
-	req.HTTP = r
+	g.metrics.passed().Inc()
 	upstart := time.Now()
-	next.ServeHTTP(req.ResponseWriter(rec), r)
+	next.pass(req.ResponseWriter(rec), r, req)
 	g.metrics.upstream.Observe(time.Since(upstart).Seconds())
+}
+
+// finish releases what the stages held for req and logs it.
+func (g *Guard) finish(req *filters.Request, rec *recorder) {
+	req.Finish()
+	g.logAccess(req, rec, time.Since(req.Now))
+}
+
+// refuse answers a request refused before the chain.
+func (g *Guard) refuse(rec *recorder, req *filters.Request, r *http.Request, ref *refusal) {
+	rec.stage = ref.stage
+	g.metrics.denied(ref.stage).Inc()
+	if ref.status == http.StatusInternalServerError {
+		g.log.Error("no client address to start from", "remote_addr", r.RemoteAddr, "error", ref.err.Error())
+	}
+	writeDeny(rec, req, filters.Verdict{Deny: true, Status: ref.status, Stage: ref.stage, Reason: ref.err.Error()})
+}
+
+// addHeaders adds the headers the stages asked for to the response. The
+// stages' value slices are shared, capped so that an append to them
+// elsewhere copies instead of writing into a stage's array.
+func addHeaders(dst, src http.Header) {
+	for k, vs := range src {
+		if old, ok := dst[k]; ok {
+			dst[k] = append(old, vs...)
+			continue
+		}
+		dst[k] = vs[:len(vs):len(vs)]
+	}
 }
 
 // setClientHeaders replaces, on the request the next handler sees, every
@@ -414,9 +462,7 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler,
 // behind the Guard reads there is the resolved client, never the client's
 // own words. (The forwarder sets them again on the outbound request.)
 func (g *Guard) setClientHeaders(h http.Header, req *filters.Request) {
-	for _, name := range forward.ClientAddressHeaders {
-		delete(h, name)
-	}
+	httpkit.StripClientAddress(h)
 	client := req.Client.String()
 	h.Set("X-Real-Ip", client)
 	h.Set("X-Forwarded-For", req.ForwardedFor)
@@ -427,24 +473,10 @@ func (g *Guard) setClientHeaders(h http.Header, req *filters.Request) {
 }
 
 // requestID keeps an X-Request-Id from a trusted proxy and makes one
-// otherwise: a client must not be able to choose the id that logs and the
-// upstream correlate on.
+// otherwise.
 func (g *Guard) requestID(r *http.Request, from netip.Addr) string {
-	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 128 && g.resolver.Trusted(from) && printable(id) {
-		return id
-	}
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-func printable(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x21 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
+	sent := r.Header.Get("X-Request-Id")
+	return httpkit.RequestID(sent, sent != "" && g.resolver.Trusted(from))
 }
 
 // writeDeny answers a deny: status, Retry-After, the stage and the request
@@ -460,8 +492,7 @@ func writeDeny(w http.ResponseWriter, req *filters.Request, v filters.Verdict) {
 	}
 	h := w.Header()
 	if v.RetryAfter > 0 {
-		secs := int64((v.RetryAfter + time.Second - 1) / time.Second)
-		h.Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+		h.Set("Retry-After", httpkit.RetryAfter(v.RetryAfter))
 	}
 	status := v.StatusCode()
 	if (status < 300 || status > 599) || (status < 400 && h.Get("Location") == "") {
@@ -474,25 +505,24 @@ func writeDeny(w http.ResponseWriter, req *filters.Request, v filters.Verdict) {
 		w.WriteHeader(status)
 		return
 	}
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	fmt.Fprintf(w, "%d %s\nrequest %s refused by %s\n", status, http.StatusText(status), req.ID, v.Stage)
+	httpkit.WriteRefusal(w, status, 0, strconv.Itoa(status)+" "+http.StatusText(status)+"\nrequest "+req.ID+" refused by "+v.Stage+"\n")
 }
 
 // logDeny is the chain observer that logs each deny, shadow ones included.
 func (g *Guard) logDeny(e filters.Event) {
 	v := e.Verdict
 	if v.Shadow {
-		g.metrics.requests.WithLabelValues(v.Stage, "shadow_deny").Inc()
+		g.metrics.shadowDenied(v.Stage).Inc()
+	}
+	if !g.log.Enabled(context.Background(), slog.LevelDebug) {
+		return // the arguments below cost allocations even when filtered
 	}
 	g.log.Debug("deny", "request_id", e.Request.ID, "stage", v.Stage, "reason", v.Reason,
 		"shadow", v.Shadow, "client", e.Request.Client.String())
 }
 
 func (g *Guard) logAccess(req *filters.Request, rec *recorder, took time.Duration) {
-	if !g.access {
+	if !g.access || !g.log.Enabled(context.Background(), slog.LevelInfo) {
 		return
 	}
 	status := rec.status
@@ -514,13 +544,16 @@ func (g *Guard) logAccess(req *filters.Request, rec *recorder, took time.Duratio
 }
 
 // RefuseConn reports whether a connection from addr should be closed at
-// accept time, before any HTTP or TLS: the reputation stage enforces and
-// addr is banned or on a deny list.
+// accept time, before any HTTP or TLS: a stage of the shared chain that
+// can refuse connections does (the reputation stage, when it enforces and
+// addr is banned or on a deny list).
 func (g *Guard) RefuseConn(addr netip.Addr, now time.Time) bool {
-	if g.reputation == nil {
-		return false
+	for _, cf := range g.connFilters {
+		if cf.RefuseConn(addr, now) {
+			return true
+		}
 	}
-	return g.reputation.RefuseConn(addr, now)
+	return false
 }
 
 // TrustedProxy reports whether addr is one of client_ip.trusted_proxies:
@@ -533,8 +566,9 @@ func (g *Guard) TrustedProxy(addr netip.Addr) bool { return g.resolver.Trusted(a
 // Failures come back as errors: the route's own on_error decides.
 type routeCaps struct{ q *quota.Filter }
 
-func (rc routeCaps) AllowRoute(_ context.Context, key string, lim forward.RouteLimit, now time.Time) (forward.RouteDecision, error) {
-	r, err := rc.q.TakeAt(now, key, quota.Limit{Interval: lim.Rate.Interval(), Burst: int64(max(lim.Burst, 1))}, 1)
+func (rc routeCaps) AllowRoute(_ context.Context, key string, lim filters.Limit, now time.Time) (forward.RouteDecision, error) {
+	lim.Burst = max(lim.Burst, 1)
+	r, err := rc.q.TakeAt(now, key, lim, 1)
 	if err != nil {
 		return forward.RouteDecision{}, err
 	}

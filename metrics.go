@@ -1,6 +1,7 @@
 package edgeguard
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,6 +21,13 @@ type Metrics struct {
 	upstream      prometheus.Histogram
 	activeConns   prometheus.Gauge
 	clientSources *prometheus.CounterVec // source
+
+	// The request path's series, each resolved on first use (so /metrics
+	// shows what has happened, as before) and then kept: a vector's
+	// WithLabelValues hashes the labels and takes a lock on every call.
+	allows, denies, shadowDenies children[prometheus.Counter] // requests, by stage
+	bySource                     children[prometheus.Counter] // clientSources
+	stageDurations               children[prometheus.Observer]
 
 	sources atomic.Pointer[[]metricsSource]
 }
@@ -50,6 +58,11 @@ func NewMetrics() *Metrics {
 		Name: "edgeguard_client_ip_source_total",
 		Help: "How the client address of each request was learned: peer, proxy (PROXY protocol) or header.",
 	}, []string{"source"})
+	m.allows.resolve = func(stage string) prometheus.Counter { return m.requests.WithLabelValues(stage, "allow") }
+	m.bySource.resolve = func(src string) prometheus.Counter { return m.clientSources.WithLabelValues(src) }
+	m.denies.resolve = func(stage string) prometheus.Counter { return m.requests.WithLabelValues(stage, "deny") }
+	m.shadowDenies.resolve = func(stage string) prometheus.Counter { return m.requests.WithLabelValues(stage, "shadow_deny") }
+	m.stageDurations.resolve = func(stage string) prometheus.Observer { return m.stageLatency.WithLabelValues(stage) }
 	m.Registry.MustRegister(m.requests, m.stageLatency, m.upstream, m.activeConns, m.clientSources,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		stageCollector{m})
@@ -58,7 +71,57 @@ func NewMetrics() *Metrics {
 
 // observeStage is the chain's StageTimer.
 func (m *Metrics) observeStage(stage string, took time.Duration, v filters.Verdict) {
-	m.stageLatency.WithLabelValues(stage).Observe(took.Seconds())
+	m.stageDurations.get(stage).Observe(took.Seconds())
+}
+
+// clientSource is the counter of requests whose client came from src.
+func (m *Metrics) clientSource(src filters.Source) prometheus.Counter {
+	return m.bySource.get(src.String())
+}
+
+// passed is the counter of requests that passed every stage.
+func (m *Metrics) passed() prometheus.Counter { return m.allows.get("forward") }
+
+// denied and shadowDenied are the counters of requests stage denied (or
+// would have, in shadow mode).
+func (m *Metrics) denied(stage string) prometheus.Counter       { return m.denies.get(stage) }
+func (m *Metrics) shadowDenied(stage string) prometheus.Counter { return m.shadowDenies.get(stage) }
+
+// children keeps the series of one vector by the one label value that
+// varies, resolving each value once. Lookups take no lock: the map is
+// replaced, never changed, when a value is added. Values come from a small
+// set (stage names), so the map stays small.
+type children[T any] struct {
+	m       atomic.Pointer[map[string]T]
+	mu      sync.Mutex // serialises additions
+	resolve func(value string) T
+}
+
+func (c *children[T]) get(value string) T {
+	if m := c.m.Load(); m != nil {
+		if t, ok := (*m)[value]; ok {
+			return t
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.m.Load()
+	if old != nil {
+		if t, ok := (*old)[value]; ok {
+			return t
+		}
+	}
+	next := make(map[string]T, 1)
+	if old != nil {
+		next = make(map[string]T, len(*old)+1)
+		for k, v := range *old {
+			next[k] = v
+		}
+	}
+	t := c.resolve(value)
+	next[value] = t
+	c.m.Store(&next)
+	return t
 }
 
 // ConnOpened and ConnClosed track the edge listener's open connections.

@@ -112,7 +112,7 @@ func BenchmarkRedisGCRA(b *testing.B) {
 				}
 				s = quota.NewBatchedRedisStore(ap)
 			}
-			lim := quota.Limit{Interval: time.Nanosecond, Burst: 1 << 30}
+			lim := filters.Limit{Rate: filters.Rate{Count: 1, Period: time.Nanosecond}, Burst: 1 << 30}
 			run(b, &counter, func(k int) bool {
 				res := make([]quota.Result, 1)
 				ok, err := s.Take(ctx, time.Time{}, []quota.Ask{{Key: keyNames[k], Limit: lim, Cost: 1}}, res)

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeguard/edgeguard/filters"
 	"github.com/edgeguard/edgeguard/filters/quota"
 	"github.com/edgeguard/edgeguard/internal/redistest"
 	"github.com/go-redis/redis_rate/v10"
@@ -16,7 +17,7 @@ import (
 func BenchmarkRedisGCRASerial(b *testing.B) {
 	srv := redistest.Start(b)
 	ctx := context.Background()
-	lim := quota.Limit{Interval: time.Nanosecond, Burst: 1 << 30}
+	lim := filters.Limit{Rate: filters.Rate{Count: 1, Period: time.Nanosecond}, Burst: 1 << 30}
 	for _, batch := range []bool{false, true} {
 		name := "edgeguard-store"
 		if batch {

@@ -2,6 +2,11 @@
 // from each stage's own Config struct; strict decoding, where an unknown key
 // or a bad value is an error naming FILE:LINE; defaults; and validation of
 // the whole. The same structs serve the Go API and the Caddy JSON.
+//
+// The stage table (stages.go) is the one place that lists the stages:
+// decoding, route_stages, validation and the Guard that builds the chain
+// all loop over it, so a stage is added with one entry (or one Register
+// call) and no switch anywhere names it.
 package config
 
 import (
@@ -51,6 +56,11 @@ type Config struct {
 	//	  /login:  {volumetric: {rate: "5/m", burst: 5}}
 	//	  /upload: {waf: {body_limit: 100MiB}}
 	RouteStages map[string]RouteStages `yaml:"route_stages" json:"route_stages"`
+	// Extra holds, by stage name, the top-level blocks of stages registered
+	// without a field of their own (see Register); a stage missing here
+	// runs with its zero block. In the file such a block is a top-level key
+	// like any other.
+	Extra map[string]StageConfig `yaml:"-" json:"-"`
 	// Admin is the admin listener: health, readiness, metrics, bans.
 	Admin Admin `yaml:"admin" json:"admin"`
 	// Log sets the structured log.
@@ -67,19 +77,15 @@ type RouteStages struct {
 	WAF *waf.Config `yaml:"waf" json:"waf"`
 	// Quota replaces the quota settings for the route.
 	Quota *quota.Config `yaml:"quota" json:"quota"`
+	// Extra holds, by stage name, the route's blocks for stages registered
+	// without a field of their own (see Register), each complete.
+	Extra map[string]StageConfig `yaml:"-" json:"-"`
 }
 
 // Overrides reports whether rs sets the named stage.
 func (rs RouteStages) Overrides(stage string) bool {
-	switch stage {
-	case "volumetric":
-		return rs.Volumetric != nil
-	case "waf":
-		return rs.WAF != nil
-	case "quota":
-		return rs.Quota != nil
-	}
-	return false
+	s, ok := LookupStage(stage)
+	return ok && s.Overrides(rs)
 }
 
 // TLS names the certificate and key files of the edge listener.
@@ -115,6 +121,11 @@ type Admin struct {
 	// Token, when set, is required as "Authorization: Bearer <token>" on
 	// every admin request.
 	Token string `yaml:"token" json:"token"`
+	// Pprof mounts Go's profiler at /debug/pprof/ on the admin listener
+	// (behind Token like every admin route). Off by default: a profile
+	// shows the code paths and memory of the running process, and taking
+	// one costs CPU on the edge.
+	Pprof bool `yaml:"pprof" json:"pprof"`
 }
 
 // Log configures the structured log.

@@ -89,8 +89,13 @@ func Parse(name string, data []byte) (cfg *Config, err error) {
 
 	cfg = &Config{}
 	if root != nil && root.Type() != ast.NullType {
-		if err := yaml.UnmarshalWithOptions(data, cfg, yaml.DisallowUnknownField()); err != nil {
+		if err := yaml.UnmarshalWithOptions(data, cfg, decodeOptions()...); err != nil {
 			return nil, problems(Problem{File: name, Line: errLine(err), Msg: errMessage(err)})
+		}
+		for _, s := range extraStages() {
+			if err := s.decodeExtra(cfg, root); err != nil {
+				return nil, problems(Problem{File: name, Line: blockErrLine(root, s.name, err), Msg: errMessage(err)})
+			}
 		}
 	}
 	cfg.applyDefaults()
@@ -116,10 +121,31 @@ func Parse(name string, data []byte) (cfg *Config, err error) {
 // chain is named.
 func fieldLine(root ast.Node, field string) int {
 	top := splitPath(field)
-	if len(top) > 0 && child(root, top[0]) == nil && slices.Contains(StageNames, top[0]) {
+	if len(top) > 0 && child(root, top[0]) == nil && slices.Contains(StageNames(), top[0]) {
 		return lineOf(root, "stages")
 	}
 	return lineOf(root, field)
+}
+
+// decodeOptions are the decoder's: strict, except for the blocks of stages
+// kept in Config.Extra, which the table decodes itself. The walk before
+// the decoder has already reported every key that is neither.
+func decodeOptions() []yaml.DecodeOption {
+	opts := []yaml.DecodeOption{yaml.DisallowUnknownField()}
+	for _, s := range extraStages() {
+		opts = append(opts, yaml.AllowFieldPrefixes(s.name))
+	}
+	return opts
+}
+
+// blockErrLine is the line of an error decoding the block under key: the
+// decoder's when it has one, the block's otherwise.
+func blockErrLine(root ast.Node, key string, err error) int {
+	var ye yaml.Error
+	if errors.As(err, &ye) && ye.GetToken() != nil {
+		return ye.GetToken().Position.Line
+	}
+	return lineOf(root, key)
 }
 
 func pathPrefix(path string) string {
@@ -163,12 +189,12 @@ func unknownKeys(node ast.Node, t reflect.Type, path string, report func(path st
 	switch t.Kind() {
 	case reflect.Struct:
 		eachPair(node, func(key string, value ast.Node) {
-			f, ok := fieldByTag(t, key)
+			ft, ok := blockType(t, key)
 			if !ok {
 				report(path, keyLine(node, key), fmt.Errorf("unknown key %q", key))
 				return
 			}
-			unknownKeys(value, f.Type, join(path, key), report)
+			unknownKeys(value, ft, join(path, key), report)
 		})
 	case reflect.Map:
 		eachPair(node, func(key string, value ast.Node) {
@@ -238,20 +264,13 @@ func (c *Config) applyDefaults() {
 // layRouteStages decodes each route's stage blocks again, this time over a
 // copy of the top-level block, so that what a route leaves out it inherits.
 func (c *Config) layRouteStages(root ast.Node) error {
+	stages := Stages()
 	for route, rs := range c.RouteStages {
 		block := child(child(root, "route_stages"), route)
-		var err error
-		if rs.Volumetric != nil {
-			rs.Volumetric, err = layOver(c.Volumetric, block, "volumetric")
-		}
-		if rs.WAF != nil && err == nil {
-			rs.WAF, err = layOver(c.WAF, block, "waf")
-		}
-		if rs.Quota != nil && err == nil {
-			rs.Quota, err = layOver(c.Quota, block, "quota")
-		}
-		if err != nil {
-			return fmt.Errorf("route_stages.%s: %w", route, err)
+		for _, s := range stages {
+			if err := s.layRoute(c, &rs, block); err != nil {
+				return fmt.Errorf("route_stages.%s: %w", route, err)
+			}
 		}
 		c.RouteStages[route] = rs
 	}
@@ -273,9 +292,6 @@ func layOver[T any](base T, block ast.Node, key string) (*T, error) {
 	return &v, nil
 }
 
-// StageNames are the stages a chain may name.
-var StageNames = []string{"reputation", "volumetric", "waf", "quota"}
-
 // Validate checks the whole config, each block with its own Validate; every
 // problem is a *filters.FieldError whose Field is the path from the top of
 // the file.
@@ -295,56 +311,15 @@ func (c *Config) Validate() error {
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		field("tls", "cert and key go together: set both or neither")
 	}
-	seen := map[string]bool{}
-	for i, s := range c.Stages {
-		switch {
-		case !slices.Contains(StageNames, s):
-			field(fmt.Sprintf("stages[%d]", i), "unknown stage %q (want one of %s)", s, strings.Join(StageNames, ", "))
-		case seen[s]:
-			field(fmt.Sprintf("stages[%d]", i), "stage %q named twice", s)
-		}
-		seen[s] = true
-	}
+	errs = append(errs, c.validateChain())
 	sub("client_ip", c.ClientIP.Validate())
-	// A stage is checked when the chain runs it; a block for a stage that
-	// is left out of the chain is decoded (unknown keys and bad values are
-	// still errors) but its settings are not required to be complete.
-	if slices.Contains(c.Stages, "reputation") {
-		sub("reputation", c.Reputation.Validate())
-	}
-	if slices.Contains(c.Stages, "volumetric") {
-		sub("volumetric", c.Volumetric.Validate())
-	}
-	if slices.Contains(c.Stages, "waf") {
-		sub("waf", c.WAF.Validate())
-	}
-	if slices.Contains(c.Stages, "quota") {
-		sub("quota", c.Quota.Validate())
-	}
+	errs = append(errs, c.validateBlocks())
 	// A config used only as middleware (edgeguard.New(...).Wrap) forwards
 	// nowhere; the binary requires an upstream before it serves.
 	if c.Forward.Upstream != "" || len(c.Forward.Upstreams) > 0 || len(c.Forward.Routes) > 0 {
 		sub("", c.Forward.Validate())
 	}
-	routes := map[string]bool{}
-	for _, r := range c.Forward.Routes {
-		routes[r.RouteName()] = true
-	}
-	for name, rs := range c.RouteStages {
-		f := "route_stages." + name
-		if !routes[name] {
-			field(f, "no route is named %q", name)
-		}
-		if rs.Volumetric != nil {
-			sub(f+".volumetric", rs.Volumetric.Validate())
-		}
-		if rs.WAF != nil {
-			sub(f+".waf", rs.WAF.Validate())
-		}
-		if rs.Quota != nil {
-			sub(f+".quota", rs.Quota.Validate())
-		}
-	}
+	errs = append(errs, c.validateRouteStages())
 	if c.Admin.Listen != "off" {
 		host, _, err := net.SplitHostPort(c.Admin.Listen)
 		if err != nil {
@@ -360,6 +335,83 @@ func (c *Config) Validate() error {
 		field("log.format", "%q: want json or text", c.Log.Format)
 	}
 	return errors.Join(errs...)
+}
+
+// validateChain checks the names of stages: each one in the table, once.
+func (c *Config) validateChain() error {
+	var errs []error
+	names := StageNames()
+	seen := map[string]bool{}
+	for i, s := range c.Stages {
+		switch {
+		case !slices.Contains(names, s):
+			errs = append(errs, filters.FieldErrorf(fmt.Sprintf("stages[%d]", i), "unknown stage %q (want one of %s)", s, strings.Join(names, ", ")))
+		case seen[s]:
+			errs = append(errs, filters.FieldErrorf(fmt.Sprintf("stages[%d]", i), "stage %q named twice", s))
+		}
+		seen[s] = true
+	}
+	return errors.Join(errs...)
+}
+
+// validateBlocks checks the top-level block of every stage the chain runs,
+// in table order, each with its own Validate.
+func (c *Config) validateBlocks() error {
+	var errs []error
+	// A stage is checked when the chain runs it; a block for a stage that
+	// is left out of the chain is decoded (unknown keys and bad values are
+	// still errors) but its settings are not required to be complete.
+	for _, s := range Stages() {
+		if slices.Contains(c.Stages, s.name) {
+			errs = append(errs, filters.PrefixFields(s.name, s.top(c).Validate()))
+		}
+	}
+	for name, b := range c.Extra {
+		errs = append(errs, checkExtra(name, name, b, false))
+	}
+	return errors.Join(errs...)
+}
+
+// validateRouteStages checks that each route_stages entry names a route,
+// and each block it sets, in table order.
+func (c *Config) validateRouteStages() error {
+	var errs []error
+	routes := map[string]bool{}
+	for _, r := range c.Forward.Routes {
+		routes[r.RouteName()] = true
+	}
+	stages := Stages()
+	for name, rs := range c.RouteStages {
+		f := "route_stages." + name
+		if !routes[name] {
+			errs = append(errs, filters.FieldErrorf(f, "no route is named %q", name))
+		}
+		for _, s := range stages {
+			if b := s.route(&rs); b != nil {
+				errs = append(errs, filters.PrefixFields(f+"."+s.name, b.Validate()))
+			}
+		}
+		for stage, b := range rs.Extra {
+			errs = append(errs, checkExtra(f+"."+stage, stage, b, true))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkExtra checks that an Extra entry, set from Go code, belongs to a
+// stage kept there and is a block of its type: a block the table cannot
+// find would otherwise leave its stage running with zero settings.
+func checkExtra(field, stage string, b StageConfig, route bool) error {
+	s, ok := LookupStage(stage)
+	switch {
+	case !ok || s.typed:
+		return filters.FieldErrorf(field, "no registered stage keeps its block in Extra under this name")
+	case route && !s.perRoute:
+		return filters.FieldErrorf(field, "stage %q cannot be set per route", stage)
+	case reflect.TypeOf(b) != s.typ:
+		return filters.FieldErrorf(field, "block of type %T, want %s", b, s.typ)
+	}
+	return nil
 }
 
 func isLoopback(host string) bool {

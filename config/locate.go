@@ -143,8 +143,8 @@ func scalarErrors(node ast.Node, t reflect.Type, path string, report func(path s
 	switch t.Kind() {
 	case reflect.Struct:
 		eachPair(node, func(key string, value ast.Node) {
-			if f, ok := fieldByTag(t, key); ok {
-				scalarErrors(value, f.Type, join(path, key), report)
+			if ft, ok := blockType(t, key); ok {
+				scalarErrors(value, ft, join(path, key), report)
 			}
 		})
 	case reflect.Map:
@@ -206,7 +206,7 @@ func fieldByTag(t reflect.Type, key string) (reflect.StructField, bool) {
 			}
 			continue
 		}
-		if name == key {
+		if name == key && name != "-" {
 			return f, true
 		}
 	}

@@ -48,9 +48,13 @@ func (c *Chain) Stages() []Stage { return c.stages }
 
 // Run passes r through the chain and returns the verdict: the first
 // enforced deny, or an allow carrying every header the stages asked to add.
+// The allow's Headers may be a stage's own map: read it, never change it.
 func (c *Chain) Run(r *Request) Verdict {
 	r.chain = c
-	var headers http.Header
+	var (
+		headers http.Header
+		merged  bool // headers is the chain's own map, not a stage's
+	)
 	for _, s := range c.stages {
 		v := c.check(s, r)
 		if v.Deny {
@@ -65,7 +69,16 @@ func (c *Chain) Run(r *Request) Verdict {
 			}
 			r.Annotate(v.Stage, "shadow deny: "+v.Reason)
 		}
-		if len(v.Headers) > 0 {
+		switch {
+		case len(v.Headers) == 0:
+		case headers == nil:
+			headers = v.Headers // the common case: one stage adds headers
+		case !merged:
+			own := make(http.Header, len(headers)+len(v.Headers))
+			mergeHeaders(&own, headers)
+			mergeHeaders(&own, v.Headers)
+			headers, merged = own, true
+		default:
 			mergeHeaders(&headers, v.Headers)
 		}
 	}

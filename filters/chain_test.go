@@ -93,17 +93,22 @@ type spec struct {
 func TestChainDoesNotMutateStageHeaders(t *testing.T) {
 	var ran []string
 	shared := http.Header{"A": {"1"}}
+	second := http.Header{"A": {"2"}}
 	c := NewChain([]Stage{
 		{Filter: fixed{name: "x", v: Verdict{Headers: shared}, ran: &ran}},
-		{Filter: fixed{name: "y", v: Verdict{Headers: http.Header{"A": {"2"}}}, ran: &ran}},
+		{Filter: fixed{name: "y", v: Verdict{Headers: second}, ran: &ran}},
+		{Filter: fixed{name: "z", v: Verdict{Headers: http.Header{"A": {"3"}}}, ran: &ran}},
 	}, nil, nil)
 	for range 3 {
 		v := c.Run(&Request{})
-		if got := v.Headers.Values("A"); !slices.Equal(got, []string{"1", "2"}) {
+		if got := v.Headers.Values("A"); !slices.Equal(got, []string{"1", "2", "3"}) {
 			t.Fatalf("headers %v", got)
 		}
 	}
 	if got := shared.Values("A"); !slices.Equal(got, []string{"1"}) {
+		t.Fatalf("a stage's header map was changed: %v", got)
+	}
+	if got := second.Values("A"); !slices.Equal(got, []string{"2"}) {
 		t.Fatalf("a stage's header map was changed: %v", got)
 	}
 }

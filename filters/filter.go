@@ -1,6 +1,7 @@
 package filters
 
 import (
+	"context"
 	"net/netip"
 	"time"
 )
@@ -46,4 +47,13 @@ type ConnFilter interface {
 // Redis subscriptions); the owner calls Close when the stage is replaced.
 type Closer interface {
 	Close() error
+}
+
+// ReadinessReporter is implemented by stages whose ability to serve as
+// configured depends on something outside the process (a Redis they must
+// reach). Readiness returns nil while the stage can serve; the admin
+// /readyz fails while any stage instance, a route's included, reports an
+// error. Each stage decides from its own settings what it requires.
+type ReadinessReporter interface {
+	Readiness(ctx context.Context) error
 }

@@ -13,15 +13,7 @@ import (
 // spelling the same resource another way that the backend still serves as
 // that resource.
 func MatchPath(p string) string {
-	if strings.IndexByte(p, ';') >= 0 {
-		segs := strings.Split(p, "/")
-		for i, s := range segs {
-			if j := strings.IndexByte(s, ';'); j >= 0 {
-				segs[i] = s[:j]
-			}
-		}
-		p = strings.Join(segs, "/")
-	}
+	p = StripPathParams(p)
 	if p == "" || p[0] != '/' {
 		p = "/" + p
 	}
@@ -30,4 +22,20 @@ func MatchPath(p string) string {
 		c += "/"
 	}
 	return c
+}
+
+// StripPathParams removes the path parameters of each segment of p
+// (";jsessionid=..." in "/a;jsessionid=1/b"), which Java servers drop before
+// routing and so must not make one resource look like another.
+func StripPathParams(p string) string {
+	if strings.IndexByte(p, ';') < 0 {
+		return p
+	}
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		if j := strings.IndexByte(s, ';'); j >= 0 {
+			segs[i] = s[:j]
+		}
+	}
+	return strings.Join(segs, "/")
 }

@@ -36,3 +36,19 @@ func FuzzMatchPath(f *testing.F) {
 		}
 	})
 }
+
+func TestStripPathParams(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                        "",
+		"/a/b":                    "/a/b",
+		"/a;jsessionid=1/b":       "/a/b",
+		"/a/b;x=1;y=2":            "/a/b",
+		"/;x/a":                   "//a",       // cleaning is MatchPath's job
+		"/a%2F..;/b":              "/a%2F../b", // escapes are the caller's: nothing is decoded here
+		"relative;x/not-resolved": "relative/not-resolved",
+	} {
+		if got := StripPathParams(in); got != want {
+			t.Errorf("StripPathParams(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -23,15 +23,33 @@ const (
 
 // UnmarshalText accepts block, shadow or off; empty means block.
 func (m *Mode) UnmarshalText(b []byte) error {
-	switch Mode(b) {
-	case ModeBlock, ModeShadow, ModeOff:
-		*m = Mode(b)
-	case "":
+	if err := Mode(b).check(); err != nil {
+		return fmt.Errorf("mode %w", err)
+	}
+	*m = Mode(b)
+	if *m == "" {
 		*m = ModeBlock
-	default:
-		return fmt.Errorf("mode %q: want block, shadow or off", b)
 	}
 	return nil
+}
+
+// Validate checks m as the mode field of a stage's block (or of a part of
+// one, like a quota policy): nil for block, shadow, off and empty (block),
+// a *FieldError for "mode" otherwise. A Config built in Go never passed
+// UnmarshalText, so its Validate must ask.
+func (m Mode) Validate() error {
+	if err := m.check(); err != nil {
+		return &FieldError{Field: "mode", Err: err}
+	}
+	return nil
+}
+
+func (m Mode) check() error {
+	switch m {
+	case "", ModeBlock, ModeShadow, ModeOff:
+		return nil
+	}
+	return fmt.Errorf("%q: want block, shadow or off", string(m))
 }
 
 // Duration is a time.Duration written as Go writes durations: "50ms", "5s",

@@ -95,6 +95,32 @@ func TestDurationAndMode(t *testing.T) {
 	}
 }
 
+// TestModeValidate: the one check every stage's Validate asks, for configs
+// built in Go that never went through UnmarshalText.
+func TestModeValidate(t *testing.T) {
+	tests := []struct {
+		m    Mode
+		want string // "" for valid
+	}{
+		{m: ""}, {m: ModeBlock}, {m: ModeShadow}, {m: ModeOff},
+		{m: "detect", want: `mode: "detect": want block, shadow or off`},
+		{m: "Block", want: `mode: "Block": want block, shadow or off`},
+	}
+	for _, tt := range tests {
+		err := tt.m.Validate()
+		if tt.want == "" {
+			if err != nil {
+				t.Errorf("Mode(%q).Validate() = %v, want nil", tt.m, err)
+			}
+			continue
+		}
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != "mode" || err.Error() != tt.want {
+			t.Errorf("Mode(%q).Validate() = %v, want the field error %q", tt.m, err, tt.want)
+		}
+	}
+}
+
 func FuzzParseRate(f *testing.F) {
 	for _, s := range []string{"50/s", "600/m", "10/5s", "0/s", "1/1ns", "9223372036854775807/s", "/", "x/y"} {
 		f.Add(s)

@@ -29,6 +29,10 @@ type Verdict struct {
 	// Headers are added to the response, allowed or denied (RateLimit
 	// headers, a redirect's Location).
 	Headers http.Header
+	// Overload marks a deny for want of capacity (a 503 from a full
+	// evaluation queue): it says nothing about the client, so observers do
+	// not count it as a strike against it.
+	Overload bool
 	// Shadow marks a deny that a stage in shadow mode would have made; the
 	// chain turns it into an allow after reporting it.
 	Shadow bool

@@ -72,7 +72,8 @@ func (f *Forwarder) Routes() []RouteStatus {
 	for _, rt := range f.routes {
 		rs := RouteStatus{Name: rt.name, Upstream: rt.pool.name, Closed: f.closed.isClosed(rt.name)}
 		if rt.gate != nil {
-			rs.InFlight, rs.Queued = rt.gate.state()
+			st := rt.gate.State()
+			rs.InFlight, rs.Queued = st.InFlight, st.Queued
 		}
 		out = append(out, rs)
 	}

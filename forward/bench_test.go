@@ -6,8 +6,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/edgeguard/edgeguard/filters"
+	"github.com/edgeguard/edgeguard/internal/admission"
 )
 
 // go test -run '^$' -bench . -benchmem ./forward/
@@ -31,34 +33,42 @@ func BenchmarkPick(b *testing.B) {
 	}
 }
 
+func mustGate(b *testing.B, limit, room int) *admission.Gate {
+	g, err := admission.New(limit, room, time.Second)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return g
+}
+
 // BenchmarkShieldAdmission is the decision for a request that need not
 // wait (admit, later release) and for one refused because the room is full.
 func BenchmarkShieldAdmission(b *testing.B) {
 	ctx := context.Background()
 	b.Run("admit", func(b *testing.B) {
-		g := &gate{max: 100, room: 200}
+		g := mustGate(b, 100, 200)
 		b.ReportAllocs()
 		for b.Loop() {
-			if ok, _ := g.acquire(ctx); ok {
-				g.release()
+			if g.Acquire(ctx) == nil {
+				g.Release()
 			}
 		}
 	})
 	b.Run("refuse", func(b *testing.B) {
-		g := &gate{max: 1, room: 0}
-		g.acquire(ctx)
+		g := mustGate(b, 1, 0)
+		g.Acquire(ctx)
 		b.ReportAllocs()
 		for b.Loop() {
-			g.acquire(ctx)
+			g.Acquire(ctx)
 		}
 	})
 	b.Run("admit_parallel", func(b *testing.B) {
-		g := &gate{max: 1 << 20, room: 200}
+		g := mustGate(b, 1<<20, 200)
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				if ok, _ := g.acquire(ctx); ok {
-					g.release()
+				if g.Acquire(ctx) == nil {
+					g.Release()
 				}
 			}
 		})

@@ -35,7 +35,7 @@ return 0
 
 type redisRouteLimiter struct{ rdb redis.UniversalClient }
 
-func (l redisRouteLimiter) AllowRoute(ctx context.Context, key string, lim RouteLimit, now time.Time) (RouteDecision, error) {
+func (l redisRouteLimiter) AllowRoute(ctx context.Context, key string, lim filters.Limit, now time.Time) (RouteDecision, error) {
 	iv := lim.Rate.Interval().Microseconds()
 	wait, err := redisGCRA.Run(ctx, l.rdb, []string{"test:" + key}, now.UnixMicro(), iv, iv*int64(lim.Burst-1)).Int64()
 	if err != nil {

@@ -2,8 +2,6 @@ package forward
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -16,13 +14,14 @@ import (
 	"net/url"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/edgeguard/edgeguard/filters"
+	"github.com/edgeguard/edgeguard/internal/admission"
+	"github.com/edgeguard/edgeguard/internal/httpkit"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/net/http/httpguts"
 )
@@ -53,30 +52,11 @@ type Env struct {
 	ClientIPHeader string
 }
 
-// ClientAddressHeaders are client-address and forwarding headers that
-// backends and frameworks are known to believe, beyond the ones
-// ReverseProxy strips itself (Forwarded, X-Forwarded-For/-Host/-Proto) and
-// X-Real-IP, which rewrite sets. None reaches the upstream as the client
-// sent it: the one named by Env.ClientIPHeader is set to the resolved
-// client, the others are removed. The names are in canonical form, so they
-// can be deleted from a header map without canonicalising each again.
-var ClientAddressHeaders = []string{
-	"X-Client-Ip",
-	"X-Cluster-Client-Ip",
-	"Client-Ip",
-	"X-Forwarded",
-	"Forwarded-For",
-	"X-Forwarded-Port",
-	"X-Forwarded-Prefix",
-	"X-Forwarded-Server",
-	"True-Client-Ip",
-	"Cf-Connecting-Ip",
-	"Fastly-Client-Ip",
-	"X-Original-Forwarded-For",
-	"X-Originating-Ip",
-	"X-Remote-Ip",
-	"X-Remote-Addr",
-}
+// ClientAddressHeaders are the client-address headers that never reach the
+// upstream as the client sent them (see httpkit.ClientAddressHeaders): the
+// one named by Env.ClientIPHeader is set to the resolved client, the others
+// are removed.
+var ClientAddressHeaders = httpkit.ClientAddressHeaders
 
 // route is a built Route.
 type route struct {
@@ -85,10 +65,10 @@ type route struct {
 	wildcard bool   // host is "*.suffix": match by suffix (kept with its dot)
 	prefix   string
 	pool     *pool
-	gate     *gate // nil: no concurrency limit
+	gate     *admission.Gate // nil: no concurrency limit
 	capOn    bool
 	capKey   string
-	limit    RouteLimit
+	limit    filters.Limit
 	onError  string
 	closed   ClosedResponse
 
@@ -201,7 +181,10 @@ func New(cfg Config, env Env) (*Forwarder, error) {
 		f.byPool[name] = p
 	}
 	for _, rc := range cfg.Routes {
-		rt := f.buildRoute(rc)
+		rt, err := f.buildRoute(rc)
+		if err != nil {
+			return nil, err
+		}
 		f.routes = append(f.routes, rt)
 		f.byName[rt.name] = rt
 	}
@@ -221,6 +204,7 @@ func New(cfg Config, env Env) (*Forwarder, error) {
 		Rewrite:      f.rewrite,
 		Transport:    &retryTransport{f: f},
 		ErrorHandler: f.upstreamError,
+		BufferPool:   newCopyBuffers(),
 		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
@@ -259,7 +243,7 @@ func withClosedDefaults(c ClosedResponse) ClosedResponse {
 	return c
 }
 
-func (f *Forwarder) buildRoute(rc Route) *route {
+func (f *Forwarder) buildRoute(rc Route) (*route, error) {
 	poolName := rc.Upstream
 	if poolName == "" {
 		poolName = DefaultPool
@@ -276,7 +260,11 @@ func (f *Forwarder) buildRoute(rc Route) *route {
 	}
 	s := rc.Shield
 	if s.MaxInFlight > 0 {
-		rt.gate = &gate{max: s.MaxInFlight, room: s.Queue, timeout: orDur(s.QueueTimeout, DefaultQueueTimeout)}
+		g, err := admission.New(s.MaxInFlight, s.Queue, orDur(s.QueueTimeout, DefaultQueueTimeout))
+		if err != nil {
+			return nil, fmt.Errorf("route %s: shield: %w", rt.name, err)
+		}
+		rt.gate = g
 	}
 	if !s.Cap.Rate.IsZero() {
 		rt.capOn = true
@@ -285,13 +273,13 @@ func (f *Forwarder) buildRoute(rc Route) *route {
 		if burst == 0 {
 			burst = int(min(s.Cap.Rate.Count, int64(math.MaxInt32)))
 		}
-		rt.limit = RouteLimit{Rate: s.Cap.Rate, Burst: burst}
+		rt.limit = filters.Limit{Rate: s.Cap.Rate, Burst: int64(burst)}
 		rt.onError = s.Cap.OnError
 		if rt.onError == "" {
 			rt.onError = OnErrorLocal
 		}
 	}
-	return rt
+	return rt, nil
 }
 
 func (f *Forwarder) startSwitch(sc SwitchConfig, rdb redis.UniversalClient) error {
@@ -358,16 +346,7 @@ func rawForm(u *url.URL) string {
 	if u.RawPath != "" {
 		p = u.RawPath
 	}
-	if strings.IndexByte(p, ';') < 0 {
-		return p
-	}
-	segs := strings.Split(p, "/")
-	for i, seg := range segs {
-		if j := strings.IndexByte(seg, ';'); j >= 0 {
-			segs[i] = seg[:j]
-		}
-	}
-	return strings.Join(segs, "/")
+	return filters.StripPathParams(p)
 }
 
 func (f *Forwarder) lookup(host, p string) *route {
@@ -437,8 +416,14 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if fr == nil {
 		fr = standalone(r)
 	}
-	if fr.ID != "" {
-		w.Header().Set("X-Request-Id", fr.ID)
+	f.Forward(w, r, fr)
+}
+
+// Forward forwards r, of which fr is the chain's view. The root package
+// calls it directly, sparing a context layer and a copy of r per request.
+func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, fr *filters.Request) {
+	if h := w.Header(); fr.ID != "" && h.Get("X-Request-Id") != fr.ID {
+		h.Set("X-Request-Id", fr.ID)
 	}
 	if upgradesToH2C(r.Header) {
 		// A backend that accepted it would turn the connection into an
@@ -472,7 +457,7 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Content-Type", c.ContentType)
 		h.Set("Cache-Control", "no-store")
 		if c.RetryAfter > 0 {
-			h.Set("Retry-After", retryAfterValue(c.RetryAfter.D()))
+			h.Set("Retry-After", httpkit.RetryAfter(c.RetryAfter.D()))
 		}
 		w.WriteHeader(c.Status)
 		io.WriteString(w, c.Body)
@@ -485,12 +470,11 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if rt.gate != nil {
-		ok, _ := rt.gate.acquire(r.Context())
-		if !ok {
-			refuse(w, fr, http.StatusServiceUnavailable, rt.gate.timeout, "route at capacity")
+		if err := rt.gate.Acquire(r.Context()); err != nil {
+			refuse(w, fr, http.StatusServiceUnavailable, rt.gate.Timeout(), "route at capacity")
 			return
 		}
-		defer rt.gate.release()
+		defer rt.gate.Release()
 	}
 	p := rt.pool
 	now := f.clock()
@@ -563,37 +547,43 @@ func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 	}
 	h := out.Header
 	fr := a.fr
-	for _, k := range ClientAddressHeaders {
-		delete(h, k)
+	httpkit.StripClientAddress(h)
+	// The values set here share one array (one allocation instead of one
+	// per header); each is capped at its own element, so an append made
+	// to one later copies it rather than overwrite its neighbour.
+	vals := make([]string, 0, 6)
+	set := func(name, value string) {
+		vals = append(vals, value)
+		h[name] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
 	if fr.Client.IsValid() {
 		client := fr.Client.String()
-		h["X-Real-Ip"] = []string{client}
+		set("X-Real-Ip", client)
 		if f.clientHeader != "" {
-			h.Set(f.clientHeader, client)
+			set(f.clientHeader, client)
 		}
 	} else {
-		h.Del("X-Real-IP")
+		delete(h, "X-Real-Ip")
 		if f.clientHeader != "" {
-			h.Del(f.clientHeader)
+			delete(h, f.clientHeader)
 		}
 	}
 	switch {
 	case fr.ForwardedFor != "":
-		h.Set("X-Forwarded-For", fr.ForwardedFor)
+		set("X-Forwarded-For", fr.ForwardedFor)
 	case fr.Client.IsValid():
-		h.Set("X-Forwarded-For", fr.Client.String())
+		set("X-Forwarded-For", fr.Client.String())
 	}
 	proto := "http"
 	if pr.In.TLS != nil {
 		proto = "https"
 	}
-	h.Set("X-Forwarded-Proto", proto)
-	h.Set("X-Forwarded-Host", pr.In.Host)
+	set("X-Forwarded-Proto", proto)
+	set("X-Forwarded-Host", pr.In.Host)
 	if fr.ID != "" {
-		h.Set("X-Request-Id", fr.ID)
+		set("X-Request-Id", fr.ID)
 	} else {
-		h.Del("X-Request-Id")
+		delete(h, "X-Request-Id")
 	}
 }
 
@@ -615,20 +605,7 @@ func (f *Forwarder) upstreamError(w http.ResponseWriter, r *http.Request, err er
 
 // refuse writes a short plain-text answer naming the request id.
 func refuse(w http.ResponseWriter, fr *filters.Request, status int, retryAfter time.Duration, msg string) {
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	if retryAfter > 0 {
-		h.Set("Retry-After", retryAfterValue(retryAfter))
-	}
-	w.WriteHeader(status)
-	io.WriteString(w, "edgeguard: "+msg+" (request id "+fr.ID+")\n")
-}
-
-// retryAfterValue is whole seconds, rounded up, at least 1.
-func retryAfterValue(d time.Duration) string {
-	s := int64((d + time.Second - 1) / time.Second)
-	return strconv.FormatInt(max(s, 1), 10)
+	httpkit.WriteRefusal(w, status, retryAfter, "edgeguard: "+msg+" (request id "+fr.ID+")\n")
 }
 
 // standalone builds the chain's view of a request that did not pass one.
@@ -640,9 +617,7 @@ func standalone(r *http.Request) *filters.Request {
 		fr.Key = filters.KeyOf(fr.Client, 64)
 		fr.ForwardedFor = fr.Client.String()
 	}
-	var id [8]byte
-	rand.Read(id[:])
-	fr.ID = hex.EncodeToString(id[:])
+	fr.ID = httpkit.NewRequestID()
 	return fr
 }
 

@@ -3,6 +3,7 @@ package forward
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
 	"slices"
 	"strings"
 	"sync"
@@ -582,5 +584,36 @@ func TestClientAddressHeadersCanonical(t *testing.T) {
 		if c := http.CanonicalHeaderKey(name); c != name {
 			t.Errorf("%q is not canonical (%q)", name, c)
 		}
+	}
+}
+
+// TestRewriteValuesIndependent: the outbound header values rewrite sets
+// share one array, but an append to one (a transport or a hook adding a
+// value) never overwrites another.
+func TestRewriteValuesIndependent(t *testing.T) {
+	b := startBackend(t, "a", nil)
+	f := newForwarder(t, Config{Upstream: b.url()}, Env{ClientIPHeader: "CF-Connecting-IP"})
+	p := f.byPool[DefaultPool]
+	fr := clientReq("203.0.113.7")
+	fr.ID = "id-1"
+	in := httptest.NewRequest("GET", "http://shop.example.com/", nil)
+	in = in.WithContext(context.WithValue(in.Context(), attemptKey{}, &attempt{fr: fr, route: f.def, pool: p, first: p.backends[0]}))
+	out := in.Clone(in.Context())
+	f.rewrite(&httputil.ProxyRequest{In: in, Out: out})
+	before := out.Header.Clone()
+	for name := range before {
+		out.Header[name] = append(out.Header[name], "appended")
+		for other, want := range before {
+			if other == name {
+				continue
+			}
+			if got := out.Header[other]; len(got) != len(want) || got[0] != want[0] {
+				t.Fatalf("appending to %s changed %s: %q, want %q", name, other, got, want)
+			}
+		}
+		out.Header[name] = before[name]
+	}
+	if got := out.Header.Get("X-Request-Id"); got != "id-1" {
+		t.Fatalf("X-Request-Id %q", got)
 	}
 }

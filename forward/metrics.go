@@ -45,11 +45,12 @@ func (f *Forwarder) CollectMetrics(emit func(filters.Sample)) {
 			c("forward_route_cap_errors_total", "Route cap store failures (on_error applied).", float64(rt.capErrors.Load()), l...)
 		}
 		if rt.gate != nil {
-			in, q := rt.gate.state()
-			g("forward_route_in_flight", "Requests of the route in flight to its pool.", float64(in), l...)
-			g("forward_route_queued", "Requests of the route in the waiting room.", float64(q), l...)
-			rej(reasonQueueFull, rt.gate.rejectedFull.Load())
-			rej(reasonQueueTimeout, rt.gate.rejectedTimeout.Load())
+			st := rt.gate.State()
+			g("forward_route_in_flight", "Requests of the route in flight to its pool.", float64(st.InFlight), l...)
+			g("forward_route_queued", "Requests of the route in the waiting room.", float64(st.Queued), l...)
+			rej(reasonQueueFull, st.Full)
+			// A waiter whose client left counts as timed out, as it always has here.
+			rej(reasonQueueTimeout, st.TimedOut+st.Canceled)
 		}
 	}
 	c("forward_no_route_total", "Requests no route matched, answered 404.", float64(f.noRoute.Load()))

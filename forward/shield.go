@@ -1,7 +1,6 @@
 package forward
 
 import (
-	"container/list"
 	"context"
 	"maps"
 	"sync"
@@ -11,15 +10,6 @@ import (
 	"github.com/edgeguard/edgeguard/filters"
 )
 
-// RouteLimit is the fleet-wide cap of one route. Burst is the number of
-// requests an idle route admits at the same instant (at least 1; GCRA's
-// tolerance is Burst-1 emission intervals), the one definition of burst
-// every edgeguard limiter uses.
-type RouteLimit struct {
-	Rate  filters.Rate
-	Burst int
-}
-
 // RouteDecision is a RouteLimiter's answer.
 type RouteDecision struct {
 	Allowed bool
@@ -28,12 +18,13 @@ type RouteDecision struct {
 }
 
 // RouteLimiter is the store behind the fleet-wide route cap: a GCRA over
-// one key per route, shared by every edge node. The owner adapts the quota
-// stage's Redis store to it; an error makes the route's on_error decide.
-// AllowRoute is called on the request path and must be bounded by its own
-// timeout.
+// one key per route, shared by every edge node. The limit's Burst is the
+// number of requests an idle route admits at the same instant (below 1 is
+// taken as 1). The owner adapts the quota stage's Redis store to it; an
+// error makes the route's on_error decide. AllowRoute is called on the
+// request path and must be bounded by its own timeout.
 type RouteLimiter interface {
-	AllowRoute(ctx context.Context, key string, limit RouteLimit, now time.Time) (RouteDecision, error)
+	AllowRoute(ctx context.Context, key string, limit filters.Limit, now time.Time) (RouteDecision, error)
 }
 
 // MemoryRouteLimiter is a RouteLimiter in this process's memory: the cap of
@@ -41,58 +32,32 @@ type RouteLimiter interface {
 // use; the zero value is ready.
 type MemoryRouteLimiter struct {
 	mu  sync.Mutex
-	tat map[string]time.Time // theoretical arrival time per key
+	tat map[string]int64 // theoretical arrival time per key, Unix ns
 }
 
-// AllowRoute applies GCRA at now: a request is allowed while the key's
-// theoretical arrival time is at most Burst-1 emission intervals ahead of
-// now, so an idle key admits Burst requests at once.
-func (m *MemoryRouteLimiter) AllowRoute(_ context.Context, key string, limit RouteLimit, now time.Time) (RouteDecision, error) {
-	iv := limit.Rate.Interval()
-	if iv <= 0 {
+// AllowRoute applies GCRA (filters.GCRA, in nanoseconds) at now: an idle
+// key admits Burst requests at once, then one per emission interval.
+func (m *MemoryRouteLimiter) AllowRoute(_ context.Context, key string, limit filters.Limit, now time.Time) (RouteDecision, error) {
+	if limit.Rate.Interval() <= 0 {
 		return RouteDecision{Allowed: true}, nil
 	}
-	tolerance := iv * time.Duration(max(limit.Burst, 1)-1)
+	limit.Burst = max(limit.Burst, 1)
+	g, t := limit.GCRA(time.Nanosecond), now.UnixNano()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.tat == nil {
-		m.tat = make(map[string]time.Time)
+		m.tat = make(map[string]int64)
 	}
-	tat := m.tat[key]
-	if tat.Before(now) {
-		tat = now
+	tat, ok := m.tat[key]
+	if !ok {
+		tat = t
 	}
-	if ahead := tat.Sub(now); ahead > tolerance {
-		return RouteDecision{RetryAfter: ahead - tolerance}, nil
+	next, wait := g.Take(tat, t, 1)
+	if wait > 0 {
+		return RouteDecision{RetryAfter: time.Duration(wait)}, nil
 	}
-	m.tat[key] = tat.Add(iv)
+	m.tat[key] = next
 	return RouteDecision{Allowed: true}, nil
-}
-
-// gate is the concurrency limit with its waiting room: at most max holders,
-// up to room waiters served first in first out, each for at most timeout.
-// The admission of a request that need not wait is one lock and a counter.
-type gate struct {
-	max     int
-	room    int
-	timeout time.Duration
-
-	mu       sync.Mutex
-	inFlight int
-	waiting  list.List // of *waiter, oldest first
-
-	// inside counts holders and waiters without the lock. Arrivals beyond
-	// max+room are refused on it alone, so that in a spike refusals never
-	// queue on mu behind each other; the lock decides only for those that
-	// may get a slot or a place in the room.
-	inside atomic.Int64
-
-	admitted, rejectedFull, rejectedTimeout atomic.Uint64
-}
-
-type waiter struct {
-	ready   chan struct{}
-	granted bool // under gate.mu
 }
 
 // Rejection reasons, also metric label values.
@@ -102,75 +67,6 @@ const (
 	reasonCap          = "cap"
 	reasonClosed       = "closed"
 )
-
-// acquire admits the caller, or queues it in the room, or refuses it. On
-// success the caller must release. reason says why it was refused.
-func (g *gate) acquire(ctx context.Context) (ok bool, reason string) {
-	if g.inside.Add(1) > int64(g.max+g.room) {
-		g.inside.Add(-1)
-		g.rejectedFull.Add(1)
-		return false, reasonQueueFull
-	}
-	g.mu.Lock()
-	if g.inFlight < g.max && g.waiting.Len() == 0 {
-		g.inFlight++
-		g.mu.Unlock()
-		g.admitted.Add(1)
-		return true, ""
-	}
-	if g.waiting.Len() >= g.room {
-		g.mu.Unlock()
-		g.inside.Add(-1)
-		g.rejectedFull.Add(1)
-		return false, reasonQueueFull
-	}
-	w := &waiter{ready: make(chan struct{})}
-	e := g.waiting.PushBack(w)
-	g.mu.Unlock()
-
-	t := time.NewTimer(g.timeout)
-	defer t.Stop()
-	select {
-	case <-w.ready:
-		g.admitted.Add(1)
-		return true, ""
-	case <-t.C:
-	case <-ctx.Done():
-	}
-	g.mu.Lock()
-	if w.granted {
-		// The slot arrived as we gave up; keep it rather than leak it.
-		g.mu.Unlock()
-		g.admitted.Add(1)
-		return true, ""
-	}
-	g.waiting.Remove(e)
-	g.mu.Unlock()
-	g.inside.Add(-1)
-	g.rejectedTimeout.Add(1)
-	return false, reasonQueueTimeout
-}
-
-// release frees a slot, handing it straight to the oldest waiter if any.
-func (g *gate) release() {
-	g.inside.Add(-1)
-	g.mu.Lock()
-	if e := g.waiting.Front(); e != nil {
-		w := g.waiting.Remove(e).(*waiter)
-		w.granted = true
-		close(w.ready)
-		g.mu.Unlock()
-		return
-	}
-	g.inFlight--
-	g.mu.Unlock()
-}
-
-func (g *gate) state() (inFlight, queued int) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.inFlight, g.waiting.Len()
-}
 
 // closedSet is this node's copy of the closed routes: readers load a map
 // that is never changed once published, so a check is one atomic load and

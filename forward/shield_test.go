@@ -15,73 +15,6 @@ import (
 	"github.com/edgeguard/edgeguard/filters"
 )
 
-func TestGateFIFO(t *testing.T) {
-	g := &gate{max: 1, room: 3, timeout: time.Minute}
-	if ok, _ := g.acquire(context.Background()); !ok {
-		t.Fatal("first acquire refused")
-	}
-	order := make(chan int, 3)
-	for i := range 3 {
-		go func() {
-			if ok, _ := g.acquire(context.Background()); ok {
-				order <- i
-			}
-		}()
-		// Queue them one after another so their order is known.
-		waitFor(t, time.Second, "waiter queued", func() bool { _, q := g.state(); return q == i+1 })
-	}
-	if ok, reason := g.acquire(context.Background()); ok || reason != reasonQueueFull {
-		t.Fatalf("full room: ok=%v reason=%q, want refused as queue_full", ok, reason)
-	}
-	for want := range 3 {
-		g.release()
-		if got := <-order; got != want {
-			t.Fatalf("slot went to waiter %d, want %d (FIFO)", got, want)
-		}
-	}
-	g.release()
-	if in, q := g.state(); in != 0 || q != 0 {
-		t.Fatalf("after all releases: in flight %d, queued %d", in, q)
-	}
-}
-
-func TestGateWithoutRoom(t *testing.T) {
-	g := &gate{max: 2, room: 0, timeout: time.Minute}
-	for i, want := range []bool{true, true, false, false} {
-		if ok, _ := g.acquire(context.Background()); ok != want {
-			t.Fatalf("acquire %d: %v, want %v", i, ok, want)
-		}
-	}
-	g.release()
-	if ok, _ := g.acquire(context.Background()); !ok {
-		t.Fatal("freed slot not given out")
-	}
-	if g.rejectedFull.Load() != 2 || g.inside.Load() != 2 {
-		t.Fatalf("rejected %d inside %d, want 2 and 2", g.rejectedFull.Load(), g.inside.Load())
-	}
-}
-
-func TestGateQueueTimeout(t *testing.T) {
-	g := &gate{max: 1, room: 1, timeout: 20 * time.Millisecond}
-	g.acquire(context.Background())
-	ok, reason := g.acquire(context.Background())
-	if ok || reason != reasonQueueTimeout {
-		t.Fatalf("ok=%v reason=%q, want a queue timeout", ok, reason)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if ok, _ := g.acquire(ctx); ok {
-		t.Fatal("a waiter whose client left was admitted")
-	}
-	if _, q := g.state(); q != 0 {
-		t.Fatalf("%d abandoned waiters left in the room", q)
-	}
-	g.release()
-	if ok, _ := g.acquire(context.Background()); !ok {
-		t.Fatal("slot not free after release")
-	}
-}
-
 // The flash-sale test: a cap of 100 in flight and a waiting room of 200
 // facing 1,000 simultaneous requests.
 func TestShieldThousandSimultaneous(t *testing.T) {
@@ -131,8 +64,8 @@ func TestShieldThousandSimultaneous(t *testing.T) {
 	}
 	close(start)
 	waitFor(t, 10*time.Second, "100 at the backend, 200 waiting, 700 refused", func() bool {
-		in, q := rt.gate.state()
-		return cur.Load() == 100 && in == 100 && q == 200 && rt.gate.rejectedFull.Load() == 700
+		st := rt.gate.State()
+		return cur.Load() == 100 && st.InFlight == 100 && st.Queued == 200 && st.Full == 700
 	})
 	// With the room full, a refusal costs a counter check: probe it from
 	// one goroutine, where the timing is the request's own and not the
@@ -204,7 +137,7 @@ func TestShieldThousandSimultaneous(t *testing.T) {
 // modes.
 type stubLimiter func() (RouteDecision, error)
 
-func (s stubLimiter) AllowRoute(context.Context, string, RouteLimit, time.Time) (RouteDecision, error) {
+func (s stubLimiter) AllowRoute(context.Context, string, filters.Limit, time.Time) (RouteDecision, error) {
 	return s()
 }
 
@@ -246,7 +179,7 @@ func TestRouteCap(t *testing.T) {
 
 func TestMemoryRouteLimiterGCRA(t *testing.T) {
 	var m MemoryRouteLimiter
-	lim := RouteLimit{Rate: filters.Rate{Count: 10, Period: time.Second}, Burst: 3}
+	lim := filters.Limit{Rate: filters.Rate{Count: 10, Period: time.Second}, Burst: 3}
 	steps := []struct {
 		at      time.Duration
 		allowed bool
@@ -262,6 +195,21 @@ func TestMemoryRouteLimiterGCRA(t *testing.T) {
 		d, _ := m.AllowRoute(context.Background(), "route:x", lim, t0.Add(s.at))
 		if d.Allowed != s.allowed || d.RetryAfter != s.retry {
 			t.Fatalf("step %d at %v: %+v, want allowed=%v retry=%v", i, s.at, d, s.allowed, s.retry)
+		}
+	}
+}
+
+// A Burst below 1 is strict pacing (burst 1), not a route that refuses
+// everything.
+func TestMemoryRouteLimiterBurstBelowOne(t *testing.T) {
+	var m MemoryRouteLimiter
+	lim := filters.Limit{Rate: filters.Rate{Count: 10, Period: time.Second}}
+	for i, s := range []struct {
+		at      time.Duration
+		allowed bool
+	}{{0, true}, {0, false}, {100 * time.Millisecond, true}} {
+		if d, _ := m.AllowRoute(context.Background(), "route:y", lim, t0.Add(s.at)); d.Allowed != s.allowed {
+			t.Fatalf("step %d at %v: %+v, want allowed=%v", i, s.at, d, s.allowed)
 		}
 	}
 }

@@ -29,16 +29,22 @@ func (t *retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
 	}
 	b := a.first
 	for {
-		req := *out
-		u := *out.URL
-		u.Scheme, u.Host = b.url.Scheme, b.host
-		req.URL = &u
+		// The first try goes out as rewrite addressed it; a retry is a copy
+		// of it addressed to another backend.
+		req := out
+		if b != a.first {
+			cp := *out
+			u := *out.URL
+			u.Scheme, u.Host = b.url.Scheme, b.host
+			cp.URL = &u
+			req = &cp
+		}
 		if body != nil {
 			req.Body = body
 		}
 		b.requests.Add(1)
 		b.outstanding.Add(1)
-		resp, err := p.transport.RoundTrip(&req)
+		resp, err := p.transport.RoundTrip(req)
 		if err == nil {
 			if resp.StatusCode >= 500 {
 				b.fail(t.f.clock())

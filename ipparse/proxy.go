@@ -127,6 +127,12 @@ func headerSource(h *proxyproto.Header) (netip.AddrPort, bool) {
 // start address (the PROXY source, or the peer) and blocks until the header
 // has been read, at most the header timeout. LocalAddr is the socket's own
 // address. Use ConnAddrs for a look that never blocks.
+//
+// Once the header is settled, Conn steps aside: writes and deadlines go
+// straight to the socket, and so do reads once go-proxyproto has handed over
+// the bytes it read ahead with the header. go-proxyproto's own layer would
+// otherwise sit under every byte, and its SetReadDeadline allocates on every
+// call, which net/http makes several times per request.
 type Conn struct {
 	pc   *proxyproto.Conn
 	raw  *rawConn
@@ -134,6 +140,7 @@ type Conn struct {
 
 	once  sync.Once
 	done  atomic.Bool // settle ran; start and via are set
+	ok    atomic.Bool // settle ran and accepted the connection
 	err   error
 	start netip.AddrPort
 	via   bool
@@ -160,12 +167,16 @@ func (c *Conn) settle() error {
 				c.start, c.via = src, true
 			}
 		}
+		c.ok.Store(err == nil)
 		c.done.Store(true)
 	})
 	return c.err
 }
 
 func (c *Conn) Read(b []byte) (int, error) {
+	if c.raw.drained.Load() {
+		return c.raw.Conn.Read(b)
+	}
 	if err := c.settle(); err != nil {
 		return 0, err
 	}
@@ -173,6 +184,9 @@ func (c *Conn) Read(b []byte) (int, error) {
 }
 
 func (c *Conn) Write(b []byte) (int, error) {
+	if c.ok.Load() {
+		return c.raw.Conn.Write(b)
+	}
 	if err := c.settle(); err != nil {
 		return 0, err
 	}
@@ -185,7 +199,7 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	if err := c.settle(); err != nil {
 		return 0, err
 	}
-	return c.pc.ReadFrom(r)
+	return c.raw.ReadFrom(r)
 }
 
 // CloseWrite half-closes the socket when it supports it, as net/http does
@@ -218,9 +232,24 @@ func (c *Conn) RemoteAddr() net.Addr {
 // header.
 func (c *Conn) LocalAddr() net.Addr { return c.raw.LocalAddr() }
 
-func (c *Conn) SetDeadline(t time.Time) error      { return c.pc.SetDeadline(t) }
-func (c *Conn) SetReadDeadline(t time.Time) error  { return c.pc.SetReadDeadline(t) }
-func (c *Conn) SetWriteDeadline(t time.Time) error { return c.pc.SetWriteDeadline(t) }
+// SetDeadline and SetReadDeadline go through go-proxyproto until the header
+// is settled: it keeps the read deadline to restore once the header has been
+// read under its own timeout. After that the socket's is all there is.
+func (c *Conn) SetDeadline(t time.Time) error {
+	if c.done.Load() {
+		return c.raw.Conn.SetDeadline(t)
+	}
+	return c.pc.SetDeadline(t)
+}
+
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	if c.done.Load() {
+		return c.raw.Conn.SetReadDeadline(t)
+	}
+	return c.pc.SetReadDeadline(t)
+}
+
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.raw.Conn.SetWriteDeadline(t) }
 
 // ConnAddrs returns the TCP peer of c, the start address the client-IP rule
 // begins from (the PROXY source when a trusted peer sent one, else the
@@ -332,9 +361,15 @@ func (l recordingListener) Accept() (net.Conn, error) {
 // whether a read timed out; it answers empty reads without touching the
 // socket. Only the goroutine reading the header touches
 // head and timedOut, and settle reads them after that read has returned.
+//
+// A read that reaches rawConn after the header is settled tells that
+// go-proxyproto has handed over everything it read ahead (it reads the
+// socket again only once its buffer is empty, and never buffers again):
+// drained is set, and Conn reads the socket directly from then on.
 type rawConn struct {
 	net.Conn
 	recording atomic.Bool
+	drained   atomic.Bool
 	timedOut  bool
 	n         int
 	head      [16]byte
@@ -343,6 +378,10 @@ type rawConn struct {
 func (c *rawConn) Read(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil // settle's probe for the header error; no socket I/O
+	}
+	if !c.recording.Load() {
+		c.drained.Store(true)
+		return c.Conn.Read(b)
 	}
 	n, err := c.Conn.Read(b)
 	if c.recording.Load() {

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -673,5 +674,88 @@ func TestConnPassThroughs(t *testing.T) {
 		t.Fatal("read past the deadline")
 	} else if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
 		t.Fatalf("read error %v, want a timeout", err)
+	}
+}
+
+// TestConnReadAheadKept: go-proxyproto reads ahead of the header; when Conn
+// starts reading the socket directly, not a byte of what was read ahead is
+// lost or repeated, with a PROXY header and without one, read in pieces
+// smaller and larger than the read-ahead.
+func TestConnReadAheadKept(t *testing.T) {
+	payload := make([]byte, 3000)
+	for i := range payload {
+		payload[i] = byte('a' + i%26)
+	}
+	for _, tt := range []struct {
+		name   string
+		pp     ProxyProtocol
+		prefix string
+		chunk  int
+	}{
+		{"trusted peer, header, small reads", ProxyProtocol{Trusted: trustLoopback}, "PROXY TCP4 203.0.113.7 127.0.0.1 51234 80\r\n", 7},
+		{"trusted peer, header, large reads", ProxyProtocol{Trusted: trustLoopback}, "PROXY TCP4 203.0.113.7 127.0.0.1 51234 80\r\n", 1000},
+		{"trusted peer, no header", ProxyProtocol{Trusted: trustLoopback}, "", 7},
+		{"untrusted peer", ProxyProtocol{Trusted: trustOther}, "", 13},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := acceptOne(t, tt.pp, func(c net.Conn) {
+				c.Write(append([]byte(tt.prefix), payload...))
+			})
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			got := make([]byte, 0, len(payload))
+			buf := make([]byte, tt.chunk)
+			for len(got) < len(payload) {
+				n, err := c.Read(buf)
+				if err != nil {
+					t.Fatalf("after %d bytes: %v", len(got), err)
+				}
+				got = append(got, buf[:n]...)
+			}
+			if string(got) != string(payload) {
+				t.Fatalf("read %d bytes that differ from the %d sent", len(got), len(payload))
+			}
+			if !c.(*Conn).raw.drained.Load() {
+				t.Error("3000 bytes read and still reading through go-proxyproto")
+			}
+		})
+	}
+}
+
+// TestConnDeadlinesAfterHeader: once the header is settled, read deadlines
+// still apply (and can be lifted again), and setting one costs no
+// allocation: net/http sets them several times per request.
+func TestConnDeadlinesAfterHeader(t *testing.T) {
+	next := make(chan struct{})
+	c := acceptOne(t, ProxyProtocol{Trusted: trustLoopback}, func(c net.Conn) {
+		fmt.Fprint(c, "PROXY TCP4 203.0.113.7 127.0.0.1 51234 80\r\nfirst")
+		<-next
+		fmt.Fprint(c, "second")
+	})
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 64)
+	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "first" {
+		t.Fatalf("first read: %q %v", buf[:n], err)
+	}
+	if allocs := testing.AllocsPerRun(100, func() {
+		c.SetReadDeadline(time.Time{})
+		c.SetDeadline(time.Time{})
+	}); allocs != 0 {
+		t.Errorf("setting deadlines after the header: %v allocations, want 0", allocs)
+	}
+	// Were the deadline lost, the read would wait for "second": send it
+	// after a while, so that the test fails rather than hangs.
+	var once sync.Once
+	release := func() { once.Do(func() { close(next) }) }
+	defer time.AfterFunc(3*time.Second, release).Stop()
+	c.SetReadDeadline(time.Now().Add(-time.Second))
+	if _, err := c.Read(buf); err == nil {
+		t.Fatal("read past the deadline")
+	} else if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+		t.Fatalf("read error %v, want a timeout", err)
+	}
+	c.SetReadDeadline(time.Time{})
+	release()
+	if n, err := io.ReadFull(c, buf[:len("second")]); err != nil || string(buf[:n]) != "second" {
+		t.Fatalf("read after lifting the deadline: %q %v", buf[:n], err)
 	}
 }

@@ -12,17 +12,34 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// Store kinds.
+// StoreKind is where quota state lives: the value of Config.Store.
+type StoreKind string
+
+// Store kinds. Empty means StoreMemory.
 const (
-	StoreMemory = "memory"
-	StoreRedis  = "redis"
+	StoreMemory StoreKind = "memory"
+	StoreRedis  StoreKind = "redis"
 )
 
-// on_error modes.
+// OnError is what a request gets while the store fails: the value of
+// Config.OnError.
+type OnError string
+
+// on_error modes. Empty means OnErrorLocal.
 const (
-	OnErrorLocal = "local"
-	OnErrorAllow = "allow"
-	OnErrorDeny  = "deny"
+	OnErrorLocal OnError = "local"
+	OnErrorAllow OnError = "allow"
+	OnErrorDeny  OnError = "deny"
+)
+
+// KeyKind is where a KeySource reads the client identity from.
+type KeyKind string
+
+// Key source kinds, as written before the colon in Config.Key.
+const (
+	KeyIP     KeyKind = "ip"
+	KeyHeader KeyKind = "header"
+	KeyCookie KeyKind = "cookie"
 )
 
 // Batch switch values.
@@ -48,7 +65,7 @@ type Config struct {
 	// Store is where quota state lives: memory (this process only, the
 	// default: N nodes admit N times the quota) or redis (shared by every
 	// node using the same Redis: one fleet-wide quota).
-	Store string `yaml:"store,omitempty" json:"store,omitempty"`
+	Store StoreKind `yaml:"store,omitempty" json:"store,omitempty"`
 	// Redis is how to reach Redis when Store is redis; ignored otherwise.
 	// Its timeout (default 50ms) bounds each quota decision.
 	Redis redisconf.Config `yaml:"redis,omitempty" json:"redis,omitempty"`
@@ -56,7 +73,7 @@ type Config struct {
 	// or an open breaker): local (the default) decides with an in-process
 	// limiter at each policy's rate divided by FleetSize, allow admits it,
 	// deny refuses it with 429. See RATIONALE for why local is the default.
-	OnError string `yaml:"on_error,omitempty" json:"on_error,omitempty"`
+	OnError OnError `yaml:"on_error,omitempty" json:"on_error,omitempty"`
 	// FleetSize is the number of edge nodes sharing the quota, used only by
 	// on_error: local: each node then admits rate/FleetSize with a burst of
 	// burst/FleetSize (rounded up), so the fleet as a whole stays near the
@@ -177,17 +194,17 @@ type Breaker struct {
 
 // KeySource is one parsed entry of Config.Key.
 type KeySource struct {
-	// Kind is "header", "cookie" or "ip".
-	Kind string
+	// Kind is KeyHeader, KeyCookie or KeyIP.
+	Kind KeyKind
 	// Name is the canonical header name or the cookie name; empty for ip.
 	Name string
 }
 
 func (k KeySource) String() string {
-	if k.Kind == "ip" {
-		return "ip"
+	if k.Kind == KeyIP {
+		return string(KeyIP)
 	}
-	return k.Kind + ":" + k.Name
+	return string(k.Kind) + ":" + k.Name
 }
 
 // ErrKeySource is wrapped by ParseKeySource errors.
@@ -195,17 +212,18 @@ var ErrKeySource = errors.New("quota: bad key source")
 
 // ParseKeySource parses "ip", "header:NAME" or "cookie:NAME".
 func ParseKeySource(s string) (KeySource, error) {
-	if s == "ip" {
-		return KeySource{Kind: "ip"}, nil
+	if s == string(KeyIP) {
+		return KeySource{Kind: KeyIP}, nil
 	}
-	kind, name, ok := strings.Cut(s, ":")
-	if !ok || (kind != "header" && kind != "cookie") {
+	text, name, ok := strings.Cut(s, ":")
+	kind := KeyKind(text)
+	if !ok || (kind != KeyHeader && kind != KeyCookie) {
 		return KeySource{}, fmt.Errorf("%w %q: want ip, header:NAME or cookie:NAME", ErrKeySource, s)
 	}
 	if name == "" || !httpguts.ValidHeaderFieldName(name) {
 		return KeySource{}, fmt.Errorf("%w %q: %s name must be a non-empty HTTP token", ErrKeySource, s, kind)
 	}
-	if kind == "header" {
+	if kind == KeyHeader {
 		name = textproto.CanonicalMIMEHeaderKey(name)
 	}
 	return KeySource{Kind: kind, Name: name}, nil
@@ -232,10 +250,8 @@ func (c Config) Validate() error {
 	add := func(field, format string, args ...any) {
 		errs = append(errs, filters.FieldErrorf(field, format, args...))
 	}
-	switch c.Mode {
-	case "", filters.ModeBlock, filters.ModeShadow, filters.ModeOff:
-	default:
-		add("mode", "%q: want block, shadow or off", c.Mode)
+	if err := c.Mode.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.Store {
 	case "", StoreMemory:
@@ -301,6 +317,15 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Build makes the stage from c: New, for the stage table.
+func (c Config) Build(env filters.Env) (filters.Filter, error) {
+	f, err := New(c, env)
+	if err != nil {
+		return nil, err // not a nil *Filter inside a non-nil interface
+	}
+	return f, nil
+}
+
 func (p Policy) validate() error {
 	var errs []error
 	add := func(field, format string, args ...any) {
@@ -312,10 +337,8 @@ func (p Policy) validate() error {
 	if p.Rate.IsZero() {
 		add("rate", "is required, e.g. \"600/m\"")
 	}
-	switch p.Mode {
-	case "", filters.ModeBlock, filters.ModeShadow, filters.ModeOff:
-	default:
-		add("mode", "%q: want block, shadow or off", p.Mode)
+	if err := p.Mode.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if p.Cost < 0 {
 		add("cost", "must not be negative")
@@ -361,14 +384,14 @@ func checkLimit(rate filters.Rate, burst, cost int64) error {
 	if burst < 0 {
 		return fmt.Errorf("must not be negative")
 	}
-	l := LimitOf(rate, burst)
+	l := filters.LimitOf(rate, burst)
 	if cost < 1 {
 		cost = 1
 	}
 	if cost > l.Burst {
 		return fmt.Errorf("%d is below the cost %d: no request could ever pass", l.Burst, cost)
 	}
-	if l.Burst > maxSpan/l.intervalUS() {
+	if l.Burst > maxSpan/l.GCRA(usTick).Interval {
 		return fmt.Errorf("burst %d at %s spans more than a year", l.Burst, rate)
 	}
 	return nil

@@ -11,7 +11,7 @@ import (
 // A limit of 10 per second with a burst of 3, walked over fixed instants.
 func ExampleMemoryStore_TakeAt() {
 	s := quota.NewMemoryStore(0)
-	lim := quota.LimitOf(filters.Rate{Count: 10, Period: time.Second}, 3)
+	lim := filters.LimitOf(filters.Rate{Count: 10, Period: time.Second}, 3)
 	asks := []quota.Ask{{Key: "api:{client-1}", Limit: lim, Cost: 1}}
 	res := make([]quota.Result, 1)
 	start := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)

@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/edgeguard/edgeguard/filters"
 	"github.com/edgeguard/edgeguard/internal/redisconf"
+	"github.com/edgeguard/edgeguard/internal/usagepool"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/redis/go-redis/v9"
 )
@@ -38,12 +38,13 @@ type Filter struct {
 	sources  []KeySource
 	policies []policy
 	prefix   string
-	onError  string
+	onError  OnError
 	fleet    int64
 	timeout  time.Duration
 
 	mem     *MemoryStore // the store when Config.Store is memory
 	conn    *redisConn   // the store when Config.Store is redis
+	release func() error // gives conn back to redisConns
 	local   *MemoryStore // on_error: local's limiter
 	breaker *breaker
 	denied  *lru.Cache[deniedKey, int64]
@@ -55,7 +56,7 @@ type Filter struct {
 // policy is a Policy compiled for the request path.
 type policy struct {
 	name    string
-	limit   Limit
+	limit   filters.Limit
 	cost    int64
 	shadow  bool
 	item    string // RateLimit-Policy member for limit
@@ -70,7 +71,7 @@ type policy struct {
 // policy's state (one Redis key per client), so a client that switches
 // tiers carries its debt along instead of getting each tier's quota anew.
 type tier struct {
-	limit Limit
+	limit filters.Limit
 	item  string
 	idx   int // 1-based; 0 is the policy's own limit
 }
@@ -89,42 +90,28 @@ type stats struct {
 	fbLocal, fbAllow, fbDeny, noKey atomic.Int64
 }
 
-// redisConn is a Redis client shared by successive Filters across reloads
-// while the Redis settings stay the same; the last one to close closes it.
+// redisConn is a Redis client and the store on it, shared through
+// redisConns by every Filter with the same Redis settings: successive ones
+// across reloads, and the instances of several routes.
 type redisConn struct {
 	cfg    redisconf.Config
 	batch  bool
 	client redis.UniversalClient
 	store  *RedisStore
-	refs   atomic.Int32
 }
 
-// acquire takes a reference for a new Filter; false if the last Filter
-// using c has already released it (the client is closed or closing), and
-// the caller must dial a client of its own.
-func (c *redisConn) acquire() bool {
-	for {
-		n := c.refs.Load()
-		if n <= 0 {
-			return false
-		}
-		if c.refs.CompareAndSwap(n, n+1) {
-			return true
-		}
-	}
-}
+func (c *redisConn) Close() error { return c.client.Close() }
 
-func (c *redisConn) release() error {
-	if c.refs.Add(-1) == 0 {
-		return c.client.Close()
-	}
-	return nil
-}
+// redisConns holds the clients of the process's quota Filters; the last
+// Filter to close one closes it.
+var redisConns usagepool.Pool[*redisConn]
 
 // New builds the stage. With store: redis it connects lazily (New does not
-// wait for Redis; Ready reports it). If env.Previous is a quota Filter with
-// the same Redis settings, its client (or its memory store) is taken over,
-// so a reload neither reconnects nor forgets who has used what.
+// wait for Redis; Ready reports it). Filters with the same Redis settings
+// share one client, so a reload does not reconnect (the new Filter is
+// built while the old one still holds the client); the memory stores of a
+// quota Filter in env.Previous are taken over, so a reload does not forget
+// who has used what.
 func New(cfg Config, env filters.Env) (*Filter, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("quota: config: %w", err)
@@ -180,14 +167,10 @@ func New(cfg Config, env filters.Env) (*Filter, error) {
 		return f, nil
 	}
 	batch := cfg.Batch != BatchOff
-	if prev != nil && prev.conn != nil && prev.conn.batch == batch && reflect.DeepEqual(prev.conn.cfg, cfg.Redis) && prev.conn.acquire() {
-		f.conn = prev.conn
-	} else {
-		conn, err := dialRedis(cfg.Redis, batch)
-		if err != nil {
-			return nil, err
-		}
-		f.conn = conn
+	key := fmt.Sprintf("batch=%t %s", batch, cfg.Redis.Key())
+	f.conn, f.release, err = redisConns.Acquire(key, func() (*redisConn, error) { return dialRedis(cfg.Redis, batch) })
+	if err != nil {
+		return nil, err
 	}
 	if prev != nil && prev.local != nil {
 		f.local = prev.local
@@ -225,7 +208,6 @@ func dialRedis(cfg redisconf.Config, batch bool) (*redisConn, error) {
 		}
 		c.store = NewBatchedRedisStore(ap)
 	}
-	c.refs.Store(1)
 	return c, nil
 }
 
@@ -236,7 +218,7 @@ func compilePolicy(p Policy) policy {
 	}
 	c := policy{
 		name:    p.Name,
-		limit:   LimitOf(p.Rate, p.Burst),
+		limit:   filters.LimitOf(p.Rate, p.Burst),
 		cost:    cost,
 		shadow:  p.Mode == filters.ModeShadow,
 		prefix:  p.Match.PathPrefix,
@@ -248,7 +230,7 @@ func compilePolicy(p Policy) policy {
 		c.tierHdr = http.CanonicalHeaderKey(p.Tiers.Header)
 		c.tiers = make(map[string]tier, len(p.Tiers.Values))
 		for i, v := range slices.Sorted(maps.Keys(p.Tiers.Values)) {
-			l := LimitOf(p.Tiers.Values[v].Rate, p.Tiers.Values[v].Burst)
+			l := filters.LimitOf(p.Tiers.Values[v].Rate, p.Tiers.Values[v].Burst)
 			c.tiers[v] = tier{limit: l, item: policyItem(c.name, l), idx: i + 1}
 		}
 	}
@@ -323,17 +305,17 @@ func (f *Filter) clientID(r *filters.Request) ([16]byte, bool) {
 	for _, s := range f.sources {
 		var value string
 		switch s.Kind {
-		case "ip":
+		case KeyIP:
 			if !r.Client.IsValid() {
 				continue
 			}
 			value = string(r.Key[:])
-		case "header":
+		case KeyHeader:
 			if r.HTTP == nil {
 				continue
 			}
 			value = r.HTTP.Header.Get(s.Name)
-		case "cookie":
+		case KeyCookie:
 			if r.HTTP == nil {
 				continue
 			}
@@ -572,19 +554,21 @@ func (f *Filter) take(now time.Time, asks []Ask, results []Result) (bool, outcom
 // every request would fail open for the whole outage: the burst is cut to
 // fit (stricter), and where even one request's cost would not fit, the
 // interval is cut to the longest that fits it. cost is at least 1 and l
-// passed checkLimit with it.
-func localShare(l Limit, cost, fleet int64) Limit {
+// passed checkLimit with it. The share's rate is one request per share
+// interval, so that the interval is exactly fleet times the policy's.
+func localShare(l filters.Limit, cost, fleet int64) filters.Limit {
 	fleet = max(fleet, 1)
-	longest := time.Duration(maxSpan/cost) * time.Microsecond
-	s := Limit{Interval: longest}
-	if l.Interval <= longest/time.Duration(fleet) { // no overflow either
-		s.Interval = l.Interval * time.Duration(fleet)
+	longest := time.Duration(maxSpan/cost) * usTick
+	iv := longest
+	if l.Rate.Interval() <= longest/time.Duration(fleet) { // no overflow either
+		iv = l.Rate.Interval() * time.Duration(fleet)
 	}
+	s := filters.Limit{Rate: filters.Rate{Count: 1, Period: iv}}
 	burst := l.Burst / fleet
 	if l.Burst%fleet != 0 {
 		burst++
 	}
-	s.Burst = min(max(burst, cost), maxSpan/s.intervalUS())
+	s.Burst = min(max(burst, cost), maxSpan/s.GCRA(usTick).Interval)
 	return s
 }
 
@@ -599,7 +583,7 @@ var ErrBreakerOpen = errors.New("quota: redis breaker open")
 // key is hashed before it reaches Redis. An ask no store can decide is
 // refused with ErrAsk before the breaker is consulted: it says nothing about
 // Redis, so it must not open the breaker for every client quota.
-func (f *Filter) TakeAt(now time.Time, key string, limit Limit, cost int64) (Result, error) {
+func (f *Filter) TakeAt(now time.Time, key string, limit filters.Limit, cost int64) (Result, error) {
 	if cost < 1 {
 		cost = 1
 	}
@@ -635,7 +619,8 @@ func (f *Filter) TakeAt(now time.Time, key string, limit Limit, cost int64) (Res
 }
 
 // Ready reports whether the store answers: nil for the memory store, a
-// PING within the Redis timeout otherwise. /readyz uses it.
+// PING within the Redis timeout otherwise. Readiness asks it when Redis
+// is a requirement.
 func (f *Filter) Ready(ctx context.Context) error {
 	if f.conn == nil {
 		return nil
@@ -645,13 +630,26 @@ func (f *Filter) Ready(ctx context.Context) error {
 	return pingRedis(ctx, f.conn.client)
 }
 
+// Readiness implements filters.ReadinessReporter: the stage decides from
+// its own on_error. A node whose quota falls back to local limiting or
+// fails open still serves correctly without Redis; only on_error: deny
+// makes Redis a requirement, and only then may its loss take the node out
+// of the load balancer (taking every node out at once would turn a Redis
+// outage into a full one).
+func (f *Filter) Readiness(ctx context.Context) error {
+	if f.onError != OnErrorDeny {
+		return nil
+	}
+	return f.Ready(ctx)
+}
+
 // Close releases the Redis client unless a newer Filter took it over. The
 // Filter still answers afterwards, through on_error.
 func (f *Filter) Close() error {
-	if f.closed.Swap(true) || f.conn == nil {
+	if f.closed.Swap(true) || f.release == nil {
 		return nil
 	}
-	return f.conn.release()
+	return f.release()
 }
 
 // CollectMetrics implements filters.MetricsSource.
@@ -670,9 +668,9 @@ func (f *Filter) CollectMetrics(emit func(filters.Sample)) {
 	counter("quota_store_errors_total", "Failed quota store calls (errors and timeouts).", s.storeErrors.Load())
 	const fb = "quota_fallbacks_total"
 	const fbHelp = "Decisions made by on_error because the store failed or the breaker was open."
-	counter(fb, fbHelp, s.fbLocal.Load(), "on_error", OnErrorLocal)
-	counter(fb, fbHelp, s.fbAllow.Load(), "on_error", OnErrorAllow)
-	counter(fb, fbHelp, s.fbDeny.Load(), "on_error", OnErrorDeny)
+	counter(fb, fbHelp, s.fbLocal.Load(), "on_error", string(OnErrorLocal))
+	counter(fb, fbHelp, s.fbAllow.Load(), "on_error", string(OnErrorAllow))
+	counter(fb, fbHelp, s.fbDeny.Load(), "on_error", string(OnErrorDeny))
 	if f.breaker != nil {
 		emit(filters.Sample{Name: "quota_breaker_state", Help: "Redis circuit breaker: 0 closed, 1 open, 2 half-open.",
 			Kind: filters.Gauge, Value: float64(f.breaker.state.Load())})
@@ -681,9 +679,10 @@ func (f *Filter) CollectMetrics(emit func(filters.Sample)) {
 }
 
 var (
-	_ filters.Filter        = (*Filter)(nil)
-	_ filters.MetricsSource = (*Filter)(nil)
-	_ filters.Closer        = (*Filter)(nil)
+	_ filters.Filter            = (*Filter)(nil)
+	_ filters.MetricsSource     = (*Filter)(nil)
+	_ filters.Closer            = (*Filter)(nil)
+	_ filters.ReadinessReporter = (*Filter)(nil)
 )
 
 // sentPath is the path as the client sent it, decoded unless decoding

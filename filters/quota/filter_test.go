@@ -1,6 +1,7 @@
 package quota
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -83,6 +84,36 @@ func TestValidate(t *testing.T) {
 				t.Errorf("fields = %v, want %v (err: %v)", got, tt.fields, err)
 			}
 		})
+	}
+}
+
+// TestEnumTextForms pins the words of the config file: each typed value
+// decodes from its documented text, and a config using it validates.
+func TestEnumTextForms(t *testing.T) {
+	tests := []struct {
+		json    string
+		store   StoreKind
+		onError OnError
+		kind    KeyKind
+	}{
+		{`{"store":"memory","on_error":"local","key":["ip"]}`, StoreMemory, OnErrorLocal, KeyIP},
+		{`{"store":"redis","on_error":"allow","key":["header:X-Api-Key"]}`, StoreRedis, OnErrorAllow, KeyHeader},
+		{`{"store":"memory","on_error":"deny","key":["cookie:session"]}`, StoreMemory, OnErrorDeny, KeyCookie},
+	}
+	for _, tc := range tests {
+		var c Config
+		if err := json.Unmarshal([]byte(tc.json), &c); err != nil {
+			t.Fatalf("%s: %v", tc.json, err)
+		}
+		k, err := ParseKeySource(c.Key[0])
+		if c.Store != tc.store || c.OnError != tc.onError || err != nil || k.Kind != tc.kind {
+			t.Errorf("%s: store %q, on_error %q, key kind %q (%v); want %q, %q, %q", tc.json, c.Store, c.OnError, k.Kind, err, tc.store, tc.onError, tc.kind)
+		}
+		c.Redis = redisAddrs("127.0.0.1:6379")
+		c.Policies = []Policy{{Name: "default", Rate: rate("600/m")}}
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", tc.json, err)
+		}
 	}
 }
 
@@ -311,7 +342,7 @@ func FuzzDecide(f *testing.F) {
 			return
 		}
 		s := NewMemoryStore(0)
-		lim := Limit{Interval: time.Duration(iv) * time.Microsecond, Burst: burst}
+		lim := every(time.Duration(iv)*time.Microsecond, burst)
 		now := t0
 		admitted := int64(0)
 		res := make([]Result, 1)
@@ -464,16 +495,16 @@ func TestLocalShareStaysDecidable(t *testing.T) {
 	span := time.Duration(maxSpan) * time.Microsecond
 	tests := []struct {
 		name        string
-		limit       Limit
+		limit       filters.Limit
 		cost, fleet int64
-		want        Limit
+		want        filters.Limit
 	}{
-		{"plain share", Limit{Interval: time.Second, Burst: 10}, 1, 3, Limit{Interval: 3 * time.Second, Burst: 4}},
-		{"cost above the burst share", Limit{Interval: time.Second, Burst: 10}, 5, 3, Limit{Interval: 3 * time.Second, Burst: 5}},
-		{"lone node", Limit{Interval: day, Burst: 366}, 1, 1, Limit{Interval: day, Burst: 366}},
-		{"burst cut to the span", Limit{Interval: day, Burst: 366}, 1, 4, Limit{Interval: 4 * day, Burst: 91}},
-		{"interval cut for the cost", Limit{Interval: day, Burst: 300}, 200, 10, Limit{Interval: span / 200, Burst: 200}},
-		{"huge fleet", Limit{Interval: time.Second, Burst: 10}, 1, 1 << 40, Limit{Interval: span, Burst: 1}},
+		{"plain share", every(time.Second, 10), 1, 3, every(3*time.Second, 4)},
+		{"cost above the burst share", every(time.Second, 10), 5, 3, every(3*time.Second, 5)},
+		{"lone node", every(day, 366), 1, 1, every(day, 366)},
+		{"burst cut to the span", every(day, 366), 1, 4, every(4*day, 91)},
+		{"interval cut for the cost", every(day, 300), 200, 10, every(span/200, 200)},
+		{"huge fleet", every(time.Second, 10), 1, 1 << 40, every(span, 1)},
 	}
 	for _, tt := range tests {
 		got := localShare(tt.limit, tt.cost, tt.fleet)

@@ -9,53 +9,26 @@ import (
 	"github.com/edgeguard/edgeguard/filters"
 )
 
-// Limit is one GCRA limit: a unit is emitted every Interval and at most
-// Burst units may be taken at once from a key that has been idle long enough.
-//
-// The burst definition, shared by both stores and by the headers: Burst is
-// the number of cost-1 requests a fresh key admits at the same instant
-// (GCRA's delay-variation tolerance is Burst×Interval). After that the key
-// admits one unit per Interval. A request whose cost exceeds Burst can never
-// be admitted. This is redis_rate's definition (its PerSecond(10) is Burst
-// 10) and x/time/rate's, so their published cases map one to one.
-type Limit struct {
-	Interval time.Duration
-	Burst    int64
-}
-
-// LimitOf returns the limit for rate with the given burst; burst 0 means
-// rate.Count (the whole period's quota may be used at once).
-func LimitOf(rate filters.Rate, burst int64) Limit {
-	if burst <= 0 {
-		burst = rate.Count
-	}
-	return Limit{Interval: rate.Interval(), Burst: burst}
-}
-
-// Both stores do their arithmetic in whole microseconds: Redis's TIME has
-// microsecond resolution and Lua numbers are doubles, exact below 2^53, so
-// every value the script handles stays an exact integer and the memory store
-// can reproduce it bit for bit. maxSpan keeps Burst×Interval (and the cost of
-// a request) far below that bound.
-const maxSpan = int64(366 * 24 * time.Hour / time.Microsecond)
-
-// intervalUS is the emission interval in whole microseconds, at least 1:
-// rates above a million per second per key are served as a million.
-func (l Limit) intervalUS() int64 {
-	iv := l.Interval.Microseconds()
-	if iv < 1 {
-		iv = 1
-	}
-	return iv
-}
+// Both stores do their arithmetic in whole microseconds (filters.GCRA in
+// ticks of usTick): Redis's TIME has microsecond resolution and Lua numbers
+// are doubles, exact below 2^53, so every value the script handles stays an
+// exact integer and the memory store can reproduce it bit for bit. Rates
+// above a million per second per key are served as a million. maxSpan keeps
+// Burst×Interval (and the cost of a request) far below that bound.
+const (
+	usTick  = time.Microsecond
+	maxSpan = int64(366 * 24 * time.Hour / time.Microsecond)
+)
 
 // Ask is one limit to check for one key in a Take.
 type Ask struct {
 	// Key names the state. The asks of one Take must share a Redis hash tag
 	// ("{...}") so that Redis Cluster can run them in one script; keys made
 	// by the stage do.
-	Key   string
-	Limit Limit
+	Key string
+	// Limit is the GCRA limit; Burst must be at least 1 (the stage
+	// resolves a configured 0 with filters.LimitOf).
+	Limit filters.Limit
 	// Cost is how many units the request takes, at least 1.
 	Cost int64
 	// Shadow makes the ask advisory: it is decided and, if it allows and the
@@ -102,7 +75,7 @@ func checkAsks(asks []Ask, results []Result) error {
 	}
 	for i := range asks {
 		a := &asks[i]
-		iv := a.Limit.intervalUS()
+		iv := a.Limit.GCRA(usTick).Interval
 		switch {
 		case a.Cost < 1:
 			return fmt.Errorf("%w: key %q: cost %d below 1", ErrAsk, a.Key, a.Cost)
@@ -120,26 +93,12 @@ func checkAsks(asks []Ask, results []Result) error {
 // now the decision time, both in microseconds. It returns the decision and
 // the TAT to store if the Take commits.
 func decide(tat, now int64, a *Ask) (Result, int64) {
-	iv := a.Limit.intervalUS()
-	tau := iv * a.Limit.Burst
-	if tat < now {
-		tat = now
-	}
-	next := tat + iv*a.Cost
-	if next-now <= tau {
-		return Result{
-			Allowed:    true,
-			Remaining:  (now + tau - next) / iv,
-			ResetAfter: time.Duration(next-now) * time.Microsecond,
-		}, next
-	}
-	rem := (now + tau - tat) / iv
-	if rem < 0 {
-		rem = 0 // the burst shrank on a reload
-	}
+	g := a.Limit.GCRA(usTick)
+	next, wait := g.Take(tat, now, a.Cost)
 	return Result{
-		Remaining:  rem,
-		RetryAfter: time.Duration(next-tau-now) * time.Microsecond,
-		ResetAfter: time.Duration(tat-now) * time.Microsecond,
-	}, tat
+		Allowed:    wait == 0,
+		Remaining:  g.Remaining(next, now),
+		RetryAfter: time.Duration(wait) * usTick,
+		ResetAfter: time.Duration(next-now) * usTick,
+	}, next
 }

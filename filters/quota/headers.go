@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/edgeguard/edgeguard/filters"
 )
 
 // The response fields of draft-ietf-httpapi-ratelimit-headers-10, both
@@ -26,8 +28,8 @@ const (
 )
 
 // policyItem is the RateLimit-Policy member for a policy with limit l.
-func policyItem(name string, l Limit) string {
-	w := ceilSeconds(time.Duration(l.Burst) * time.Duration(l.intervalUS()) * time.Microsecond)
+func policyItem(name string, l filters.Limit) string {
+	w := ceilSeconds(time.Duration(l.GCRA(usTick).Span()) * usTick)
 	return `"` + name + `";q=` + strconv.FormatInt(l.Burst, 10) + ";w=" + strconv.FormatInt(w, 10)
 }
 

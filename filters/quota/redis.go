@@ -68,7 +68,7 @@ func (s *RedisStore) Take(ctx context.Context, now time.Time, asks []Ask, result
 		if a.Shadow {
 			shadow = 1
 		}
-		args = append(args, a.Limit.intervalUS(), a.Limit.Burst, a.Cost, shadow)
+		args = append(args, a.Limit.GCRA(usTick).Interval, a.Limit.Burst, a.Cost, shadow)
 	}
 	reply, err := s.run(ctx, keys, args)
 	if err != nil {

@@ -252,11 +252,14 @@ func TestScriptFlush(t *testing.T) {
 // is used again without a restart of ours, and no goroutine is left.
 func TestFaults(t *testing.T) {
 	const timeout = 50 * ms
-	for _, tc := range []struct{ mode, batch string }{
+	for _, tc := range []struct {
+		mode  OnError
+		batch string
+	}{
 		{OnErrorLocal, BatchOn}, {OnErrorAllow, BatchOn}, {OnErrorDeny, BatchOn}, {OnErrorLocal, BatchOff},
 	} {
 		mode := tc.mode
-		t.Run(mode+"/batch="+tc.batch, func(t *testing.T) {
+		t.Run(string(mode)+"/batch="+tc.batch, func(t *testing.T) {
 			srv := redistest.Start(t)
 			goroutines := runtime.NumGoroutine()
 			f, err := New(redisConfig([]string{srv.Addr}, false, func(c *Config) {
@@ -296,7 +299,7 @@ func TestFaults(t *testing.T) {
 					t.Errorf("deny reason %q", v.Reason)
 				}
 			}
-			want := map[string]int{OnErrorLocal: 2, OnErrorAllow: 5, OnErrorDeny: 0}[mode]
+			want := map[OnError]int{OnErrorLocal: 2, OnErrorAllow: 5, OnErrorDeny: 0}[mode]
 			if admitted != want {
 				t.Errorf("on_error %s admitted %d of 5 (burst 2), want %d", mode, admitted, want)
 			}
@@ -461,7 +464,7 @@ func TestReloadKeepsClient(t *testing.T) {
 func TestTakeAt(t *testing.T) {
 	srv := redistest.Start(t)
 	f := mustNew(t, redisConfig([]string{srv.Addr}, false, nil), filters.Env{})
-	lim := Limit{Interval: time.Minute, Burst: 2}
+	lim := every(time.Minute, 2)
 	now := time.Now()
 	for i, want := range []bool{true, true, false} {
 		if r, err := f.TakeAt(now, "route:/checkout", lim, 1); err != nil || r.Allowed != want {
@@ -480,7 +483,7 @@ func TestTakeAt(t *testing.T) {
 func TestTakeAtBadAskSparesBreaker(t *testing.T) {
 	srv := redistest.Start(t)
 	f := mustNew(t, redisConfig([]string{srv.Addr}, false, nil), filters.Env{})
-	overYear := Limit{Interval: 24 * time.Hour, Burst: 400} // 400 days of tolerance
+	overYear := every(24*time.Hour, 400) // 400 days of tolerance
 	for i := range 3 * DefaultBreakerFails {
 		if r, err := f.TakeAt(time.Now(), "route:/checkout", overYear, 1); !errors.Is(err, ErrAsk) {
 			t.Fatalf("bad ask %d: %+v, %v; want ErrAsk", i, r, err)

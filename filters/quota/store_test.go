@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeguard/edgeguard/filters"
 	"github.com/edgeguard/edgeguard/internal/redistest"
 	"github.com/redis/go-redis/v9"
 )
@@ -18,7 +19,7 @@ const ms = time.Millisecond
 
 type askSpec struct {
 	key    string // the part after the case's hash tag
-	limit  Limit
+	limit  filters.Limit
 	cost   int64
 	shadow bool
 }
@@ -35,7 +36,12 @@ type conformanceCase struct {
 	steps []step
 }
 
-func one(l Limit, cost int64) []askSpec { return []askSpec{{key: "k", limit: l, cost: cost}} }
+// every is the limit of one request per interval iv with the given burst.
+func every(iv time.Duration, burst int64) filters.Limit {
+	return filters.Limit{Rate: filters.Rate{Count: 1, Period: iv}, Burst: burst}
+}
+
+func one(l filters.Limit, cost int64) []askSpec { return []askSpec{{key: "k", limit: l, cost: cost}} }
 
 func allow(rem int64, reset time.Duration) Result {
 	return Result{Allowed: true, Remaining: rem, ResetAfter: reset}
@@ -48,64 +54,64 @@ func deny(rem int64, retry, reset time.Duration) Result {
 // conformanceCases are computed by hand from the burst definition on Limit.
 //
 // redis_rate's published PerSecond(10) cases map directly: its
-// PerSecond(10) is Rate 10, Burst 10, Period 1s, our Limit{100ms, 10}. Its
+// PerSecond(10) is Rate 10, Burst 10, Period 1s, our every(100ms, 10). Its
 // test runs on the wall clock, so it expects the 1000-unit retry "≈ 99s"
 // within a second; over a fixed instant the exact value is 100s: the
 // request would be allowed once the TAT (t0+1s+100s) minus the tolerance
 // (1s) is reached.
 var conformanceCases = []conformanceCase{
 	{"redis_rate PerSecond(10)", []step{
-		{0, one(Limit{100 * ms, 10}, 1), true, []Result{allow(9, 100*ms)}},
-		{0, one(Limit{100 * ms, 10}, 2), true, []Result{allow(7, 300*ms)}},
-		{0, one(Limit{100 * ms, 10}, 7), true, []Result{allow(0, time.Second)}},
-		{0, one(Limit{100 * ms, 10}, 1000), false, []Result{deny(0, 100*time.Second, time.Second)}},
+		{0, one(every(100*ms, 10), 1), true, []Result{allow(9, 100*ms)}},
+		{0, one(every(100*ms, 10), 2), true, []Result{allow(7, 300*ms)}},
+		{0, one(every(100*ms, 10), 7), true, []Result{allow(0, time.Second)}},
+		{0, one(every(100*ms, 10), 1000), false, []Result{deny(0, 100*time.Second, time.Second)}},
 	}},
 	{"burst then the sustained rate", []step{
-		{0, one(Limit{100 * ms, 3}, 1), true, []Result{allow(2, 100*ms)}},
-		{0, one(Limit{100 * ms, 3}, 1), true, []Result{allow(1, 200*ms)}},
-		{0, one(Limit{100 * ms, 3}, 1), true, []Result{allow(0, 300*ms)}},
-		{0, one(Limit{100 * ms, 3}, 1), false, []Result{deny(0, 100*ms, 300*ms)}},
-		{100 * ms, one(Limit{100 * ms, 3}, 1), true, []Result{allow(0, 300*ms)}},
-		{150 * ms, one(Limit{100 * ms, 3}, 1), false, []Result{deny(0, 50*ms, 250*ms)}},
+		{0, one(every(100*ms, 3), 1), true, []Result{allow(2, 100*ms)}},
+		{0, one(every(100*ms, 3), 1), true, []Result{allow(1, 200*ms)}},
+		{0, one(every(100*ms, 3), 1), true, []Result{allow(0, 300*ms)}},
+		{0, one(every(100*ms, 3), 1), false, []Result{deny(0, 100*ms, 300*ms)}},
+		{100 * ms, one(every(100*ms, 3), 1), true, []Result{allow(0, 300*ms)}},
+		{150 * ms, one(every(100*ms, 3), 1), false, []Result{deny(0, 50*ms, 250*ms)}},
 		// Idle long enough: a full burst again.
-		{time.Second, one(Limit{100 * ms, 3}, 1), true, []Result{allow(2, 100*ms)}},
+		{time.Second, one(every(100*ms, 3), 1), true, []Result{allow(2, 100*ms)}},
 		// A cost above what remains is denied though units remain.
-		{time.Second, one(Limit{100 * ms, 3}, 3), false, []Result{deny(2, 100*ms, 100*ms)}},
-		{time.Second, one(Limit{100 * ms, 3}, 2), true, []Result{allow(0, 300*ms)}},
+		{time.Second, one(every(100*ms, 3), 3), false, []Result{deny(2, 100*ms, 100*ms)}},
+		{time.Second, one(every(100*ms, 3), 2), true, []Result{allow(0, 300*ms)}},
 	}},
 	{"cost above burst is never admitted", []step{
-		{0, one(Limit{time.Second, 2}, 3), false, []Result{deny(2, time.Second, 0)}},
-		{time.Hour, one(Limit{time.Second, 2}, 3), false, []Result{deny(2, time.Second, 0)}},
+		{0, one(every(time.Second, 2), 3), false, []Result{deny(2, time.Second, 0)}},
+		{time.Hour, one(every(time.Second, 2), 3), false, []Result{deny(2, time.Second, 0)}},
 	}},
 	{"slow rate, exact boundary", []step{
-		{0, one(Limit{time.Second, 1}, 1), true, []Result{allow(0, time.Second)}},
-		{999 * ms, one(Limit{time.Second, 1}, 1), false, []Result{deny(0, ms, ms)}},
-		{time.Second, one(Limit{time.Second, 1}, 1), true, []Result{allow(0, time.Second)}},
+		{0, one(every(time.Second, 1), 1), true, []Result{allow(0, time.Second)}},
+		{999 * ms, one(every(time.Second, 1), 1), false, []Result{deny(0, ms, ms)}},
+		{time.Second, one(every(time.Second, 1), 1), true, []Result{allow(0, time.Second)}},
 	}},
 	{"a denied ask commits nothing for the others", []step{
-		{0, []askSpec{{"a", Limit{100 * ms, 2}, 1, false}, {"b", Limit{time.Second, 1}, 1, false}}, true,
+		{0, []askSpec{{"a", every(100*ms, 2), 1, false}, {"b", every(time.Second, 1), 1, false}}, true,
 			[]Result{allow(1, 100*ms), allow(0, time.Second)}},
-		{0, []askSpec{{"a", Limit{100 * ms, 2}, 1, false}, {"b", Limit{time.Second, 1}, 1, false}}, false,
+		{0, []askSpec{{"a", every(100*ms, 2), 1, false}, {"b", every(time.Second, 1), 1, false}}, false,
 			[]Result{allow(0, 200*ms), deny(0, time.Second, time.Second)}},
 		// a still has the unit the denied request would have taken.
-		{0, []askSpec{{"a", Limit{100 * ms, 2}, 1, false}}, true, []Result{allow(0, 200*ms)}},
+		{0, []askSpec{{"a", every(100*ms, 2), 1, false}}, true, []Result{allow(0, 200*ms)}},
 	}},
 	{"a shadow deny blocks nothing and is not committed", []step{
-		{0, []askSpec{{"a", Limit{100 * ms, 5}, 1, false}, {"s", Limit{time.Second, 1}, 1, true}}, true,
+		{0, []askSpec{{"a", every(100*ms, 5), 1, false}, {"s", every(time.Second, 1), 1, true}}, true,
 			[]Result{allow(4, 100*ms), allow(0, time.Second)}},
-		{0, []askSpec{{"a", Limit{100 * ms, 5}, 1, false}, {"s", Limit{time.Second, 1}, 1, true}}, true,
+		{0, []askSpec{{"a", every(100*ms, 5), 1, false}, {"s", every(time.Second, 1), 1, true}}, true,
 			[]Result{allow(3, 200*ms), deny(0, time.Second, time.Second)}},
-		{0, []askSpec{{"s", Limit{time.Second, 1}, 1, true}}, true, []Result{deny(0, time.Second, time.Second)}},
+		{0, []askSpec{{"s", every(time.Second, 1), 1, true}}, true, []Result{deny(0, time.Second, time.Second)}},
 	}},
 	{"an enforced deny commits no shadow ask either", []step{
-		{0, []askSpec{{"e", Limit{time.Second, 1}, 1, false}}, true, []Result{allow(0, time.Second)}},
-		{0, []askSpec{{"e", Limit{time.Second, 1}, 1, false}, {"s", Limit{time.Second, 1}, 1, true}}, false,
+		{0, []askSpec{{"e", every(time.Second, 1), 1, false}}, true, []Result{allow(0, time.Second)}},
+		{0, []askSpec{{"e", every(time.Second, 1), 1, false}, {"s", every(time.Second, 1), 1, true}}, false,
 			[]Result{deny(0, time.Second, time.Second), allow(0, time.Second)}},
-		{0, []askSpec{{"s", Limit{time.Second, 1}, 1, true}}, true, []Result{allow(0, time.Second)}},
+		{0, []askSpec{{"s", every(time.Second, 1), 1, true}}, true, []Result{allow(0, time.Second)}},
 	}},
 	{"sub-microsecond interval is served as 1µs", []step{
-		{0, one(Limit{time.Nanosecond, 2}, 1), true, []Result{allow(1, time.Microsecond)}},
-		{0, one(Limit{time.Nanosecond, 2}, 2), false, []Result{deny(1, time.Microsecond, time.Microsecond)}},
+		{0, one(every(time.Nanosecond, 2), 1), true, []Result{allow(1, time.Microsecond)}},
+		{0, one(every(time.Nanosecond, 2), 2), false, []Result{deny(1, time.Microsecond, time.Microsecond)}},
 	}},
 }
 
@@ -178,7 +184,7 @@ func TestRedisStoresOnlyTheTAT(t *testing.T) {
 	s.callerClock = true
 	ctx := context.Background()
 	now := time.Now()
-	asks := []Ask{{Key: "q:{x}:p", Limit: Limit{10 * time.Second, 2}, Cost: 1}}
+	asks := []Ask{{Key: "q:{x}:p", Limit: every(10*time.Second, 2), Cost: 1}}
 	res := make([]Result, 1)
 	if ok, err := s.Take(ctx, now, asks, res); err != nil || !ok {
 		t.Fatalf("first take: ok=%v err=%v", ok, err)
@@ -209,9 +215,9 @@ func TestRedisStoresOnlyTheTAT(t *testing.T) {
 func TestAskValidation(t *testing.T) {
 	s := NewMemoryStore(0)
 	for _, a := range []Ask{
-		{Key: "k", Limit: Limit{time.Second, 1}, Cost: 0},
-		{Key: "k", Limit: Limit{time.Second, 0}, Cost: 1},
-		{Key: "k", Limit: Limit{time.Hour, 1 << 40}, Cost: 1},
+		{Key: "k", Limit: every(time.Second, 1), Cost: 0},
+		{Key: "k", Limit: every(time.Second, 0), Cost: 1},
+		{Key: "k", Limit: every(time.Hour, 1<<40), Cost: 1},
 	} {
 		if _, err := s.Take(context.Background(), t0, []Ask{a}, make([]Result, 1)); err == nil {
 			t.Errorf("ask %+v accepted", a)
@@ -223,7 +229,7 @@ func TestMemoryStoreBounded(t *testing.T) {
 	s := NewMemoryStore(memShards * 8)
 	res := make([]Result, 1)
 	for i := range 10_000 {
-		a := []Ask{{Key: fmt.Sprintf("{c%d}", i), Limit: Limit{time.Hour, 5}, Cost: 1}}
+		a := []Ask{{Key: fmt.Sprintf("{c%d}", i), Limit: every(time.Hour, 5), Cost: 1}}
 		if _, err := s.TakeAt(t0, a, res); err != nil {
 			t.Fatal(err)
 		}
@@ -235,7 +241,7 @@ func TestMemoryStoreBounded(t *testing.T) {
 	// fresh key.
 	s = NewMemoryStore(memShards)
 	for i := range 1000 {
-		a := []Ask{{Key: fmt.Sprintf("{c%d}", i), Limit: Limit{time.Millisecond, 1}, Cost: 1}}
+		a := []Ask{{Key: fmt.Sprintf("{c%d}", i), Limit: every(time.Millisecond, 1), Cost: 1}}
 		if ok, _ := s.TakeAt(t0.Add(time.Duration(i)*time.Second), a, res); !ok {
 			t.Fatalf("key %d denied", i)
 		}
@@ -244,7 +250,7 @@ func TestMemoryStoreBounded(t *testing.T) {
 
 func BenchmarkMemoryStore(b *testing.B) {
 	s := NewMemoryStore(0)
-	asks := []Ask{{Key: "edgeguard:quota:{AAAAAAAAAAAAAAAAAAAAAA}:default", Limit: Limit{time.Microsecond, 1 << 30}, Cost: 1}}
+	asks := []Ask{{Key: "edgeguard:quota:{AAAAAAAAAAAAAAAAAAAAAA}:default", Limit: every(time.Microsecond, 1<<30), Cost: 1}}
 	res := make([]Result, 1)
 	now := t0
 	b.ReportAllocs()
@@ -261,7 +267,7 @@ func BenchmarkMemoryStoreParallel(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		key := fmt.Sprintf("edgeguard:quota:{%p}:default", pb)
-		asks := []Ask{{Key: key, Limit: Limit{time.Microsecond, 1 << 30}, Cost: 1}}
+		asks := []Ask{{Key: key, Limit: every(time.Microsecond, 1<<30), Cost: 1}}
 		res := make([]Result, 1)
 		now := t0
 		for pb.Next() {

@@ -139,10 +139,8 @@ type BanPolicy struct {
 // Validate checks the config without touching the disk or the network.
 func (c Config) Validate() error {
 	var errs []error
-	switch c.Mode {
-	case "", filters.ModeBlock, filters.ModeShadow, filters.ModeOff:
-	default:
-		errs = append(errs, filters.FieldErrorf("mode", "%q: want block, shadow or off", c.Mode))
+	if err := c.Mode.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	for i, l := range c.Lists {
 		if l.File == "" {
@@ -203,6 +201,15 @@ func (c Config) Validate() error {
 		errs = append(errs, filters.PrefixFields("redis", err))
 	}
 	return errors.Join(errs...)
+}
+
+// Build makes the stage from c: New, for the stage table.
+func (c Config) Build(env filters.Env) (filters.Filter, error) {
+	f, err := New(c, env)
+	if err != nil {
+		return nil, err // not a nil *Filter inside a non-nil interface
+	}
+	return f, nil
 }
 
 // withDefaults returns c with every zero optional field set to its default.

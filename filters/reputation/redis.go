@@ -11,11 +11,11 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/edgeguard/edgeguard/internal/usagepool"
 	"github.com/gaissmai/bart"
 	"github.com/redis/go-redis/v9"
 )
@@ -104,9 +104,10 @@ type change struct {
 	ban *Ban
 }
 
-// syncer shares a banStore's bans through Redis. It is reference-counted:
-// a reloaded Filter with the same Redis settings takes it over, and it stops
-// when the last Filter using it is closed. Nothing on the request path waits
+// syncer shares a banStore's bans through Redis. It is shared through
+// syncers: a reloaded Filter that keeps the ban store and the Redis
+// settings takes it over, and it stops when the last Filter using it is
+// closed. Nothing on the request path waits
 // for it: publish only queues, and mu is held only to read or change the
 // queue and the sync's state, never across Redis calls or a rewrite of the
 // ban table. (A strike ban still waits for the store's lock like any store
@@ -126,7 +127,6 @@ type syncer struct {
 	maxPending int // the constant maxPending; smaller in tests
 
 	mu       sync.Mutex
-	refs     int
 	outbox   map[netip.Prefix]change // latest unwritten change per prefix
 	seq      uint64
 	needSync bool
@@ -179,42 +179,28 @@ func makeSyncer(cfg Config, store *banStore, log *slog.Logger) *syncer {
 		log:        log.With("redis", cfg.Redis.Addrs),
 		clock:      time.Now,
 		maxPending: maxPending,
-		refs:       1,
 		outbox:     map[netip.Prefix]change{},
 		needSync:   true,
 		wake:       make(chan struct{}, 1),
 	}
 }
 
-func (s *syncer) sameConfig(c Config) bool {
-	return reflect.DeepEqual(s.cfg.Redis, c.Redis) && s.cfg.KeyPrefix == c.KeyPrefix && s.cfg.Channel == c.Channel
+// syncers holds the process's syncers. A syncer serves one ban store, so
+// its key names the store as well as the settings it syncs with.
+var syncers usagepool.Pool[*syncer]
+
+func syncerKey(cfg Config, store *banStore) string {
+	return fmt.Sprintf("store=%p prefix=%q channel=%q redis=%s", store, cfg.KeyPrefix, cfg.Channel, cfg.Redis.Key())
 }
 
-// acquire takes a reference; false if the syncer has already stopped.
-func (s *syncer) acquire() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.refs == 0 {
-		return false
-	}
-	s.refs++
-	return true
-}
-
-// release drops a reference and stops the syncer with the last one. Changes
-// still queued then are lost to the fleet (they stay in the local store).
-func (s *syncer) release() {
-	s.mu.Lock()
-	s.refs--
-	last := s.refs == 0
-	s.mu.Unlock()
-	if !last {
-		return
-	}
+// Close stops the syncer; changes still queued then are lost to the fleet
+// (they stay in the local store). syncers calls it when the last Filter
+// using the syncer lets go.
+func (s *syncer) Close() error {
 	s.cancel()
 	_ = s.ps.Close() // interrupts a blocked receive
 	s.wg.Wait()
-	_ = s.client.Close()
+	return s.client.Close()
 }
 
 // publish queues a ban (b != nil) or unban of p for the fleet. It never

@@ -46,6 +46,8 @@ type Filter struct {
 	strikes *strikeTable
 	stats   *stats
 	sync    *syncer // nil without Redis
+	// releaseSync gives sync back to syncers.
+	releaseSync func() error
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -100,11 +102,11 @@ func build(cfg Config, env filters.Env, clock func() time.Time) (*Filter, error)
 		f.stats = &stats{}
 	}
 	if !cfg.Redis.IsZero() {
-		if prev != nil && prev.sync != nil && prev.sync.sameConfig(cfg) && prev.sync.acquire() {
-			f.sync = prev.sync
-		} else {
-			f.sync = newSyncer(cfg, f.bans, f.log)
-		}
+		// The store is prev's when there is one, so a reload with the
+		// same settings shares prev's syncer.
+		f.sync, f.releaseSync, _ = syncers.Acquire(syncerKey(cfg, f.bans), func() (*syncer, error) {
+			return newSyncer(cfg, f.bans, f.log), nil
+		})
 	}
 	go f.maintain()
 	return f, nil
@@ -185,11 +187,12 @@ func (f *Filter) RefuseConn(addr netip.Addr, now time.Time) bool {
 
 // Observe counts a deny of another stage as a strike against the client's
 // key and bans the key when a threshold is reached. Shadow denies are
-// counted in metrics only; this stage's own denies, allow-listed clients and
-// clients already banned are not counted. Time comes from the request.
+// counted in metrics only; this stage's own denies, denies for want of
+// capacity (Verdict.Overload), allow-listed clients and clients already
+// banned are not counted. Time comes from the request.
 func (f *Filter) Observe(e filters.Event) {
 	r := e.Request
-	if r == nil || !e.Verdict.Deny || e.Verdict.Stage == stageName || f.cfg.Mode == filters.ModeOff {
+	if r == nil || !e.Verdict.Deny || e.Verdict.Overload || e.Verdict.Stage == stageName || f.cfg.Mode == filters.ModeOff {
 		return
 	}
 	stage := e.Verdict.Stage
@@ -344,8 +347,8 @@ func (f *Filter) Close() error {
 	f.closeOnce.Do(func() {
 		close(f.stop)
 		<-f.done
-		if f.sync != nil {
-			f.sync.release()
+		if f.releaseSync != nil {
+			_ = f.releaseSync()
 		}
 	})
 	return nil

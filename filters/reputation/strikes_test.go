@@ -76,7 +76,9 @@ func TestObserveIgnores(t *testing.T) {
 	shadow.Verdict.Shadow = true
 	own := deny(req("192.0.2.2", t0), stageName, ReasonDenyList)
 	allow := filters.Event{Request: req("192.0.2.3", t0), Verdict: filters.Verdict{Stage: "waf"}}
-	for _, e := range []filters.Event{shadow, own, allow, deny(req("192.0.2.9", t0), "waf", "r"), {}} {
+	overload := deny(req("192.0.2.4", t0), "waf", "waf small lane: queue_full")
+	overload.Verdict.Overload = true
+	for _, e := range []filters.Event{shadow, own, allow, overload, deny(req("192.0.2.9", t0), "waf", "r"), {}} {
 		f.Observe(e)
 		if e.Request != nil && f.Check(e.Request).Deny {
 			t.Errorf("event %+v banned its client", e.Verdict)

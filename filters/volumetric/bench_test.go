@@ -179,3 +179,49 @@ func BenchmarkCheck(b *testing.B) {
 		f.Check(r)
 	}
 }
+
+// BenchmarkVersusXTimeRate measures the volumetric decision and the
+// x/time/rate baseline in the same process, alternating blocks of
+// versusBlock decisions, so that both see the same machine: on a loaded
+// machine separate runs of the two benchmarks drift apart by more than the
+// difference between them. Both walk the same keys at the same instants.
+// It reports each one's ns per decision and their ratio (x/time/rate's time
+// over ours: above 1 means faster than the baseline); its own ns/op is the
+// time of one pair of blocks and means nothing. Run rounds with -count:
+//
+//	go test -run '^$' -bench VersusXTimeRate -count 5 -cpu 1 ./filters/volumetric/
+func BenchmarkVersusXTimeRate(b *testing.B) {
+	const versusBlock = 25_000
+	keys := benchKeySet()
+	l := benchLimiter(b, keys)
+	x := benchXRate(keys)
+	var ours, theirs time.Duration
+	var oi, xi, denied int
+	b.ResetTimer()
+	for b.Loop() {
+		start := time.Now()
+		for range versusBlock {
+			now := t0.Add(time.Second + time.Duration(oi)*time.Microsecond)
+			if ok, _ := l.AllowAt(now, keys[oi%benchKeys]); !ok {
+				denied++
+			}
+			oi++
+		}
+		mid := time.Now()
+		for range versusBlock {
+			now := t0.Add(time.Second + time.Duration(xi)*time.Microsecond)
+			if !x.allow(now, keys[xi%benchKeys]) {
+				denied++
+			}
+			xi++
+		}
+		ours += mid.Sub(start)
+		theirs += time.Since(mid)
+	}
+	if denied > 0 {
+		b.Fatalf("%d denied: the benchmark measures the wrong path", denied)
+	}
+	b.ReportMetric(float64(ours)/float64(oi), "ns/volumetric")
+	b.ReportMetric(float64(theirs)/float64(xi), "ns/xrate")
+	b.ReportMetric(float64(theirs)/float64(ours), "speedup")
+}

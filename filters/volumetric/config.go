@@ -91,10 +91,8 @@ type Config struct {
 // *filters.FieldError naming the field; they come joined.
 func (c Config) Validate() error {
 	var errs []error
-	switch c.Mode {
-	case "", filters.ModeBlock, filters.ModeShadow, filters.ModeOff:
-	default:
-		errs = append(errs, filters.FieldErrorf("mode", "%q: want block, shadow or off", c.Mode))
+	if err := c.Mode.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	switch {
 	case c.Rate.IsZero() && c.Mode == filters.ModeOff:
@@ -123,6 +121,15 @@ func (c Config) Validate() error {
 		errs = append(errs, filters.FieldErrorf("shards", "%d: must be between 1 and %d (0 means the default)", c.Shards, MaxShards))
 	}
 	return errors.Join(errs...)
+}
+
+// Build makes the stage from c: New, for the stage table.
+func (c Config) Build(env filters.Env) (filters.Filter, error) {
+	f, err := New(c, env)
+	if err != nil {
+		return nil, err // not a nil *Filter inside a non-nil interface
+	}
+	return f, nil
 }
 
 // resolvedBurst is the burst c asks for: Burst, or the rate's count when

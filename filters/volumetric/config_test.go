@@ -110,9 +110,9 @@ func TestBurstZeroResolvesToTheRateCount(t *testing.T) {
 			}
 			def := mustLimiter(t, Config{Rate: r})
 			explicit := mustLimiter(t, Config{Rate: r, Burst: tc.want})
-			if !def.sameBuckets(explicit) || def.burst != int64(tc.want) {
-				t.Fatalf("burst 0: interval %d tolerance %d burst %d; burst %d: interval %d tolerance %d",
-					def.interval, def.tolerance, def.burst, tc.want, explicit.interval, explicit.tolerance)
+			if !def.sameBuckets(explicit) || def.gcra.Burst != int64(tc.want) {
+				t.Fatalf("burst 0: interval %d span %d burst %d; burst %d: interval %d span %d",
+					def.gcra.Interval, def.gcra.Span(), def.gcra.Burst, tc.want, explicit.gcra.Interval, explicit.gcra.Span())
 			}
 		})
 	}
@@ -128,8 +128,8 @@ func TestBurstOneIsStrictPacing(t *testing.T) {
 	r := mustRate(t, "10/s")
 	iv := r.Interval()
 	l := mustLimiter(t, Config{Rate: r, Burst: 1})
-	if l.tolerance != 0 {
-		t.Fatalf("burst 1: tolerance %v, want 0", time.Duration(l.tolerance))
+	if l.gcra.Span() != l.gcra.Interval {
+		t.Fatalf("burst 1: span %v, want one interval %v (tolerance 0)", time.Duration(l.gcra.Span()), time.Duration(l.gcra.Interval))
 	}
 	k := keyN(1)
 	for i := range 20 {

@@ -39,6 +39,11 @@ func TestCacheNeverExceedsMaxClients(t *testing.T) {
 					}
 				}
 			}
+			for i := range l.shards {
+				if s := &l.shards[i]; len(s.tats) != s.lru.Len() {
+					t.Fatalf("shard %d holds %d TATs for %d clients: an eviction left one behind", i, len(s.tats), s.lru.Len())
+				}
+			}
 			st := l.Stats()
 			if st.Clients > 1000 || st.Clients < 900 {
 				t.Fatalf("cache holds %d clients after 100,000 keys, want at most 1000 and nearly full", st.Clients)
@@ -167,5 +172,50 @@ func TestDrainedEntryIsEvictedBeforeOlderDebtors(t *testing.T) {
 	}
 	if st := l.Stats(); st.EvictedDrained != 2 || st.EvictedForced != 0 {
 		t.Fatalf("stats %+v, want 2 drained, 0 forced", st)
+	}
+}
+
+// TestMoveToFrontOnlyForClientsInDebt pins when a known client moves to
+// the front of its LRU: when its bucket still held debt before the request
+// (conforming or refused), not when it had drained. A drained bucket was
+// worth nothing, and the request leaves it at most n intervals of debt, so
+// it may stay where it is: should it reach the tail in debt, the
+// drained-first scan gives it a second chance, and a forced eviction
+// forgets at most those n requests. Plain LRU eviction (scan 0) makes the
+// order visible: the least recently moved entry goes.
+func TestMoveToFrontOnlyForClientsInDebt(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		burst   int
+		at      time.Duration // when key 0 sends again, once
+		evicted uint32        // the key that makes room for key 3
+	}{
+		// Key 0 drained at t0+1s: at 2s its request revives it in place,
+		// so it is still the oldest.
+		{"drained: stays", 2, 2 * time.Second, 0},
+		// At 0.5s key 0 owes 0.5s; with burst 2 its request conforms and
+		// moves it to the front: key 1 is the oldest.
+		{"in debt, conforming: moves", 2, 500 * time.Millisecond, 1},
+		// With burst 1 the same request is refused, and moves it too.
+		{"in debt, refused: moves", 1, 500 * time.Millisecond, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := mustLimiter(t, Config{Rate: mustRate(t, "1/s"), Burst: tc.burst, MaxClients: 3, Shards: 1})
+			l.scan = 0
+			for i := range uint32(3) {
+				l.AllowAt(t0, keyN(i))
+			}
+			at := t0.Add(tc.at)
+			ok, _ := l.AllowAt(at, keyN(0))
+			if wantOK := tc.burst > 1 || tc.at >= time.Second; ok != wantOK {
+				t.Fatalf("key 0 at %v: allowed=%v, want %v (the case tests the wrong path)", tc.at, ok, wantOK)
+			}
+			l.AllowAt(at, keyN(3))
+			for i := range uint32(4) {
+				if want := i != tc.evicted; l.holds(keyN(i)) != want {
+					t.Errorf("key %d held=%v, want %v (key %d should have made room)", i, !want, want, tc.evicted)
+				}
+			}
+		})
 	}
 }

@@ -210,8 +210,8 @@ func TestReloadComparesResolvedBurst(t *testing.T) {
 			if shared := f.lim == old.lim; shared != tc.shared {
 				t.Fatalf("limiter shared=%v, want %v", shared, tc.shared)
 			}
-			if f.cfg.Burst != tc.wantBurst || f.lim.burst != int64(tc.wantBurst) {
-				t.Fatalf("resolved burst %d (limiter %d), want %d", f.cfg.Burst, f.lim.burst, tc.wantBurst)
+			if f.cfg.Burst != tc.wantBurst || f.lim.gcra.Burst != int64(tc.wantBurst) {
+				t.Fatalf("resolved burst %d (limiter %d), want %d", f.cfg.Burst, f.lim.gcra.Burst, tc.wantBurst)
 			}
 			if tc.kept && f.lim.Len() != 1 {
 				t.Fatalf("kept %d buckets, want 1", f.lim.Len())

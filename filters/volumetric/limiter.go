@@ -1,12 +1,11 @@
 package volumetric
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"math/bits"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -31,60 +30,46 @@ const scanDepth = 8
 
 // Limiter is a set of per-client leaky buckets (GCRA) with one rate and
 // burst, in a bounded LRU split over shards. See the package documentation
-// for the algorithm and the eviction order.
+// for the algorithm, the eviction order and when an entry moves to the
+// front of its LRU.
 //
 // Time is an argument: AllowAt takes the request's arrival time and never
 // reads the clock, so a test can walk fixed instants. A Limiter is safe for
 // concurrent use; calls on keys in different shards do not contend. It
 // starts no goroutines and needs no Close.
 type Limiter struct {
-	interval  int64 // T, the emission interval, in ns
-	tolerance int64 // τ = (burst−1)×T, in ns
-	burst     int64 // the resolved burst, at least 1
-	rate      filters.Rate
-	maxKeys   int
+	gcra    filters.GCRA // in nanoseconds; Burst resolved, at least 1
+	maxKeys int
 
-	seed0, seed1 uint64 // secret shard-hash seeds
-	shards       []shard
-	scan         int // scanDepth; tests set 0 to get plain LRU eviction
+	seed   maphash.Seed // secret: see hash
+	shards []shard
+	scan   int // scanDepth; tests set 0 to get plain LRU eviction
 }
 
-// slot is a client's state. Slots live in per-shard chunks that hold no
-// pointers, so the garbage collector never looks inside them, and a slot
-// is reused in place by the client that evicts its owner.
-type slot struct {
-	tat   int64  // theoretical arrival time, Unix ns
-	stamp uint64 // shard clock when the entry last moved to the LRU front
-}
-
-// chunkSlots is how many slots a shard allocates at a time: slots are
-// never moved (the LRU points at them), so the store grows by chunks
-// instead of by reallocation.
-const chunkSlots = 512
-
-// shard is one independently locked LRU. The padding keeps two shards'
-// hot words off one cache line.
+// shard is one independently locked LRU and its clients' buckets. The
+// padding keeps two shards' hot words off one cache line.
+//
+// Both know a client by its key's hash (Limiter.hash), which halves the
+// LRU's list entry and map slot next to a 16-byte key. A decision reads and
+// writes only tats, a map of plain integers; the LRU is touched only when a
+// client is added, evicted or moved to the front. Reaching the bucket
+// through the LRU would cost a map lookup, its list entry and the bucket
+// behind it: three cache misses, where a map of integers costs one or two.
 type shard struct {
-	mu     sync.Mutex
-	lru    *simplelru.LRU[filters.Key, *slot]
-	chunks [][]slot
-	used   int // slots handed out so far; never more than cap
-	cap    int
-	// clock counts moves to the LRU front. An entry is moved again only
-	// when at least lazy moves happened since its last one: an entry that
-	// recent is far from the tail anyway, and skipping the move skips the
-	// list surgery that dominates the cost of a decision (three cache
-	// lines of other entries). lazy is a quarter of the shard, so the
-	// eviction order is the exact LRU order up to that slack.
-	clock   uint64
-	lazy    uint64
+	mu sync.Mutex
+	// lru orders the shard's clients from least to most recently moved to
+	// the front; it holds no values.
+	lru *simplelru.LRU[uint64, struct{}]
+	// tats is each client's theoretical arrival time, Unix ns.
+	tats    map[uint64]int64
+	cap     int
 	drained uint64 // evictions of drained entries
 	forced  uint64 // evictions of entries that still held debt
 	denied  uint64
 	// latest is the latest arrival time (Unix ns) the shard has decided: the
 	// limiter's own "now", which absorb uses to tell drained buckets.
 	latest int64
-	// churn counts evictions since the LRU was last rebuilt (see rebuild).
+	// churn counts evictions since the maps were last rebuilt (see rebuild).
 	churn int
 	_     [64]byte
 }
@@ -109,17 +94,12 @@ func NewLimiter(cfg Config) (*Limiter, error) {
 		return nil, fmt.Errorf("%w: rate: is required", ErrConfig)
 	}
 	cfg = cfg.withDefaults() // resolves Burst: at least 1 for a set rate
-	iv := int64(cfg.Rate.Interval())
 	l := &Limiter{
-		interval:  iv,
-		tolerance: int64(cfg.Burst-1) * iv,
-		burst:     int64(cfg.Burst),
-		rate:      cfg.Rate,
-		maxKeys:   cfg.MaxClients,
-		seed0:     rand.Uint64(),
-		seed1:     rand.Uint64(),
-		shards:    make([]shard, cfg.Shards),
-		scan:      scanDepth,
+		gcra:    filters.Limit{Rate: cfg.Rate, Burst: int64(cfg.Burst)}.GCRA(time.Nanosecond),
+		maxKeys: cfg.MaxClients,
+		seed:    maphash.MakeSeed(),
+		shards:  make([]shard, cfg.Shards),
+		scan:    scanDepth,
 	}
 	// Spread the remainder so the shard caps add up to exactly MaxClients.
 	per, extra := cfg.MaxClients/cfg.Shards, cfg.MaxClients%cfg.Shards
@@ -129,15 +109,15 @@ func NewLimiter(cfg Config) (*Limiter, error) {
 		if i < extra {
 			s.cap++
 		}
-		s.lazy = uint64(s.cap / 4)
 		s.latest = math.MinInt64 // nothing decided yet
 		// The LRU's own cap is one above ours: makeRoom evicts first, so
 		// simplelru's blind oldest-first eviction never fires.
-		lru, err := simplelru.NewLRU[filters.Key, *slot](s.cap+1, nil)
+		lru, err := simplelru.NewLRU[uint64, struct{}](s.cap+1, nil)
 		if err != nil {
 			return nil, fmt.Errorf("volumetric: building shard %d with %d slots: %w", i, s.cap, err)
 		}
 		s.lru = lru
+		s.tats = make(map[uint64]int64)
 	}
 	return l, nil
 }
@@ -157,94 +137,83 @@ func (l *Limiter) AllowNAt(now time.Time, key filters.Key, n int) (ok bool, retr
 		return true, 0
 	}
 	t := unixNanos(now)
-	s := l.shardOf(key)
-	if int64(n) > l.burst {
+	h := l.hash(key)
+	s := l.shardAt(h)
+	if int64(n) > l.gcra.Burst {
 		s.mu.Lock()
 		s.denied++
 		s.mu.Unlock()
 		return false, Never
 	}
-	// extra = (n−1)×T ≤ (burst−1)×T = τ by the check above, and τ+T =
-	// burst×T is bounded by Validate, so no sum below can overflow for a
-	// clamped t.
-	extra := int64(n-1) * l.interval
-
+	// n ≤ burst by the check above, and burst×T is bounded by Validate: a
+	// stored TAT is at most a clamped t plus burst×T, so the GCRA's sums
+	// (a TAT plus n×T) cannot overflow.
 	s.mu.Lock()
 	s.latest = max(s.latest, t)
-	sl, found := s.lru.Peek(key)
-	tat := t
-	if found && sl.tat > t {
-		tat = sl.tat
+	tat, found := s.tats[h]
+	if !found {
+		tat = t
 	}
-	if allowAt := tat + extra - l.tolerance; allowAt > t {
+	next, wait := l.gcra.Take(tat, t, int64(n))
+	if wait > 0 {
+		// Found (an unseen key always conforms) and in debt: keep it
+		// away from the tail, as for any client in debt.
 		s.denied++
-		s.touch(key, sl) // found: an unseen key always conforms
+		s.lru.Get(h)
 		s.mu.Unlock()
-		return false, time.Duration(allowAt - t)
+		return false, time.Duration(wait)
 	}
-	tat += extra + l.interval
-	if found {
-		sl.tat = tat
-		s.touch(key, sl)
-	} else {
-		sl = s.makeRoom(t, l.scan)
-		*sl = slot{tat: tat, stamp: s.clock}
-		s.clock++
-		s.lru.Add(key, sl)
+	switch {
+	case !found:
+		s.makeRoom(t, l.scan)
+		s.lru.Add(h, struct{}{})
+	case tat > t:
+		// The bucket held debt before this request: the client is sending
+		// faster than its rate and must not be forgotten. One whose
+		// bucket had drained stays where it is (see the package doc).
+		s.lru.Get(h)
 	}
+	s.tats[h] = next
 	s.mu.Unlock()
 	return true, 0
 }
 
-// touch records a use of key: it moves the entry to the LRU front unless
-// it got there recently (see shard.lazy). The caller holds s.mu.
-func (s *shard) touch(key filters.Key, sl *slot) {
-	if s.clock-sl.stamp < s.lazy {
-		return
-	}
-	s.lru.Get(key)
-	sl.stamp = s.clock
-	s.clock++
-}
-
-// makeRoom returns a slot for a new entry. If the shard is full it evicts
-// the first drained entry among the scan least recently used, else the
-// least recently used, and hands back the victim's slot. The caller holds
-// s.mu.
-func (s *shard) makeRoom(t int64, scan int) *slot {
+// makeRoom frees a place for a new entry in s if s is full: it evicts the
+// first drained entry among the scan least recently used, else the least
+// recently used. The caller holds s.mu.
+func (s *shard) makeRoom(t int64, scan int) {
 	n := s.lru.Len()
 	if n < s.cap {
-		return s.newSlot()
+		return
 	}
-	oldest, victim, ok := s.lru.GetOldest()
+	oldest, _, ok := s.lru.GetOldest()
 	if !ok { // cap 0 cannot happen: NewLimiter gives every shard a slot
-		return s.newSlot()
+		return
 	}
 	for i := 0; i < scan && i < n; i++ {
-		k, sl, _ := s.lru.GetOldest()
-		if sl.tat <= t {
-			s.lru.Remove(k)
+		h, _, _ := s.lru.GetOldest()
+		if s.tats[h] <= t {
+			s.lru.Remove(h)
+			delete(s.tats, h)
 			s.drained++
 			s.noteEviction()
-			return sl
+			return
 		}
 		// Still in debt: forgetting it would hand the client a fresh burst.
 		// Move it to the front so the next look starts past it.
-		s.lru.Get(k)
-		sl.stamp = s.clock
-		s.clock++
+		s.lru.Get(h)
 	}
 	s.lru.Remove(oldest)
+	delete(s.tats, oldest)
 	s.forced++
 	s.noteEviction()
-	return victim
 }
 
 // rebuildAfter is how many turnovers of a shard (evictions per slot) its
-// LRU goes through before rebuild.
+// maps go through before rebuild.
 const rebuildAfter = 2
 
-// noteEviction counts an eviction and rebuilds the shard's LRU once the
+// noteEviction counts an eviction and rebuilds the shard's maps once the
 // shard has turned over rebuildAfter times. The caller holds s.mu.
 func (s *shard) noteEviction() {
 	s.churn++
@@ -253,49 +222,49 @@ func (s *shard) noteEviction() {
 	}
 }
 
-// rebuild moves the shard's entries, in LRU order, into a fresh LRU. A Go
-// map under constant delete-and-insert churn accumulates tombstones and
-// doubles its tables instead of reusing them (measured: about 2× after 15
-// turnovers), so a cache that a flood keeps turning over would grow
-// although its length never changes. A fresh map has the size of one that
-// was only ever filled. The cost, one more insert per rebuildAfter
-// evictions, is paid only by shards that evict.
+// rebuild moves the shard's entries, in LRU order, into a fresh LRU, and
+// its TATs into a fresh map. A Go map under constant delete-and-insert
+// churn accumulates tombstones and doubles its tables instead of reusing
+// them (measured: about 2× after 15 turnovers), so a cache that a flood
+// keeps turning over would grow although its length never changes. A fresh
+// map has the size of one that was only ever filled. The cost, one more
+// insert per rebuildAfter evictions, is paid only by shards that evict.
 func (s *shard) rebuild() {
 	s.churn = 0
-	fresh, err := simplelru.NewLRU[filters.Key, *slot](s.cap+1, nil)
+	fresh, err := simplelru.NewLRU[uint64, struct{}](s.cap+1, nil)
 	if err != nil {
 		return // cannot happen: the size is positive; keep the old one
 	}
-	for _, k := range s.lru.Keys() { // oldest first, so order is kept
-		sl, _ := s.lru.Peek(k)
-		fresh.Add(k, sl)
+	for _, h := range s.lru.Keys() { // oldest first, so order is kept
+		fresh.Add(h, struct{}{})
 	}
 	s.lru = fresh
-}
-
-// newSlot hands out a never used slot; the caller has checked that the
-// shard is below its cap.
-func (s *shard) newSlot() *slot {
-	i := s.used % chunkSlots
-	if i == 0 {
-		s.chunks = append(s.chunks, make([]slot, min(chunkSlots, s.cap-s.used)))
+	tats := make(map[uint64]int64, len(s.tats))
+	for h, tat := range s.tats {
+		tats[h] = tat
 	}
-	s.used++
-	return &s.chunks[len(s.chunks)-1][i]
+	s.tats = tats
 }
 
-// shardOf picks key's shard from a seeded hash, so that a sender cannot
-// choose addresses that all land in one shard.
-func (l *Limiter) shardOf(key filters.Key) *shard {
-	lo := binary.LittleEndian.Uint64(key[:8]) ^ l.seed0
-	hi := binary.LittleEndian.Uint64(key[8:]) ^ l.seed1
-	h := bits.RotateLeft64(lo*0x9e3779b97f4a7c15, 29) ^ hi
-	h *= 0xbf58476d1ce4e5b9
-	h ^= h >> 31
-	// The high half of h×n is uniform in [0, n) without a division.
-	i, _ := bits.Mul64(h*0x94d049bb133111eb, uint64(len(l.shards)))
+// hash is key's 64-bit hash under the limiter's secret seed: it picks the
+// shard and stands for the client in it. Two keys with one hash would be
+// one client, sharing one bucket (stricter for both, never a fresh burst),
+// but a sender who does not know the seed cannot choose such keys: it is
+// the hash Go's own maps use against collision floods, and by chance a
+// million clients hold two such keys with probability about 2^-25.
+func (l *Limiter) hash(key filters.Key) uint64 {
+	return maphash.Comparable(l.seed, key)
+}
+
+// shardAt picks the shard of hash h. The high half of h×n is uniform in
+// [0, n) without a division.
+func (l *Limiter) shardAt(h uint64) *shard {
+	i, _ := bits.Mul64(h, uint64(len(l.shards)))
 	return &l.shards[i]
 }
+
+// shardOf is key's shard.
+func (l *Limiter) shardOf(key filters.Key) *shard { return l.shardAt(l.hash(key)) }
 
 // Unix nanoseconds are exact only between 1678 and 2262; clamping to about
 // ±126 years around 1970 keeps every sum of a time and a bounded debt
@@ -346,12 +315,15 @@ func (l *Limiter) Stats() Stats {
 // sameBuckets reports whether o meters requests exactly as l does, so that
 // its TATs mean the same thing here.
 func (l *Limiter) sameBuckets(o *Limiter) bool {
-	return l.interval == o.interval && l.tolerance == o.tolerance
+	return l.gcra == o.gcra
 }
 
 // absorb copies o's buckets that still hold debt into l. It is meant for a
 // reload that changes only the size or the shard count; the copy is a
 // snapshot, and requests o sees after it are not carried.
+//
+// l must be fresh from NewLimiter, not yet used: it takes o's hash seed,
+// since the buckets are known by their keys' hashes.
 //
 // A drained bucket (TAT at or before the latest arrival o has decided) is
 // skipped: it says nothing an absent one would not, and copying it could
@@ -362,9 +334,10 @@ func (l *Limiter) sameBuckets(o *Limiter) bool {
 // only among buckets from one old shard.
 func (l *Limiter) absorb(o *Limiter) (copied int) {
 	type entry struct {
-		key filters.Key
+		h   uint64
 		tat int64
 	}
+	l.seed = o.seed
 	now := int64(math.MinInt64)
 	for i := range o.shards {
 		os := &o.shards[i]
@@ -383,25 +356,22 @@ func (l *Limiter) absorb(o *Limiter) (copied int) {
 		os := &o.shards[i]
 		os.mu.Lock()
 		batch = batch[:0]
-		for _, k := range os.lru.Keys() {
-			if sl, ok := os.lru.Peek(k); ok && sl.tat > now {
-				batch = append(batch, entry{k, sl.tat})
+		for _, h := range os.lru.Keys() {
+			if tat := os.tats[h]; tat > now {
+				batch = append(batch, entry{h, tat})
 			}
 		}
 		os.mu.Unlock()
 		for _, e := range batch {
-			s := l.shardOf(e.key)
+			s := l.shardAt(e.h)
 			s.mu.Lock()
-			var sl *slot
-			if s.lru.Len() < s.cap {
-				sl = s.newSlot()
-			} else {
-				_, sl, _ = s.lru.RemoveOldest()
+			if s.lru.Len() >= s.cap {
+				h, _, _ := s.lru.RemoveOldest()
+				delete(s.tats, h)
 				s.forced++
 			}
-			*sl = slot{tat: e.tat, stamp: s.clock}
-			s.clock++
-			s.lru.Add(e.key, sl)
+			s.tats[e.h] = e.tat
+			s.lru.Add(e.h, struct{}{})
 			s.mu.Unlock()
 			copied++
 		}

@@ -57,7 +57,7 @@ func (l *Limiter) holds(k filters.Key) bool {
 	s := l.shardOf(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.lru.Contains(k)
+	return s.lru.Contains(l.hash(k))
 }
 
 // schedule drives l and a textbook GCRA with the same random arrivals and

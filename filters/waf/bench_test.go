@@ -176,3 +176,51 @@ func BenchmarkSwitches(b *testing.B) {
 		}
 	}
 }
+
+// largeStringPost is a benign JSON document holding one string of about
+// size bytes of English prose: the shape that makes CRS's cost per byte
+// show (every rule that reads ARGS transforms and matches the whole value).
+func largeStringPost(size int) benchCase {
+	const sentence = "The committee will meet on Tuesday to review the quarterly figures and the plans for next year. "
+	var b strings.Builder
+	b.Grow(size + len(sentence) + 16)
+	b.WriteString(`{"text":"`)
+	for b.Len() < size {
+		b.WriteString(sentence)
+	}
+	b.WriteString(`"}`)
+	return benchCase{name: fmt.Sprintf("String%dK", size>>10), method: "POST", target: "/api/notes", body: b.String(), hdr: jsonHeaders()}
+}
+
+// BenchmarkLargeString: one JSON string of 64 KB and 1 MB, the stage against
+// Coraza's own middleware over the same WAF (body_limit raised to hold it).
+func BenchmarkLargeString(b *testing.B) {
+	f := benchFilter(b, Config{BodyLimit: 2 << 20}, engineOptions{})
+	up := http.HandlerFunc(okUpstream)
+	for _, size := range []int{64 << 10, 1 << 20} {
+		c := largeStringPost(size)
+		b.Run(c.name+"/coraza", func(b *testing.B) { runBench(b, txhttp.WrapHandler(f.waf, up), c) })
+		b.Run(c.name+"/stage", func(b *testing.B) { runBench(b, stageHandler(f, up), c) })
+	}
+}
+
+// BenchmarkTransformations: the stage with Coraza's own transformations
+// against the stage with filters/waf/transform's, sub-benchmarks
+// interleaved (run with -count and compare "stock" with "own" per round).
+// Coraza's registry is global: the stock rule set must be compiled before
+// any other build in the process replaces it, so run this benchmark alone.
+func BenchmarkTransformations(b *testing.B) {
+	if ownTransformations.Load() {
+		b.Skip("Coraza's own transformations were already replaced in this process: run this benchmark alone (-bench Transformations)")
+	}
+	stock := benchFilter(b, Config{}, engineOptions{stockTransformations: true})
+	if ownTransformations.Load() {
+		b.Fatal("building the stock rule set installed ours")
+	}
+	own := benchFilter(b, Config{}, engineOptions{})
+	up := http.HandlerFunc(okUpstream)
+	for _, c := range []benchCase{benignGET(), benignJSONPost(2048)} {
+		b.Run(c.name+"/stock", func(b *testing.B) { runBench(b, stageHandler(stock, up), c) })
+		b.Run(c.name+"/own", func(b *testing.B) { runBench(b, stageHandler(own, up), c) })
+	}
+}

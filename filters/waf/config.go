@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"mime"
 	"path"
+	"runtime"
 	"strings"
+	"time"
 
 	"github.com/edgeguard/edgeguard/filters"
 )
@@ -18,6 +20,13 @@ const (
 	DefaultBodyLimit         = filters.Size(1 << 20)
 	DefaultMaxArguments      = 1000
 	DefaultResponseLimit     = filters.Size(512 << 10)
+
+	DefaultLargeBodyThreshold = filters.Size(64 << 10)
+	DefaultQueueTimeout       = filters.Duration(time.Second)
+	// defaultQueuePerSlot and defaultLargeQueuePerSlot size the waiting
+	// rooms from the lanes' limits when queue and large_body_queue are zero.
+	defaultQueuePerSlot      = 8
+	defaultLargeQueuePerSlot = 2
 )
 
 // DefaultResponseMIMETypes are the response types inspected when
@@ -112,6 +121,39 @@ type Config struct {
 	// streams to the upstream untouched.
 	SkipBodyPaths []string `yaml:"skip_body_paths" json:"skip_body_paths"`
 
+	// MaxConcurrent is how many requests CRS evaluates at once, bodies up
+	// to large_body_threshold (the small lane). Evaluation is pure CPU, so
+	// more than one per core only adds latency. Zero means GOMAXPROCS (the
+	// cores the process may use). A request refused for want of a slot is
+	// answered 503 (in shadow mode: forwarded uninspected and reported as
+	// the 503 it would have been).
+	MaxConcurrent int `yaml:"max_concurrent" json:"max_concurrent"`
+
+	// Queue is how many small-lane requests may wait for an evaluation slot
+	// when all max_concurrent are busy, first come first served; a request
+	// beyond it is answered 503 with Retry-After at once. Zero means 8 per
+	// slot.
+	Queue int `yaml:"queue" json:"queue"`
+
+	// QueueTimeout is the longest a request waits in either lane's queue;
+	// then it is answered 503 with Retry-After. Zero means 1s.
+	QueueTimeout filters.Duration `yaml:"queue_timeout" json:"queue_timeout"`
+
+	// LargeBodyThreshold is the body size (by Content-Length, or by the
+	// bytes read when there is none) above which a request is evaluated in
+	// the large-body lane: CRS's cost grows with the body (a 1 MB string
+	// costs seconds of CPU with stock regexps), and the lane keeps such
+	// bodies from taking the slots small requests need. Zero means 64KiB.
+	LargeBodyThreshold filters.Size `yaml:"large_body_threshold" json:"large_body_threshold"`
+
+	// LargeBodyConcurrent is how many large-body evaluations run at once,
+	// besides max_concurrent. Zero means a quarter of GOMAXPROCS, at least 1.
+	LargeBodyConcurrent int `yaml:"large_body_concurrent" json:"large_body_concurrent"`
+
+	// LargeBodyQueue is how many large-body requests may wait for a slot.
+	// Zero means 2 per slot.
+	LargeBodyQueue int `yaml:"large_body_queue" json:"large_body_queue"`
+
 	// Audit is where audit events (one JSON object per denied or
 	// shadow-denied request) go: empty means the main log; otherwise a file
 	// path, appended to, relative to the config file's directory.
@@ -139,10 +181,8 @@ type Exclusion struct {
 // anything; each problem is a *filters.FieldError.
 func (c Config) Validate() error {
 	var errs []error
-	switch c.Mode {
-	case "", filters.ModeBlock, filters.ModeShadow, filters.ModeOff:
-	default:
-		errs = append(errs, filters.FieldErrorf("mode", "%q: want block, shadow or off", c.Mode))
+	if err := c.Mode.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Paranoia < 0 || c.Paranoia > 4 {
 		errs = append(errs, filters.FieldErrorf("paranoia", "%d: want 1 to 4", c.Paranoia))
@@ -155,6 +195,20 @@ func (c Config) Validate() error {
 	}
 	if c.MaxArguments < 0 {
 		errs = append(errs, filters.FieldErrorf("max_arguments", "%d: must not be negative", c.MaxArguments))
+	}
+	for _, n := range []struct {
+		field string
+		v     int
+	}{{"max_concurrent", c.MaxConcurrent}, {"queue", c.Queue}, {"large_body_concurrent", c.LargeBodyConcurrent}, {"large_body_queue", c.LargeBodyQueue}} {
+		if n.v < 0 {
+			errs = append(errs, filters.FieldErrorf(n.field, "%d: must not be negative", n.v))
+		}
+	}
+	if c.QueueTimeout < 0 {
+		errs = append(errs, filters.FieldErrorf("queue_timeout", "must not be negative"))
+	}
+	if c.LargeBodyThreshold < 0 {
+		errs = append(errs, filters.FieldErrorf("large_body_threshold", "must not be negative"))
 	}
 	if c.BodyLimit < 0 {
 		errs = append(errs, filters.FieldErrorf("body_limit", "must not be negative"))
@@ -207,6 +261,15 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Build makes the stage from c: New, for the stage table.
+func (c Config) Build(env filters.Env) (filters.Filter, error) {
+	f, err := New(c, env)
+	if err != nil {
+		return nil, err // not a nil *Filter inside a non-nil interface
+	}
+	return f, nil
+}
+
 // checkPathPrefix accepts an absolute, clean URL path usable inside a
 // generated SecLang rule.
 func checkPathPrefix(p string) error {
@@ -251,6 +314,25 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ResponseBodyLimit == 0 {
 		c.ResponseBodyLimit = DefaultResponseLimit
+	}
+	procs := runtime.GOMAXPROCS(0)
+	if c.MaxConcurrent == 0 {
+		c.MaxConcurrent = procs
+	}
+	if c.Queue == 0 {
+		c.Queue = defaultQueuePerSlot * c.MaxConcurrent
+	}
+	if c.QueueTimeout == 0 {
+		c.QueueTimeout = DefaultQueueTimeout
+	}
+	if c.LargeBodyThreshold == 0 {
+		c.LargeBodyThreshold = DefaultLargeBodyThreshold
+	}
+	if c.LargeBodyConcurrent == 0 {
+		c.LargeBodyConcurrent = max(1, procs/4)
+	}
+	if c.LargeBodyQueue == 0 {
+		c.LargeBodyQueue = defaultLargeQueuePerSlot * c.LargeBodyConcurrent
 	}
 	return c
 }

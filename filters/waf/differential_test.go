@@ -38,8 +38,8 @@ import (
 // first rule set is built. The stock side is this very test binary,
 // re-executed with stockChildEnv set: it runs only
 // TestDifferentialStockChild, which keeps Coraza's own operators
-// (keepStockOperators) before it builds anything and checks that nothing
-// was registered. Requests go to the child and outcomes come back as JSON
+// (keepStockOperators) and transformations (stockTransformations) for
+// everything it builds and checks that nothing was registered. Requests go to the child and outcomes come back as JSON
 // files; both sides run at the same time.
 
 const (
@@ -83,10 +83,12 @@ func diffConfigs() []diffConfig {
 	}
 }
 
-// runDiff sends every request through each configuration, in order.
-func runDiff(reqs []diffRequest) (map[string][]diffOutcome, error) {
+// runDiff sends every request through each configuration, in order; stock
+// keeps Coraza's own transformations too.
+func runDiff(reqs []diffRequest, stock bool) (map[string][]diffOutcome, error) {
 	out := map[string][]diffOutcome{}
 	for _, c := range diffConfigs() {
+		c.opt.stockTransformations = stock
 		f, err := newFilter(c.cfg, filters.Env{Dir: "."}, c.opt)
 		if err != nil {
 			return nil, fmt.Errorf("building %s: %w", c.name, err)
@@ -204,12 +206,12 @@ func TestDifferentialStockChild(t *testing.T) {
 	if err := json.Unmarshal(src, &reqs); err != nil {
 		t.Fatal(err)
 	}
-	out, err := runDiff(reqs)
+	out, err := runDiff(reqs, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if operatorsRegistered.Load() {
-		t.Fatal("the stock side registered edgeguard's operators")
+	if operatorsRegistered.Load() || ownTransformations.Load() {
+		t.Fatal("the stock side registered edgeguard's operators or transformations")
 	}
 	b, err := json.Marshal(out)
 	if err != nil {
@@ -248,12 +250,12 @@ func TestDifferential(t *testing.T) {
 	if err := child.Start(); err != nil {
 		t.Fatal(err)
 	}
-	fast, err := runDiff(reqs)
+	fast, err := runDiff(reqs, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !keepStockOperators.Load() && !operatorsRegistered.Load() {
-		t.Fatal("the optimised side runs without edgeguard's operators")
+	if !operatorsRegistered.Load() || !ownTransformations.Load() {
+		t.Fatal("the optimised side runs without edgeguard's operators or transformations")
 	}
 	if err := child.Wait(); err != nil {
 		t.Fatalf("stock child: %v\n%s", err, childOut.String())

@@ -76,6 +76,9 @@ type engineSettings struct {
 	extra string
 	// rxPrefilter turns SecRxPreFilter on (measured, see RATIONALE.md).
 	rxPrefilter bool
+	// stockTransformations leaves Coraza's own transformations in place
+	// (benchmarks compare; only before any other build has replaced them).
+	stockTransformations bool
 }
 
 // baseDirectives is edgeguard's engine base, in place of the
@@ -190,6 +193,9 @@ func underPrefix(urlPath, p string) bool {
 // CRS's setup and rules, then the packs.
 func (s engineSettings) build() (coraza.WAF, error) {
 	useFastOperators()
+	if !s.stockTransformations {
+		useOwnTransformations()
+	}
 	conf := coraza.NewWAFConfig().
 		WithRootFS(rootFS{}).
 		WithDirectives(baseDirectives).

@@ -26,7 +26,7 @@ var (
 //
 // BenchmarkRx: Coraza's own middleware over stock Coraza ("coraza"), the
 // stage over stock Coraza ("stock") and the stage as production builds it,
-// with edgeguard's operators ("fast"), on the benign GET and the 2 KB JSON
+// with edgeguard's operators and transformations ("fast"), on the benign GET and the 2 KB JSON
 // POST. The stock rule set must be parsed before anything in the process
 // registers edgeguard's operators, so run this benchmark on its own, and
 // interleave rounds from the shell:
@@ -35,16 +35,16 @@ var (
 //	for i in 1 2 3 4 5; do taskset -c 1 /tmp/waf.test -test.run '^$' -test.bench '^BenchmarkRx$' -test.benchmem; done
 func BenchmarkRx(b *testing.B) {
 	rxBenchOnce.Do(func() {
-		rxBenchRegistered0 = operatorsRegistered.Load()
+		rxBenchRegistered0 = operatorsRegistered.Load() || ownTransformations.Load()
 		keepStockOperators.Store(true)
-		rxStock, rxBenchErr = newFilter(Config{}, filters.Env{}, engineOptions{})
+		rxStock, rxBenchErr = newFilter(Config{}, filters.Env{}, engineOptions{stockTransformations: true})
 		keepStockOperators.Store(false)
 		if rxBenchErr == nil {
 			rxFast, rxBenchErr = newFilter(Config{}, filters.Env{}, engineOptions{})
 		}
 	})
 	if rxBenchRegistered0 {
-		b.Fatal("edgeguard's operators were registered before the stock rule set was built: run -test.bench '^BenchmarkRx$' on its own")
+		b.Fatal("edgeguard's operators or transformations were registered before the stock rule set was built: run -test.bench '^BenchmarkRx$' on its own")
 	}
 	if rxBenchErr != nil {
 		b.Fatal(rxBenchErr)

@@ -29,11 +29,12 @@ const Name = "waf"
 // Filter is the WAF stage. It is safe for concurrent use; one Filter holds
 // one compiled rule set, and a reload builds a new Filter.
 type Filter struct {
-	cfg   Config // with defaults
-	waf   coraza.WAF
-	log   *slog.Logger
-	audit *auditSink
-	stats *stats
+	cfg    Config // with defaults
+	waf    coraza.WAF
+	log    *slog.Logger
+	audit  *auditSink
+	stats  *stats
+	budget *budget
 
 	skipBody []string
 
@@ -51,8 +52,9 @@ func New(cfg Config, env filters.Env) (*Filter, error) {
 // engineOptions are knobs the tests and benchmarks turn; the config has no
 // key for them.
 type engineOptions struct {
-	extra       string
-	rxPrefilter bool
+	extra                string
+	rxPrefilter          bool
+	stockTransformations bool
 }
 
 func newFilter(cfg Config, env filters.Env, opt engineOptions) (*Filter, error) {
@@ -60,7 +62,7 @@ func newFilter(cfg Config, env filters.Env, opt engineOptions) (*Filter, error) 
 		return nil, fmt.Errorf("waf config: %w", err)
 	}
 	cfg = cfg.withDefaults()
-	s := engineSettings{cfg: cfg, extra: opt.extra, rxPrefilter: opt.rxPrefilter}
+	s := engineSettings{cfg: cfg, extra: opt.extra, rxPrefilter: opt.rxPrefilter, stockTransformations: opt.stockTransformations}
 	for _, dir := range cfg.Packs {
 		p, err := LoadPack(env.Dir, dir)
 		if err != nil {
@@ -92,9 +94,16 @@ func newFilter(cfg Config, env filters.Env, opt engineOptions) (*Filter, error) 
 		}
 	}
 	f := &Filter{cfg: cfg, waf: w, log: log, audit: sink, stats: newStats(), skipBody: cfg.SkipBodyPaths}
+	var prevBudget *budget
 	if prev, ok := env.Previous.(*Filter); ok && prev != nil {
 		// Counters are cumulative for Prometheus: a reload must not reset them.
 		f.stats = prev.stats
+		prevBudget = prev.budget
+	}
+	if f.budget, err = newBudget(cfg, prevBudget); err != nil {
+		closeWAF(w)
+		_ = sink.close()
+		return nil, err
 	}
 	return f, nil
 }
@@ -121,9 +130,10 @@ type txState struct {
 	r    *filters.Request
 	resp *responseInspector
 	// verdict is what Check returned; overLimit marks a 413 decided by
-	// edgeguard rather than by a rule.
+	// edgeguard rather than by a rule, refused a 503 from the budget.
 	verdict   filters.Verdict
 	overLimit bool
+	refused   bool
 }
 
 // Check runs phases 1 and 2 over r. The transaction stays open until
@@ -147,7 +157,7 @@ func (f *Filter) Check(r *filters.Request) filters.Verdict {
 		st.verdict = filters.Verdict{Deny: true, Status: http.StatusBadRequest, Reason: "request body: " + err.Error()}
 		return st.verdict
 	}
-	if st.overLimit {
+	if st.overLimit || st.refused {
 		st.verdict.Shadow = f.cfg.Mode == filters.ModeShadow
 		return st.verdict
 	}
@@ -219,12 +229,20 @@ func (st *txState) processRequest() (*types.Interruption, error) {
 	for _, te := range h.TransferEncoding {
 		tx.AddRequestHeader("Transfer-Encoding", te)
 	}
+	l := st.f.budget.laneFor(h.ContentLength)
+	if !st.admit(l) {
+		return nil, nil
+	}
 	if it := tx.ProcessRequestHeaders(); it != nil {
+		st.f.budget.release(l)
 		return it, nil
 	}
 	if h.Body == nil || h.Body == http.NoBody || !tx.IsRequestBodyAccessible() || st.f.skipsBody(h.URL.Path, canonical) {
+		defer st.f.budget.release(l)
 		return tx.ProcessRequestBody()
 	}
+	// No slot is held while the body arrives.
+	st.f.budget.release(l)
 	return st.processBody()
 }
 
@@ -255,6 +273,11 @@ func (st *txState) processBody() (*types.Interruption, error) {
 		}
 		inspect = inspect[:limit]
 	}
+	l := st.f.budget.laneFor(int64(len(inspect)))
+	if !st.admit(l) {
+		return nil, nil
+	}
+	defer st.f.budget.release(l)
 	if it, _, err := tx.WriteRequestBody(inspect); it != nil || err != nil {
 		return it, err
 	}
@@ -422,7 +445,9 @@ func (f *Filter) record(st *txState) {
 			shadow = true
 		}
 	}
-	if it == nil && !st.overLimit && !st.verdict.Deny {
+	if st.refused || it == nil && !st.overLimit && !st.verdict.Deny {
+		// A refusal for want of capacity is counted, not audited: under
+		// overload an audit line per refusal would add to the load.
 		return
 	}
 	ev := auditEvent{

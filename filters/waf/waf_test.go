@@ -499,6 +499,8 @@ func TestConfigValidate(t *testing.T) {
 		{"negative thresholds", Config{InboundThreshold: -1, OutboundThreshold: -1}, []string{"inbound_threshold", "outbound_threshold"}},
 		{"negative limits", Config{BodyLimit: -1, ResponseBodyLimit: -1, MaxArguments: -1}, []string{"max_arguments", "body_limit", "response_body_limit"}},
 		{"bad action", Config{BodyLimitAction: "drop"}, []string{"body_limit_action"}},
+		{"negative budget", Config{MaxConcurrent: -1, Queue: -1, LargeBodyConcurrent: -1, LargeBodyQueue: -1, QueueTimeout: -1, LargeBodyThreshold: -1},
+			[]string{"max_concurrent", "queue", "large_body_concurrent", "large_body_queue", "queue_timeout", "large_body_threshold"}},
 		{"mime with params", Config{ResponseMIMETypes: []string{"text/html", "text/html; charset=utf-8"}}, []string{"response_mime_types[1]"}},
 		{"empty pack", Config{Packs: []string{"rules/x", " "}}, []string{"packs[1]"}},
 		{"exclusion problems", Config{Exclusions: []Exclusion{{Path: "api"}, {Path: "/a", RuleIDs: []int{0}, Tags: []string{"a b"}}}},

@@ -6,6 +6,7 @@ package redisconf
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -68,6 +69,17 @@ func (c Config) Validate() error {
 		errs = append(errs, filters.FieldErrorf("pool_size", "must not be negative"))
 	}
 	return errors.Join(errs...)
+}
+
+// Key returns a string that is the same for the same settings and differs
+// for any other: the key under which successive users of these settings
+// share one client (see internal/usagepool).
+func (c Config) Key() string {
+	b, err := json.Marshal(c)
+	if err != nil {
+		panic("redisconf: Key: " + err.Error()) // plain fields only: cannot fail
+	}
+	return string(b)
 }
 
 // CallTimeout returns the per-call timeout with the default applied.

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestParseRefusesBadRecords(t *testing.T) {
+	for _, in := range []string{
+		"R\t1\tget\tbare\t100\t5\t9\t0",       // a field short
+		"R\tone\tget\tbare\t100\t5\t9\t0\t10", // round not a number
+		"R\t1\tget\tbare\tfast\t5\t9\t0\t10",  // req/s not a number
+		"R\t1\tget\tbare\t100\t-5\t9\t0\t10",  // negative latency
+		"R\t1\tget\tbare\t100\t5\t9\t0\t-1",   // negative count
+		"SKIP\tnginx",                         // no reason
+		"BROKEN\tget\tnginx",                  // no reason
+		"X\t1",                                // unknown kind
+	} {
+		if _, err := parse(strings.NewReader(in)); !errors.Is(err, errRecord) {
+			t.Errorf("parse(%q) = %v, want errRecord", in, err)
+		}
+	}
+}
+
+func TestMedian(t *testing.T) {
+	for _, tc := range []struct {
+		xs   []float64
+		want float64
+	}{
+		{[]float64{3}, 3},
+		{[]float64{9, 1, 5}, 5},
+		{[]float64{4, 1, 3, 2}, 2.5},
+	} {
+		if got := median(tc.xs); got != tc.want {
+			t.Errorf("median(%v) = %v, want %v", tc.xs, got, tc.want)
+		}
+	}
+}
+
+// TestWrite pins the table: medians per target, ratios as medians of
+// same-round ratios (not ratios of medians), the flood's ratio to the GET,
+// broken and skipped targets named, latencies only from runs that
+// completed requests.
+func TestWrite(t *testing.T) {
+	in := strings.Join([]string{
+		"R\t1\tget\tbare\t1000\t900\t5000\t0\t10000",
+		"R\t1\tget\tedgeguard\t800\t1000\t6000\t0\t8000",
+		"R\t2\tget\tbare\t2000\t800\t4000\t0\t20000",
+		"R\t2\tget\tedgeguard\t1000\t1100\t7000\t0\t10000",
+		"R\t3\tget\tbare\t1500\t850\t4500\t0\t15000",
+		"R\t3\tget\tedgeguard\t1350\t1050\t6500\t0\t13500",
+		"BROKEN\tget\tnginx\tprobe answered first 502",
+		"R\t1\tflood\tedgeguard\t4000\t300\t900\t40000\t40000",
+		"R\t2\tflood\tedgeguard\t0\t0\t0\t0\t0",
+		"SKIP\tcoraza\tnot installed",
+	}, "\n")
+	res, err := parse(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	write(&b, res, "bare")
+	// edgeguard's rounds: 0.8, 0.5, 0.9 of bare: median 0.80, where the
+	// ratio of medians would be 1000/1500 = 0.67. Flood: 4000/1000 = 4.0
+	// and 0/2000 = 0 of bare's GET, median 2.00; 4000/800 = 5.0 and
+	// 0/1000 = 0 of its own GET, median 2.50.
+	want := `### get
+
+| target | req/s | × bare | p50 | p99 | failed / requests |
+|---|---:|---:|---:|---:|---:|
+| bare | 1,500 | 1.00× | 850 µs | 4.50 ms | 0 / 45,000 |
+| edgeguard | 1,000 | 0.80× | 1.05 ms | 6.50 ms | 0 / 31,500 |
+| nginx | broken: probe answered first 502 |
+
+### flood
+
+| target | req/s | × bare (get) | × own get | p50 | p99 | failed / requests |
+|---|---:|---:|---:|---:|---:|---:|
+| edgeguard | 2,000 | 2.00× | 2.50× | 300 µs | 900 µs | 40,000 / 40,000 |
+
+- coraza skipped: not installed
+
+`
+	if got := b.String(); got != want {
+		t.Errorf("write:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestGoals: a goal is met at its threshold, not met below it, and not
+// measured when either side is missing from the run.
+func TestGoals(t *testing.T) {
+	in := strings.Join([]string{
+		"R\t1\tget\tbare\t1000\t1\t1\t0\t1",
+		"R\t1\tget\tedgeguard-cheap\t900\t1\t1\t0\t1",
+		"R\t1\tpost\tbare\t1000\t1\t1\t0\t1",
+		"R\t1\tpost\tedgeguard-cheap\t899\t1\t1\t0\t1",
+		"R\t1\tflood\tedgeguard-cheap\t2700\t1\t1\t1\t1",
+	}, "\n")
+	res, err := parse(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	writeGoals(&b, res)
+	for _, want := range []string{
+		"- not measured: all stages ≥ 1.5× nginx + ModSecurity + CRS 3.3.4, GET\n",
+		"- **met** (0.900×): cheap stages ≥ 0.9× bare Go proxy, GET\n",
+		"- **not met** (0.899×): cheap stages ≥ 0.9× bare Go proxy, JSON POST\n",
+		"- **met** (3.000×): a denial ≥ 3× cheaper than a benign pass (cheap stages: flood vs GET)\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("goals lack %q:\n%s", want, b.String())
+		}
+	}
+}
+
+// TestSpoiled: failures beyond 1 % spoil a benign workload's figures
+// (and the goals built on them), beyond 11 % the mix's (a tenth of it is
+// attacks); on the flood failures are what a limiter is for.
+func TestSpoiled(t *testing.T) {
+	in := strings.Join([]string{
+		"R\t1\tget\tbare\t1000\t1\t1\t10\t1000",
+		"R\t1\tget\tedgeguard-cheap\t900\t1\t1\t11\t1000",
+		"R\t1\tmix\tedgeguard-all\t50\t1\t1\t110\t1000",
+		"R\t1\tmix\tcoraza\t50\t1\t1\t111\t1000",
+		"R\t1\tflood\tedgeguard-cheap\t5000\t1\t1\t1000\t1000",
+	}, "\n")
+	res, err := parse(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[key]bool{
+		{"get", "bare"}:              false,
+		{"get", "edgeguard-cheap"}:   true,
+		{"mix", "edgeguard-all"}:     false,
+		{"flood", "edgeguard-cheap"}: false,
+	} {
+		if got := res.spoiled(k); got != want {
+			t.Errorf("spoiled(%v) = %v, want %v", k, got, want)
+		}
+	}
+	var b strings.Builder
+	write(&b, res, "bare")
+	writeGoals(&b, res)
+	for _, want := range []string{
+		"| edgeguard-cheap ⚠ | 900 |",
+		"- ⚠ edgeguard-cheap: 11 of 1,000 requests failed, more than the 1 % the workload allows",
+		"- not measured (benign requests failed): cheap stages ≥ 0.9× bare Go proxy, GET\n",
+		"- not measured (benign requests failed): a denial ≥ 3× cheaper",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, b.String())
+		}
+	}
+}

@@ -1,0 +1,31 @@
+package forward
+
+import "sync"
+
+// copyBufferSize is the size of the buffers response bodies are copied
+// through: ReverseProxy's own default.
+const copyBufferSize = 32 << 10
+
+// copyBuffers lends ReverseProxy the buffers it copies response bodies
+// through. Without a pool it allocates 32 KiB for every response, which on a
+// small request is most of the bytes the whole process allocates and so sets
+// how often the garbage collector runs.
+//
+// The pool holds array pointers, so Put files a buffer back without
+// allocating (a []byte put into a sync.Pool would be boxed on every Put).
+type copyBuffers struct{ pool sync.Pool }
+
+func newCopyBuffers() *copyBuffers {
+	return &copyBuffers{pool: sync.Pool{New: func() any { return new([copyBufferSize]byte) }}}
+}
+
+func (c *copyBuffers) Get() []byte { return c.pool.Get().(*[copyBufferSize]byte)[:] }
+
+// Put takes back a buffer Get lent; anything else (a slice of another size)
+// is left to the garbage collector.
+func (c *copyBuffers) Put(b []byte) {
+	if len(b) != copyBufferSize {
+		return
+	}
+	c.pool.Put((*[copyBufferSize]byte)(b))
+}

@@ -1,0 +1,106 @@
+// Package httpkit is edgeguard's HTTP response kit: the conventions that
+// every part answering a client or writing to an upstream shares, written
+// once so that the Guard, the forwarder and the stages cannot drift apart.
+//
+// It owns how a refusal is written (a short plain-text body that is never
+// sniffed or cached), how Retry-After is rounded, how request ids are made
+// and which inbound ids are kept, and which headers a client could use to
+// claim an address.
+package httpkit
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// RetryAfter is the Retry-After value for d: whole seconds, rounded up, and
+// at least 1, so that a client told to wait never comes back at once.
+func RetryAfter(d time.Duration) string {
+	secs := int64((d + time.Second - 1) / time.Second)
+	return strconv.FormatInt(max(secs, 1), 10)
+}
+
+// WriteRefusal answers with status and a short plain-text body: not to be
+// sniffed as markup, not to be cached, with a Retry-After when retryAfter
+// is positive. body names what the client may quote (the request id),
+// never the rule or the payload that matched.
+func WriteRefusal(w http.ResponseWriter, status int, retryAfter time.Duration, body string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	if retryAfter > 0 {
+		h.Set("Retry-After", RetryAfter(retryAfter))
+	}
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, body)
+}
+
+// MaxRequestIDLen is the longest inbound X-Request-Id that is kept.
+const MaxRequestIDLen = 128
+
+// RequestID returns the id of a request whose X-Request-Id header was sent:
+// sent itself when the peer that sent it is trusted and it is a sane token
+// (1 to MaxRequestIDLen visible ASCII characters), a new one otherwise. A
+// client must not choose the id that logs and the upstream correlate on.
+func RequestID(sent string, trusted bool) string {
+	if trusted && sent != "" && len(sent) <= MaxRequestIDLen && visible(sent) {
+		return sent
+	}
+	return NewRequestID()
+}
+
+// NewRequestID makes a request id: 24 lower-case hex digits from 96 random
+// bits.
+func NewRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	var id [24]byte
+	hex.Encode(id[:], b[:])
+	return string(id[:])
+}
+
+func visible(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// ClientAddressHeaders are client-address and forwarding headers that
+// backends and frameworks are known to believe, beyond the ones
+// httputil.ReverseProxy strips itself (Forwarded, X-Forwarded-For/-Host/
+// -Proto) and X-Real-IP, which edgeguard always sets. None may reach an
+// upstream or a wrapped handler as the client sent it. The names are in
+// canonical form, so they can be deleted from a header map without
+// canonicalising each again.
+var ClientAddressHeaders = []string{
+	"X-Client-Ip",
+	"X-Cluster-Client-Ip",
+	"Client-Ip",
+	"X-Forwarded",
+	"Forwarded-For",
+	"X-Forwarded-Port",
+	"X-Forwarded-Prefix",
+	"X-Forwarded-Server",
+	"True-Client-Ip",
+	"Cf-Connecting-Ip",
+	"Fastly-Client-Ip",
+	"X-Original-Forwarded-For",
+	"X-Originating-Ip",
+	"X-Remote-Ip",
+	"X-Remote-Addr",
+}
+
+// StripClientAddress deletes every header of ClientAddressHeaders from h.
+func StripClientAddress(h http.Header) {
+	for _, name := range ClientAddressHeaders {
+		delete(h, name)
+	}
+}
