@@ -192,6 +192,7 @@ func underPrefix(urlPath, p string) bool {
 // build compiles the WAF: Coraza's recommended base, edgeguard's settings,
 // CRS's setup and rules, then the packs.
 func (s engineSettings) build() (coraza.WAF, error) {
+	useFastOperators()
 	if !s.stockTransformations {
 		useOwnTransformations()
 	}

@@ -1,0 +1,33 @@
+package waf
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/edgeguard/edgeguard/filters/waf/rx"
+)
+
+// Coraza looks operators up by name when it parses a rule, in a registry
+// that is global to the process: the fast @rx (filters/waf/rx) must be
+// registered before the first rule set is parsed, and it then serves every
+// WAF the process builds.
+var (
+	operatorsOnce sync.Once
+	// operatorsRegistered says the fast operators are in place.
+	operatorsRegistered atomic.Bool
+	// keepStockOperators, set by a test before the process builds its
+	// first rule set, keeps Coraza's own operators: the reference side of
+	// the differential test and the baseline of the benchmarks.
+	keepStockOperators atomic.Bool
+)
+
+// useFastOperators registers edgeguard's operators, once per process.
+func useFastOperators() {
+	if keepStockOperators.Load() {
+		return
+	}
+	operatorsOnce.Do(func() {
+		rx.Register()
+		operatorsRegistered.Store(true)
+	})
+}
