@@ -204,23 +204,3 @@ func BenchmarkLargeString(b *testing.B) {
 	}
 }
 
-// BenchmarkTransformations: the stage with Coraza's own transformations
-// against the stage with filters/waf/transform's, sub-benchmarks
-// interleaved (run with -count and compare "stock" with "own" per round).
-// Coraza's registry is global: the stock rule set must be compiled before
-// any other build in the process replaces it, so run this benchmark alone.
-func BenchmarkTransformations(b *testing.B) {
-	if ownTransformations.Load() {
-		b.Skip("Coraza's own transformations were already replaced in this process: run this benchmark alone (-bench Transformations)")
-	}
-	stock := benchFilter(b, Config{}, engineOptions{stockTransformations: true})
-	if ownTransformations.Load() {
-		b.Fatal("building the stock rule set installed ours")
-	}
-	own := benchFilter(b, Config{}, engineOptions{})
-	up := http.HandlerFunc(okUpstream)
-	for _, c := range []benchCase{benignGET(), benignJSONPost(2048)} {
-		b.Run(c.name+"/stock", func(b *testing.B) { runBench(b, stageHandler(stock, up), c) })
-		b.Run(c.name+"/own", func(b *testing.B) { runBench(b, stageHandler(own, up), c) })
-	}
-}

@@ -37,9 +37,8 @@ import (
 // rules are parsed, so the two sides cannot share a process once the
 // first rule set is built. The stock side is this very test binary,
 // re-executed with stockChildEnv set: it runs only
-// TestDifferentialStockChild, which keeps Coraza's own operators
-// (keepStockOperators) and transformations (stockTransformations) for
-// everything it builds and checks that nothing was registered. Requests go to the child and outcomes come back as JSON
+// TestDifferentialStockChild, which keeps Coraza's own operators and
+// transformations (engineOptions.stock) for everything it builds and checks that nothing was registered. Requests go to the child and outcomes come back as JSON
 // files; both sides run at the same time.
 
 const (
@@ -88,7 +87,7 @@ func diffConfigs() []diffConfig {
 func runDiff(reqs []diffRequest, stock bool) (map[string][]diffOutcome, error) {
 	out := map[string][]diffOutcome{}
 	for _, c := range diffConfigs() {
-		c.opt.stockTransformations = stock
+		c.opt.stock = stock
 		f, err := newFilter(c.cfg, filters.Env{Dir: "."}, c.opt)
 		if err != nil {
 			return nil, fmt.Errorf("building %s: %w", c.name, err)
@@ -197,7 +196,6 @@ func TestDifferentialStockChild(t *testing.T) {
 	if in == "" {
 		t.Skip("the stock side of TestDifferential: runs only as its child")
 	}
-	keepStockOperators.Store(true)
 	src, err := os.ReadFile(in)
 	if err != nil {
 		t.Fatal(err)

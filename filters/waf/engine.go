@@ -76,9 +76,12 @@ type engineSettings struct {
 	extra string
 	// rxPrefilter turns SecRxPreFilter on (measured, see RATIONALE.md).
 	rxPrefilter bool
-	// stockTransformations leaves Coraza's own transformations in place
-	// (benchmarks compare; only before any other build has replaced them).
-	stockTransformations bool
+	// stock leaves Coraza's own operators and transformations in place:
+	// the reference side of the differential test and the baseline of the
+	// benchmarks. Coraza's registries are global and read when rules are
+	// parsed, so it means something only in a process that has not yet
+	// built a WAF without it.
+	stock bool
 }
 
 // baseDirectives is edgeguard's engine base, in place of the
@@ -192,8 +195,8 @@ func underPrefix(urlPath, p string) bool {
 // build compiles the WAF: Coraza's recommended base, edgeguard's settings,
 // CRS's setup and rules, then the packs.
 func (s engineSettings) build() (coraza.WAF, error) {
-	useFastOperators()
-	if !s.stockTransformations {
+	if !s.stock {
+		useFastOperators()
 		useOwnTransformations()
 	}
 	conf := coraza.NewWAFConfig().

@@ -36,9 +36,7 @@ var (
 func BenchmarkRx(b *testing.B) {
 	rxBenchOnce.Do(func() {
 		rxBenchRegistered0 = operatorsRegistered.Load() || ownTransformations.Load()
-		keepStockOperators.Store(true)
-		rxStock, rxBenchErr = newFilter(Config{}, filters.Env{}, engineOptions{stockTransformations: true})
-		keepStockOperators.Store(false)
+		rxStock, rxBenchErr = newFilter(Config{}, filters.Env{}, engineOptions{stock: true})
 		if rxBenchErr == nil {
 			rxFast, rxBenchErr = newFilter(Config{}, filters.Env{}, engineOptions{})
 		}

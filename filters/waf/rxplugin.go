@@ -15,17 +15,10 @@ var (
 	operatorsOnce sync.Once
 	// operatorsRegistered says the fast operators are in place.
 	operatorsRegistered atomic.Bool
-	// keepStockOperators, set by a test before the process builds its
-	// first rule set, keeps Coraza's own operators: the reference side of
-	// the differential test and the baseline of the benchmarks.
-	keepStockOperators atomic.Bool
 )
 
 // useFastOperators registers edgeguard's operators, once per process.
 func useFastOperators() {
-	if keepStockOperators.Load() {
-		return
-	}
 	operatorsOnce.Do(func() {
 		rx.Register()
 		operatorsRegistered.Store(true)

@@ -52,9 +52,9 @@ func New(cfg Config, env filters.Env) (*Filter, error) {
 // engineOptions are knobs the tests and benchmarks turn; the config has no
 // key for them.
 type engineOptions struct {
-	extra                string
-	rxPrefilter          bool
-	stockTransformations bool
+	extra       string
+	rxPrefilter bool
+	stock       bool
 }
 
 func newFilter(cfg Config, env filters.Env, opt engineOptions) (*Filter, error) {
@@ -62,7 +62,7 @@ func newFilter(cfg Config, env filters.Env, opt engineOptions) (*Filter, error) 
 		return nil, fmt.Errorf("waf config: %w", err)
 	}
 	cfg = cfg.withDefaults()
-	s := engineSettings{cfg: cfg, extra: opt.extra, rxPrefilter: opt.rxPrefilter, stockTransformations: opt.stockTransformations}
+	s := engineSettings{cfg: cfg, extra: opt.extra, rxPrefilter: opt.rxPrefilter, stock: opt.stock}
 	for _, dir := range cfg.Packs {
 		p, err := LoadPack(env.Dir, dir)
 		if err != nil {
