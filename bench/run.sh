@@ -29,7 +29,9 @@ usage: bench/run.sh [-d DURATION] [-n ROUNDS] [-c CONNECTIONS]
   -c CONNECTIONS wrk connections, one wrk thread (default 32)
   -targets LIST  comma-separated, from: all (default) or
                  bare,nginx,nginx-modsec-crs3,nginx-modsec-crs4,coraza,
-                 edgeguard-cheap,edgeguard-all
+                 edgeguard-cheap,edgeguard-all,before-cheap,before-all
+                 (before-*: the same configs on the edgeguard binary that
+                 EDGEGUARD_BEFORE names, to compare a change in one run)
   -workloads LIST comma-separated, from: all (default) or get,post,flood,mix
   -o FILE        also write the Markdown report to FILE
   -keep          keep the work directory (configs, logs, raw results)
@@ -38,7 +40,7 @@ example: bench/run.sh -d 3s -n 1 -targets bare,edgeguard-cheap -workloads get
 EOF
 }
 
-all_targets=(bare nginx nginx-modsec-crs3 nginx-modsec-crs4 coraza edgeguard-cheap edgeguard-all)
+all_targets=(bare nginx nginx-modsec-crs3 nginx-modsec-crs4 coraza edgeguard-cheap edgeguard-all before-cheap before-all)
 all_workloads=(get post flood mix)
 duration=10s rounds=3 conns=32 targets=all workloads=all out="" keep=0
 proxy_cpu=0 load_cpu=1
@@ -364,12 +366,13 @@ start_edgeguard() {
 	local name=$1 stages=$2 extra=$3
 	port; admin_port=$port_
 	port
+	local bin=${edgeguard_bin:-$work/bin/edgeguard}
 	edgeguard_conf "$stages" "$extra" >"$work/$name.yaml"
-	if ! "$work/bin/edgeguard" validate -config "$work/$name.yaml" >"$work/$name.validate" 2>&1; then
+	if ! "$bin" validate -config "$work/$name.yaml" >"$work/$name.validate" 2>&1; then
 		why="edgeguard refuses its config: $(head -c 300 "$work/$name.validate")"
 		return 1
 	fi
-	spawn "$proxy_cpu" "$name" "${proxy_env[@]}" "$work/bin/edgeguard" run -config "$work/$name.yaml"
+	spawn "$proxy_cpu" "$name" "${proxy_env[@]}" "$bin" run -config "$work/$name.yaml"
 	ready $name
 }
 
@@ -379,8 +382,31 @@ start_edgeguard-cheap() {
 }
 
 start_edgeguard-all() {
+	start_all edgeguard-all
+}
+
+# The before-* targets run the same configs on an older binary.
+before_bin() {
+	[[ -n ${EDGEGUARD_BEFORE:-} && -x ${EDGEGUARD_BEFORE:-} ]] || {
+		why="EDGEGUARD_BEFORE does not name an edgeguard binary to compare with"
+		return 1
+	}
+}
+
+start_before-cheap() {
+	before_bin || return 1
+	edgeguard_bin=$EDGEGUARD_BEFORE start_edgeguard before-cheap "reputation, volumetric, quota" \
+		'quota: {store: memory, key: [ip], policies: [{name: default, rate: "1000000/s", burst: 1000000}]}'
+}
+
+start_before-all() {
+	before_bin || return 1
+	edgeguard_bin=$EDGEGUARD_BEFORE start_all before-all
+}
+
+start_all() {
 	[[ -n $redis_port ]] || start_redis || { why="redis-server is not installed or did not start"; return 1; }
-	start_edgeguard edgeguard-all "reputation, volumetric, waf, quota" "waf: {mode: block, paranoia: 1, inbound_threshold: 5}
+	start_edgeguard "$1" "reputation, volumetric, waf, quota" "waf: {mode: block, paranoia: 1, inbound_threshold: 5}
 quota:
   store: redis
   redis: {addrs: [\"127.0.0.1:$redis_port\"]}
@@ -392,7 +418,7 @@ quota:
 # serves TARGET WORKLOAD: whether the workload means anything for the
 # target. A flood needs a volumetric limit, which only edgeguard has here.
 serves() {
-	[[ $2 != flood || $1 == edgeguard-* ]]
+	[[ $2 != flood || $1 == edgeguard-* || $1 == before-* ]]
 }
 
 live_targets=()
