@@ -269,7 +269,7 @@ func TestBudgetReload(t *testing.T) {
 func TestBudgetDefaults(t *testing.T) {
 	c := Config{}.withDefaults()
 	procs := runtime.GOMAXPROCS(0)
-	if c.MaxConcurrent != procs || c.Queue != 8*procs || c.QueueTimeout != filters.Duration(time.Second) ||
+	if c.MaxConcurrent != procs || c.Queue != 64*procs || c.QueueTimeout != filters.Duration(time.Second) ||
 		c.LargeBodyThreshold != 64<<10 || c.LargeBodyConcurrent != max(1, procs/4) || c.LargeBodyQueue != 2*c.LargeBodyConcurrent {
 		t.Fatalf("defaults %+v", c)
 	}

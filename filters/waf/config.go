@@ -25,7 +25,7 @@ const (
 	DefaultQueueTimeout       = filters.Duration(time.Second)
 	// defaultQueuePerSlot and defaultLargeQueuePerSlot size the waiting
 	// rooms from the lanes' limits when queue and large_body_queue are zero.
-	defaultQueuePerSlot      = 8
+	defaultQueuePerSlot      = 64
 	defaultLargeQueuePerSlot = 2
 )
 
@@ -131,8 +131,9 @@ type Config struct {
 
 	// Queue is how many small-lane requests may wait for an evaluation slot
 	// when all max_concurrent are busy, first come first served; a request
-	// beyond it is answered 503 with Retry-After at once. Zero means 8 per
-	// slot.
+	// beyond it is answered 503 with Retry-After at once. Zero means 64 per
+	// slot: a waiting request holds its body (at most large_body_threshold)
+	// and is still bounded in time by queue_timeout.
 	Queue int `yaml:"queue" json:"queue"`
 
 	// QueueTimeout is the longest a request waits in either lane's queue;
