@@ -196,8 +196,7 @@ func underPrefix(urlPath, p string) bool {
 // CRS's setup and rules, then the packs.
 func (s engineSettings) build() (coraza.WAF, error) {
 	if !s.stock {
-		useFastOperators()
-		useOwnTransformations()
+		useOwnPlugins()
 	}
 	conf := coraza.NewWAFConfig().
 		WithRootFS(rootFS{}).

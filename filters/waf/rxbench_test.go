@@ -35,7 +35,7 @@ var (
 //	for i in 1 2 3 4 5; do taskset -c 1 /tmp/waf.test -test.run '^$' -test.bench '^BenchmarkRx$' -test.benchmem; done
 func BenchmarkRx(b *testing.B) {
 	rxBenchOnce.Do(func() {
-		rxBenchRegistered0 = operatorsRegistered.Load() || ownTransformations.Load()
+		rxBenchRegistered0 = pluginsRegistered.Load()
 		rxStock, rxBenchErr = newFilter(Config{}, filters.Env{}, engineOptions{stock: true})
 		if rxBenchErr == nil {
 			rxFast, rxBenchErr = newFilter(Config{}, filters.Env{}, engineOptions{})
