@@ -203,4 +203,3 @@ func BenchmarkLargeString(b *testing.B) {
 		b.Run(c.name+"/stage", func(b *testing.B) { runBench(b, stageHandler(f, up), c) })
 	}
 }
-
