@@ -161,7 +161,6 @@ func BenchmarkSwitches(b *testing.B) {
 		opt  engineOptions
 	}{
 		{"baseline", Config{EarlyBlocking: &off}, engineOptions{}},
-		{"rx_prefilter", Config{EarlyBlocking: &off}, engineOptions{rxPrefilter: true}},
 		{"early_blocking", Config{}, engineOptions{}},
 	}
 	for _, v := range variants {

@@ -99,13 +99,11 @@ func TestCRSRegression(t *testing.T) {
 	// RATIONALE.md); the default config has early blocking on.
 	switch v := os.Getenv("WAF_CRS_VARIANT"); v {
 	case "":
-	case "rx_prefilter":
-		opt.rxPrefilter = true
 	case "no_early_blocking":
 		off := false
 		cfg.EarlyBlocking = &off
 	default:
-		t.Fatalf("WAF_CRS_VARIANT %q: want rx_prefilter or no_early_blocking", v)
+		t.Fatalf("WAF_CRS_VARIANT %q: want no_early_blocking", v)
 	}
 	f, err := newFilter(cfg, filters.Env{}, opt)
 	if err != nil {

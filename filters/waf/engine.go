@@ -74,8 +74,6 @@ type engineSettings struct {
 	// extra is SecLang placed after edgeguard's settings and before CRS's
 	// setup: the CRS regression harness uses it for the test setup.
 	extra string
-	// rxPrefilter turns SecRxPreFilter on (measured, see RATIONALE.md).
-	rxPrefilter bool
 	// stock leaves Coraza's own operators and transformations in place:
 	// the reference side of the differential test and the baseline of the
 	// benchmarks. Coraza's registries are global and read when rules are
@@ -111,9 +109,6 @@ func (s engineSettings) directives() string {
 		engine = "DetectionOnly"
 	}
 	fmt.Fprintf(&b, "SecRuleEngine %s\nSecArgumentsLimit %d\n", engine, c.MaxArguments)
-	if s.rxPrefilter {
-		b.WriteString("SecRxPreFilter On\n")
-	}
 	// Coraza never applies the limit itself: Check reads at most body_limit
 	// bytes and decides reject/partial, so that a body of exactly body_limit
 	// bytes passes (Coraza counts reaching the limit as exceeding it).

@@ -52,9 +52,8 @@ func New(cfg Config, env filters.Env) (*Filter, error) {
 // engineOptions are knobs the tests and benchmarks turn; the config has no
 // key for them.
 type engineOptions struct {
-	extra       string
-	rxPrefilter bool
-	stock       bool
+	extra string
+	stock bool
 }
 
 func newFilter(cfg Config, env filters.Env, opt engineOptions) (*Filter, error) {
@@ -62,7 +61,7 @@ func newFilter(cfg Config, env filters.Env, opt engineOptions) (*Filter, error) 
 		return nil, fmt.Errorf("waf config: %w", err)
 	}
 	cfg = cfg.withDefaults()
-	s := engineSettings{cfg: cfg, extra: opt.extra, rxPrefilter: opt.rxPrefilter, stock: opt.stock}
+	s := engineSettings{cfg: cfg, extra: opt.extra, stock: opt.stock}
 	for _, dir := range cfg.Packs {
 		p, err := LoadPack(env.Dir, dir)
 		if err != nil {
