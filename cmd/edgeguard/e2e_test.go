@@ -28,7 +28,10 @@ var (
 	buildErr  error
 )
 
-// binary builds cmd/edgeguard once per test run.
+// binary builds cmd/edgeguard once per test run, with the race detector
+// when the tests run with it, so the serve, reload and listener code that
+// only the binary runs is race-checked too (start fails a test whose
+// process reported a race).
 func binary(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
@@ -41,7 +44,11 @@ func binary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "edgeguard")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		args := []string{"build", "-o", binPath}
+		if raceDetector {
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -161,6 +168,9 @@ func start(t *testing.T, cfg string, upstream string) *proc {
 		case <-time.After(10 * time.Second):
 			_ = p.cmd.Process.Kill()
 			<-p.done
+		}
+		if strings.Contains(p.log.String(), "WARNING: DATA RACE") {
+			t.Errorf("the edgeguard process reported a data race")
 		}
 		if t.Failed() {
 			t.Logf("edgeguard log:\n%s", p.log.String())

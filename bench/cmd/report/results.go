@@ -54,6 +54,9 @@ func parse(r io.Reader) (*results, error) {
 func (res *results) add(f []string) error {
 	switch {
 	case f[0] == "R" && len(f) == 9:
+		if !named(f[2]) || !named(f[3]) {
+			return fmt.Errorf("%w: workload %q, target %q", errRecord, f[2], f[3])
+		}
 		var rn run
 		var err error
 		ints := []*int64{&rn.non2xx, &rn.requests}
@@ -77,6 +80,9 @@ func (res *results) add(f []string) error {
 	case f[0] == "SKIP" && len(f) == 3:
 		res.skipped[f[1]] = f[2]
 	case f[0] == "BROKEN" && len(f) == 4:
+		if !named(f[1]) || !named(f[2]) {
+			return fmt.Errorf("%w: workload %q, target %q", errRecord, f[1], f[2])
+		}
 		k := key{f[1], f[2]}
 		res.see(k)
 		res.broken[k] = f[3]
@@ -84,6 +90,13 @@ func (res *results) add(f []string) error {
 		return fmt.Errorf("%w: %q", errRecord, strings.Join(f, "\t"))
 	}
 	return nil
+}
+
+// named says whether s can name a workload or target in a Markdown table:
+// run.sh writes names like "edgeguard-all"; blank names or a "|" would make
+// a row that no reader can attribute.
+func named(s string) bool {
+	return strings.TrimSpace(s) != "" && !strings.ContainsAny(s, "|\n\r")
 }
 
 // see records the order in which workloads and targets first appear, which
