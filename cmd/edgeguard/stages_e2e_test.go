@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/edgeguard/edgeguard/filters/reputation"
 	"github.com/edgeguard/edgeguard/internal/redistest"
 )
 
@@ -182,8 +186,9 @@ reputation:
 		t.Fatalf("node %s never answered %d", p.edge, want)
 		return 0
 	}
-	// Let node B's subscription come up before the ban is published.
-	time.Sleep(300 * time.Millisecond)
+	// A ban published before node B subscribes would reach B only through
+	// its periodic resync; wait until both nodes listen on the channel.
+	waitSubscribers(t, srv.Addr, reputation.DefaultKeyPrefix+"events", 2)
 	resp, err := http.Post("http://"+a.admin+"/v1/bans", "application/json", strings.NewReader(`{"target": "198.51.100.77", "ttl": "1h", "reason": "fleet"}`))
 	if err != nil || resp.StatusCode/100 != 2 {
 		t.Fatalf("ban on A: %v %v", err, resp)
@@ -222,6 +227,27 @@ reputation:
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("B caught up %v after Redis came back", time.Since(began).Round(10*time.Millisecond))
+}
+
+// waitSubscribers waits until n clients subscribe to channel on the Redis
+// at addr.
+func waitSubscribers(t *testing.T, addr, channel string, n int64) {
+	t.Helper()
+	rc := redis.NewClient(&redis.Options{Addr: addr})
+	defer rc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		m, err := rc.PubSubNumSub(ctx, channel).Result()
+		if err == nil && m[channel] >= n {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d subscribers on %q within 20s, want %d (last error %v)", m[channel], channel, n, err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // TestE2EQuotaFleet: three edgeguards sharing one Redis admit one client's
