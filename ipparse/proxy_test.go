@@ -288,17 +288,21 @@ func TestProxyUntrustedPeer(t *testing.T) {
 
 // Rule 1: with required, a trusted peer that sends no header is refused, at
 // once when it sends something else, at header_timeout when it sends nothing.
+// The timeout is long (2s) so that "at once" and "at the timeout" stay apart
+// on a loaded machine: the bounds say which of the two happened, not how
+// fast this machine is.
 func TestProxyRequired(t *testing.T) {
-	addr := serveProxy(t, ProxyProtocol{Trusted: trustLoopback, Required: true, HeaderTimeout: filters.Duration(300 * time.Millisecond)}, nil)
+	const timeout = 2 * time.Second
+	addr := serveProxy(t, ProxyProtocol{Trusted: trustLoopback, Required: true, HeaderTimeout: filters.Duration(timeout)}, nil)
 	t0 := time.Now()
 	if resp := exchange(t, addr, nil); !refused(resp) {
 		t.Fatalf("no header served: %q", resp)
 	}
-	if d := time.Since(t0); d > 200*time.Millisecond {
-		t.Fatalf("refusing a request without a header took %s", d)
+	if d := time.Since(t0); d > timeout/2 {
+		t.Fatalf("refusing a request without a header took %s: it waited for the %s timeout", d, timeout)
 	}
-	if d := silentFor(t, addr, 2*time.Second); d < 250*time.Millisecond || d > 800*time.Millisecond {
-		t.Fatalf("silent peer closed after %s, want about 300ms", d)
+	if d := silentFor(t, addr, 4*timeout); d < timeout-50*time.Millisecond || d >= 4*timeout {
+		t.Fatalf("silent peer closed after %s, want the %s timeout", d, timeout)
 	}
 	// Not required: a silent trusted peer is served as itself afterwards.
 	addr = serveProxy(t, ProxyProtocol{Trusted: trustLoopback, HeaderTimeout: filters.Duration(300 * time.Millisecond)}, nil)
@@ -348,14 +352,15 @@ func drip(t *testing.T, addr string, data []byte) (time.Duration, string) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}()
-	c.SetReadDeadline(t0.Add(5 * time.Second))
+	c.SetReadDeadline(t0.Add(10 * time.Second))
 	b, _ := io.ReadAll(c)
 	return time.Since(t0), string(b)
 }
 
 // Rule 1: a peer dripping its header one byte per 100ms is cut off at
-// header_timeout (300ms), while the same listener accepts and serves other
-// connections meanwhile.
+// header_timeout at the latest (2s, well before its 4s+ of dripping ends),
+// while the same listener accepts and serves other connections meanwhile: they are served
+// before the dripping one is cut off.
 func TestProxyHeaderTimeout(t *testing.T) {
 	header := []byte("PROXY TCP4 203.0.113.7 127.0.0.1 51234 80\r\n" + request)
 	v2header := append(formatted(t, 2, "203.0.113.7:51234", "127.0.0.1:80"), request...)
@@ -374,7 +379,8 @@ func TestProxyHeaderTimeout(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			tc.pp.HeaderTimeout = filters.Duration(300 * time.Millisecond)
+			const timeout = 2 * time.Second
+			tc.pp.HeaderTimeout = filters.Duration(timeout)
 			addr := serveProxy(t, tc.pp, nil)
 
 			type result struct {
@@ -390,7 +396,6 @@ func TestProxyHeaderTimeout(t *testing.T) {
 			// Meanwhile, other connections are accepted and served at once.
 			time.Sleep(50 * time.Millisecond)
 			for range 3 {
-				t0 := time.Now()
 				var prefix []byte
 				if len(tc.pp.Trusted) > 0 && tc.pp.Trusted[0] == trustLoopback[0] {
 					prefix = v1("PROXY TCP4 198.51.100.1 127.0.0.1 1 80\r\n")
@@ -399,8 +404,10 @@ func TestProxyHeaderTimeout(t *testing.T) {
 				if !strings.HasPrefix(resp, "HTTP/1.1 200") {
 					t.Fatalf("a second connection was not served while one drips: %q", resp)
 				}
-				if d := time.Since(t0); d > 150*time.Millisecond {
-					t.Fatalf("a second connection took %s while one drips", d)
+				select {
+				case r := <-slow:
+					t.Fatalf("the dripping peer was cut off (after %s) before a second connection was served", r.took)
+				default:
 				}
 			}
 
@@ -408,8 +415,12 @@ func TestProxyHeaderTimeout(t *testing.T) {
 			if r.resp != "" {
 				t.Fatalf("the dripping peer got a response: %q", r.resp)
 			}
-			if r.took < 280*time.Millisecond || r.took > 800*time.Millisecond {
-				t.Fatalf("the dripping peer was cut off after %s, want about 300ms", r.took)
+			// go-proxyproto drops a v1 line that arrives in pieces (the
+			// PROXY spec lets a receiver refuse partial headers), so a v1
+			// drip may end before the timeout; a v2 drip waits for it.
+			early := tc.data[0] == 'P'
+			if (!early && r.took < timeout-50*time.Millisecond) || r.took > timeout+2*time.Second {
+				t.Fatalf("the dripping peer was cut off after %s, want the %s timeout", r.took, timeout)
 			}
 		})
 	}
@@ -437,7 +448,7 @@ func TestConnAddrsDoesNotBlockAcceptLoop(t *testing.T) {
 	defer c.Close()
 	select {
 	case s := <-ch:
-		if s.took > 10*time.Millisecond || s.start.IsValid() || !s.peer.IsValid() || s.peer.Addr() != netip.MustParseAddr("127.0.0.1") {
+		if s.took > time.Second || s.start.IsValid() || !s.peer.IsValid() || s.peer.Addr() != netip.MustParseAddr("127.0.0.1") {
 			t.Fatalf("ConnAddrs before the header: %+v", s)
 		}
 	case <-time.After(time.Second):
@@ -597,14 +608,15 @@ func TestReadHeader(t *testing.T) {
 		}
 	})
 	t.Run("half-sent header at the timeout is an error", func(t *testing.T) {
-		c := acceptOne(t, ProxyProtocol{Trusted: trustLoopback, HeaderTimeout: filters.Duration(200 * time.Millisecond)},
+		const timeout = time.Second
+		c := acceptOne(t, ProxyProtocol{Trusted: trustLoopback, HeaderTimeout: filters.Duration(timeout)},
 			func(c net.Conn) { fmt.Fprint(c, "PRO") })
 		t0 := time.Now()
 		if _, _, _, err := ReadHeader(c); err != ErrProxyHeaderTimeout {
 			t.Fatalf("err %v", err)
 		}
-		if d := time.Since(t0); d < 150*time.Millisecond || d > 600*time.Millisecond {
-			t.Fatalf("took %s", d)
+		if d := time.Since(t0); d < timeout-50*time.Millisecond || d > timeout+3*time.Second {
+			t.Fatalf("took %s, want the %s timeout", d, timeout)
 		}
 	})
 	t.Run("plain connection", func(t *testing.T) {
@@ -632,8 +644,8 @@ func TestRaw(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(t0); d > 100*time.Millisecond {
-		t.Fatalf("Raw/Close waited %s", d)
+	if d := time.Since(t0); d > 2*time.Second {
+		t.Fatalf("Raw/Close waited %s: for the 5s header timeout", d)
 	}
 	if c.LocalAddr() == nil {
 		t.Fatal("no LocalAddr")
