@@ -140,3 +140,44 @@ func TestResolveAllocs(t *testing.T) {
 		t.Errorf("ForwardedFor: %v allocations, want 1 (the string)", n)
 	}
 }
+
+// naiveRightmost is the baseline for BenchmarkResolve: the X-Forwarded-For
+// walk as it is usually written by hand (split on commas, trim, parse each
+// entry from the right, skip trusted ones by scanning a prefix list), with
+// none of the bounds, port forms or multi-line handling of Resolve.
+func naiveRightmost(trusted []netip.Prefix, peer netip.Addr, h http.Header) netip.Addr {
+	client := peer
+	parts := strings.Split(strings.Join(h.Values("X-Forwarded-For"), ","), ",")
+	for i := len(parts) - 1; i >= 0; i-- {
+		isTrusted := false
+		for _, p := range trusted {
+			if p.Contains(client) {
+				isTrusted = true
+				break
+			}
+		}
+		if !isTrusted {
+			return client
+		}
+		a, err := netip.ParseAddr(strings.TrimSpace(parts[i]))
+		if err != nil {
+			return client
+		}
+		client = a
+	}
+	return client
+}
+
+// BenchmarkNaiveXFF is that baseline on BenchmarkResolve's XFF5 header.
+func BenchmarkNaiveXFF(b *testing.B) {
+	h := http.Header{"X-Forwarded-For": {benchHeaders[0].value}}
+	if got := naiveRightmost(testTrusted, benchStart.Addr(), h); got != netip.MustParseAddr("203.0.113.7") {
+		b.Fatalf("baseline finds %s", got)
+	}
+	b.ReportAllocs()
+	cpu := cpuTime()
+	for b.Loop() {
+		naiveRightmost(testTrusted, benchStart.Addr(), h)
+	}
+	reportCPU(b, cpu)
+}
