@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +24,9 @@ type Server struct {
 	dir  string
 	args []string
 	cmd  *exec.Cmd
-	t    testing.TB
+	// exited is closed when cmd has been waited for.
+	exited <-chan struct{}
+	t      testing.TB
 }
 
 // Start starts a redis-server for t and registers its stop with t.Cleanup.
@@ -40,54 +43,95 @@ func Start(t testing.TB, extra ...string) *Server {
 		}
 		t.Skip("redis-server not installed")
 	}
-	s := &Server{dir: t.TempDir(), t: t, Port: FreePort(t)}
-	s.Addr = fmt.Sprintf("127.0.0.1:%d", s.Port)
-	s.args = append([]string{
-		"--port", fmt.Sprint(s.Port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.dir,
-		"--protected-mode", "no", "--loglevel", "warning",
-	}, extra...)
-	s.start()
+	s := &Server{dir: t.TempDir(), t: t}
+	// FreePort's port was free a moment ago; another process may take it
+	// before redis-server binds it. Then redis-server exits, and the next
+	// port is tried.
+	for attempt := 1; ; attempt++ {
+		s.Port = FreePort(t)
+		s.Addr = fmt.Sprintf("127.0.0.1:%d", s.Port)
+		s.args = append([]string{
+			"--port", fmt.Sprint(s.Port), "--bind", "127.0.0.1",
+			"--save", "", "--appendonly", "no", "--dir", s.dir,
+			"--protected-mode", "no", "--loglevel", "warning",
+		}, extra...)
+		err := s.start()
+		if err == nil {
+			break
+		}
+		if attempt == 5 {
+			t.Fatalf("redistest: %v", err)
+		}
+	}
 	t.Cleanup(s.Stop)
 	return s
 }
 
-func (s *Server) start() {
+// start runs redis-server with s.args and waits until the process it
+// started, not some other server on the port, answers. It fails the test on
+// what cannot be retried, and returns an error when redis-server exited
+// (typically: the port was taken), which Start retries on another port.
+func (s *Server) start() error {
 	s.t.Helper()
 	cmd := exec.Command("redis-server", s.args...)
 	cmd.Dir = s.dir
-	logf, err := os.Create(filepath.Join(s.dir, fmt.Sprintf("redis-%d.log", time.Now().UnixNano())))
+	logPath := filepath.Join(s.dir, fmt.Sprintf("redis-%d.log", time.Now().UnixNano()))
+	logf, err := os.Create(logPath)
 	if err != nil {
 		s.t.Fatalf("redistest: create log: %v", err)
 	}
+	defer logf.Close()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("redistest: start redis-server: %v", err)
 	}
-	s.cmd = cmd
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if s.ping() {
-			return
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	s.cmd, s.exited = cmd, exited
+	deadline := time.After(10 * time.Second)
+	for {
+		if pid, ok := s.pid(); ok && pid == cmd.Process.Pid {
+			return nil
 		}
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case <-exited:
+			s.cmd = nil
+			out, _ := os.ReadFile(logPath)
+			return fmt.Errorf("redis-server on %s exited: %s", s.Addr, strings.TrimSpace(string(out)))
+		case <-deadline:
+			s.t.Fatalf("redistest: redis-server on %s did not answer within 10s", s.Addr)
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
-	s.t.Fatalf("redistest: redis-server on %s did not answer PING within 10s", s.Addr)
 }
 
-// ping sends an inline PING and waits for +PONG.
-func (s *Server) ping() bool {
+// pid asks the server on s.Addr for its process id (INFO server), so that
+// start can tell its own redis-server from another one on the same port.
+func (s *Server) pid() (int, bool) {
 	c, err := net.DialTimeout("tcp", s.Addr, 200*time.Millisecond)
 	if err != nil {
-		return false
+		return 0, false
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return false
+	if _, err := c.Write([]byte("INFO server\r\n")); err != nil {
+		return 0, false
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	return err == nil && strings.HasPrefix(line, "+PONG")
+	r := bufio.NewReader(c)
+	head, err := r.ReadString('\n')
+	if err != nil || !strings.HasPrefix(head, "$") {
+		return 0, false
+	}
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return 0, false
+		}
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			n, err := strconv.Atoi(v)
+			return n, err == nil
+		}
+	}
 }
 
 // Stop kills the server (SIGKILL: a crash, not a shutdown) and waits for it.
@@ -97,7 +141,7 @@ func (s *Server) Stop() {
 		return
 	}
 	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
+	<-s.exited
 	s.cmd = nil
 }
 
@@ -106,7 +150,9 @@ func (s *Server) Stop() {
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
-	s.start()
+	if err := s.start(); err != nil {
+		s.t.Fatalf("redistest: restart on the same port: %v", err)
+	}
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
