@@ -22,7 +22,7 @@ set -euo pipefail
 usage() {
 	cat <<'EOF'
 usage: bench/run.sh [-d DURATION] [-n ROUNDS] [-c CONNECTIONS]
-                    [-targets LIST] [-workloads LIST] [-o FILE] [-keep]
+                    [-targets LIST] [-workloads LIST] [-quality] [-o FILE] [-keep]
 
   -d DURATION    wrk duration of one measurement (default 10s)
   -n ROUNDS      measurements per target and workload (default 3)
@@ -32,7 +32,11 @@ usage: bench/run.sh [-d DURATION] [-n ROUNDS] [-c CONNECTIONS]
                  edgeguard-cheap,edgeguard-all,before-cheap,before-all
                  (before-*: the same configs on the edgeguard binary that
                  EDGEGUARD_BEFORE names, to compare a change in one run)
-  -workloads LIST comma-separated, from: all (default) or get,post,flood,mix
+  -workloads LIST comma-separated, from: all (default) or get,post,flood,mix,
+                 or none (with -quality: decisions only)
+  -quality       also send each WAF target every sendable CRS regression
+                 attack input and the benign corpus, and tabulate what it
+                 refuses (bench/cmd/wafquality)
   -o FILE        also write the Markdown report to FILE
   -keep          keep the work directory (configs, logs, raw results)
 
@@ -42,7 +46,7 @@ EOF
 
 all_targets=(bare nginx nginx-modsec-crs3 nginx-modsec-crs4 coraza edgeguard-cheap edgeguard-all before-cheap before-all)
 all_workloads=(get post flood mix)
-duration=10s rounds=3 conns=32 targets=all workloads=all out="" keep=0
+duration=10s rounds=3 conns=32 targets=all workloads=all out="" keep=0 quality=0
 proxy_cpu=0 load_cpu=1
 
 while (($#)); do
@@ -54,6 +58,7 @@ while (($#)); do
 	-workloads) workloads=${2:?-workloads needs a list}; shift 2 ;;
 	-o) out=${2:?-o needs a file}; shift 2 ;;
 	-keep) keep=1; shift ;;
+	-quality) quality=1; shift ;;
 	-h | -help | --help) usage; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
 	esac
@@ -75,8 +80,12 @@ pick() {
 }
 list=$(pick "$targets" "${all_targets[@]}") || exit 2
 mapfile -t targets <<<"$list"
-list=$(pick "$workloads" "${all_workloads[@]}") || exit 2
-mapfile -t workloads <<<"$list"
+if [[ $workloads == none ]]; then
+	workloads=()
+else
+	list=$(pick "$workloads" "${all_workloads[@]}") || exit 2
+	mapfile -t workloads <<<"$list"
+fi
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: -n $rounds: want a positive count" >&2; exit 2; }
 [[ $conns =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: -c $conns: want a positive count" >&2; exit 2; }
 [[ $duration =~ ^[1-9][0-9]*[smh]?$ ]] || { echo "run.sh: -d $duration: want wrk's form, e.g. 10s" >&2; exit 2; }
@@ -514,6 +523,30 @@ for ((round = 1; round <= rounds; round++)); do
 		done
 	done
 done
+
+# ---------------------------------------------------------------- decisions
+
+# has_waf TARGET: whether the target runs a WAF whose decisions -quality
+# measures.
+has_waf() {
+	case $1 in nginx-modsec-* | coraza | edgeguard-all | before-all) return 0 ;; esac
+	return 1
+}
+if ((quality)); then
+	benign=()
+	for g in "$root"/filters/waf/testdata/benign/*.yaml "$root"/filters/waf/testdata/benign/corpus/*.yaml; do
+		[[ -f $g ]] && benign+=("$g")
+	done
+	benign_list=$(IFS=,; echo "${benign[*]}")
+	for t in "${live_targets[@]}"; do
+		has_waf "$t" || continue
+		log "decisions of $t on CRS's attack inputs and ${#benign[@]} benign corpus files"
+		taskset -c "$load_cpu" "$work/bin/wafquality" -target "${addr[$t]}" -name "$t" \
+			-crs "$(dirname "$crs4_src")" -benign "$benign_list" >>"$results" 2>>"$work/wafquality.log" ||
+			log "wafquality failed on $t; see $work/wafquality.log"
+		settle "$t"
+	done
+fi
 
 # ---------------------------------------------------------------- report
 

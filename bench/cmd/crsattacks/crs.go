@@ -1,79 +1,16 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/goccy/go-yaml"
+
+	"github.com/edgeguard/edgeguard/bench/internal/crs"
 )
-
-// errCRS is the sentinel for CRS files this program cannot read.
-var errCRS = errors.New("crsattacks: unreadable CRS")
-
-var (
-	ruleID    = regexp.MustCompile(`\bid:(\d+)`)
-	ruleTier  = regexp.MustCompile(`paranoia-level/(\d)`)
-	ruleStart = regexp.MustCompile(`(?m)^Sec(?:Rule|Action)\b`)
-	comment   = regexp.MustCompile(`(?m)^[ \t]*#.*$`)
-)
-
-// ruleLevels maps each rule id in the .conf files of dir to the paranoia
-// level its tag names. A rule starts at a SecRule or SecAction at the
-// start of a line; its chained rules are indented and belong to it.
-func ruleLevels(dir string) (map[int]int, error) {
-	files, err := filepath.Glob(filepath.Join(dir, "*.conf"))
-	if err != nil || len(files) == 0 {
-		return nil, fmt.Errorf("%w: no rule files in %s", errCRS, dir)
-	}
-	levels := map[int]int{}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("reading rules: %w", err)
-		}
-		text := comment.ReplaceAllString(string(b), "")
-		for _, rule := range ruleStart.Split(text, -1) {
-			id, tier := ruleID.FindStringSubmatch(rule), ruleTier.FindStringSubmatch(rule)
-			if id == nil || tier == nil {
-				continue
-			}
-			n, _ := strconv.Atoi(id[1])
-			levels[n], _ = strconv.Atoi(tier[1])
-		}
-	}
-	return levels, nil
-}
-
-// ftwFile is the part of a go-ftw regression test file that matters here.
-type ftwFile struct {
-	RuleID int `yaml:"rule_id"`
-	Tests  []struct {
-		TestID int `yaml:"test_id"`
-		Stages []struct {
-			Input struct {
-				Method         string        `yaml:"method"`
-				URI            string        `yaml:"uri"`
-				Headers        yaml.MapSlice `yaml:"headers"`
-				Data           *string       `yaml:"data"`
-				EncodedRequest string        `yaml:"encoded_request"`
-				Autocomplete   *bool         `yaml:"autocomplete_headers"`
-			} `yaml:"input"`
-			Output struct {
-				ExpectError bool `yaml:"expect_error"`
-				Log         struct {
-					ExpectIDs []int `yaml:"expect_ids"`
-				} `yaml:"log"`
-			} `yaml:"output"`
-		} `yaml:"stages"`
-	} `yaml:"tests"`
-}
 
 // attack is one request of the mix's attack part.
 type attack struct {
@@ -93,13 +30,9 @@ func collect(dir string, levels map[int]int) ([]attack, error) {
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".yaml") {
 			return err
 		}
-		b, err := os.ReadFile(path)
+		f, err := crs.ReadFile(path)
 		if err != nil {
-			return fmt.Errorf("reading tests: %w", err)
-		}
-		var f ftwFile
-		if err := yaml.Unmarshal(b, &f); err != nil {
-			return fmt.Errorf("%w: %s: %w", errCRS, path, err)
+			return err
 		}
 		if levels[f.RuleID] != 1 {
 			return nil

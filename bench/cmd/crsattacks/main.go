@@ -17,6 +17,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/edgeguard/edgeguard/bench/internal/crs"
 )
 
 func main() {
@@ -29,7 +31,7 @@ func main() {
 		}
 		*crsDir = strings.TrimSpace(string(out))
 	}
-	levels, err := ruleLevels(filepath.Join(*crsDir, "rules", "@owasp_crs"))
+	levels, err := crs.RuleLevels(filepath.Join(*crsDir, "rules", "@owasp_crs"))
 	if err != nil {
 		log.Fatal(err)
 	}

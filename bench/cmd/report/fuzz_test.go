@@ -27,5 +27,12 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		write(io.Discard, res, "")
+		var q strings.Builder
+		writeQuality(&q, res)
+		for _, tg := range res.qTargets {
+			if !strings.Contains(q.String(), "| "+tg+" |") {
+				t.Fatalf("parse(%q): target %q has quality records but no row:\n%s", in, tg, q.String())
+			}
+		}
 	})
 }

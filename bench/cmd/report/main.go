@@ -7,6 +7,11 @@
 //	R	round	workload	target	req/s	p50 µs	p99 µs	non-2xx	requests
 //	SKIP	target	reason
 //	BROKEN	workload	target	reason
+//	Q	target	kind	sent	refused	errors
+//
+// Q records (bench/cmd/wafquality, run.sh -quality) give a WAF's decisions
+// on CRS's attack inputs by paranoia level and on a benign corpus; they
+// make a table of their own.
 //
 // Ratios are medians of per-round ratios: rounds are measured interleaved,
 // so a round's target and baseline shared the machine's state at the time,
@@ -37,6 +42,7 @@ func main() {
 	}
 	w := bufio.NewWriter(os.Stdout)
 	write(w, res, *baseline)
+	writeQuality(w, res)
 	writeGoals(w, res)
 	if err := w.Flush(); err != nil {
 		log.Fatal(err)

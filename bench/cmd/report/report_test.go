@@ -154,3 +154,32 @@ func TestSpoiled(t *testing.T) {
 		}
 	}
 }
+
+func TestQualityTable(t *testing.T) {
+	in := "Q\tcoraza\tattack-pl1\t2000\t1990\t0\nQ\tcoraza\tbenign\t1000\t160\t0\nQ\tedgeguard-all\tattack-pl1\t2000\t1997\t3\n"
+	res, err := parse(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	writeQuality(&b, res)
+	for _, want := range []string{
+		"| coraza | 1,990 / 2,000 (99.5 %) | – | – | – | 160 / 1,000 (16.0 %) |",
+		"| edgeguard-all | 1,997 / 2,000 (99.8 %) |",
+		"edgeguard-all, attack-pl1: 3 of 2000 inputs got no answer",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("missing %q in\n%s", want, b.String())
+		}
+	}
+	for _, bad := range []string{
+		"Q\tx\tbenign\t10\t11\t0\n",                        // more refused than sent
+		"Q\tx\tbenign\t10\t1\n",                            // short
+		"Q\tx\tbenign\t10\t1\t0\nQ\tx\tbenign\t10\t1\t0\n", // twice
+		"Q\t\tbenign\t1\t1\t0\n",                           // unnamed
+	} {
+		if _, err := parse(strings.NewReader(bad)); !errors.Is(err, errRecord) {
+			t.Errorf("parse(%q) = %v, want errRecord", bad, err)
+		}
+	}
+}

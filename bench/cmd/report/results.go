@@ -33,11 +33,17 @@ type results struct {
 	runs      map[key][]run
 	skipped   map[string]string // target → why
 	broken    map[key]string    // why the target was not measured
+	quality   map[key]decisions // WAF decisions by target and input kind
+	qTargets  []string          // targets with quality records, in first-seen order
 }
+
+// decisions is one Q record: how many inputs of a kind (attack-pl1 …
+// attack-pl4, benign) a WAF was sent, refused, and could not answer.
+type decisions struct{ sent, refused, errors int64 }
 
 // parse reads the records described in the package comment.
 func parse(r io.Reader) (*results, error) {
-	res := &results{runs: map[key][]run{}, skipped: map[string]string{}, broken: map[key]string{}}
+	res := &results{runs: map[key][]run{}, skipped: map[string]string{}, broken: map[key]string{}, quality: map[key]decisions{}}
 	sc := bufio.NewScanner(r)
 	for line := 1; sc.Scan(); line++ {
 		if strings.TrimSpace(sc.Text()) == "" {
@@ -77,6 +83,29 @@ func (res *results) add(f []string) error {
 		k := key{f[2], f[3]}
 		res.see(k)
 		res.runs[k] = append(res.runs[k], rn)
+	case f[0] == "Q" && len(f) == 6:
+		if !named(f[1]) || !named(f[2]) {
+			return fmt.Errorf("%w: target %q, kind %q", errRecord, f[1], f[2])
+		}
+		var d decisions
+		for i, p := range []*int64{&d.sent, &d.refused, &d.errors} {
+			n, err := strconv.ParseInt(f[3+i], 10, 64)
+			if err != nil || n < 0 {
+				return fmt.Errorf("%w: count %q", errRecord, f[3+i])
+			}
+			*p = n
+		}
+		if d.refused+d.errors > d.sent {
+			return fmt.Errorf("%w: %d refused and %d errors of %d sent", errRecord, d.refused, d.errors, d.sent)
+		}
+		k := key{workload: f[2], target: f[1]}
+		if _, dup := res.quality[k]; dup {
+			return fmt.Errorf("%w: a second quality record for %s %s", errRecord, f[1], f[2])
+		}
+		res.quality[k] = d
+		if !slices.Contains(res.qTargets, f[1]) {
+			res.qTargets = append(res.qTargets, f[1])
+		}
 	case f[0] == "SKIP" && len(f) == 3:
 		res.skipped[f[1]] = f[2]
 	case f[0] == "BROKEN" && len(f) == 4:

@@ -171,3 +171,55 @@ func latency(runs []run, f func(run) float64) string {
 	}
 	return micros(median(pick(runs, f)))
 }
+
+// qualityKinds are the columns of the quality table, in order.
+var qualityKinds = []struct{ kind, head string }{
+	{"attack-pl1", "PL1 attacks refused"},
+	{"attack-pl2", "PL2"},
+	{"attack-pl3", "PL3"},
+	{"attack-pl4", "PL4"},
+	{"benign", "benign refused (false positives)"},
+}
+
+// writeQuality prints the WAF decision table, when there are Q records.
+func writeQuality(w io.Writer, res *results) {
+	if len(res.qTargets) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "### WAF decisions")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Every sendable attack input of CRS's regression tests, by the paranoia level of the rule it is written for, and every request of the benign corpus, each on its own connection from its own address; refused means status 403.")
+	fmt.Fprintln(w)
+	fmt.Fprint(w, "| target |")
+	for _, k := range qualityKinds {
+		fmt.Fprintf(w, " %s |", k.head)
+	}
+	fmt.Fprint(w, "\n|---|")
+	for range qualityKinds {
+		fmt.Fprint(w, "---:|")
+	}
+	fmt.Fprintln(w)
+	var notes []string
+	for _, t := range res.qTargets {
+		fmt.Fprintf(w, "| %s |", t)
+		for _, k := range qualityKinds {
+			d, ok := res.quality[key{k.kind, t}]
+			if !ok || d.sent == 0 {
+				fmt.Fprint(w, " – |")
+				continue
+			}
+			fmt.Fprintf(w, " %s / %s (%.1f %%) |", thousands(float64(d.refused)), thousands(float64(d.sent)), 100*float64(d.refused)/float64(d.sent))
+			if d.errors > 0 {
+				notes = append(notes, fmt.Sprintf("- %s, %s: %d of %d inputs got no answer (counted as not refused).\n", t, k.kind, d.errors, d.sent))
+			}
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w)
+	for _, n := range notes {
+		fmt.Fprint(w, n)
+	}
+	if len(notes) > 0 {
+		fmt.Fprintln(w)
+	}
+}

@@ -74,9 +74,10 @@ func watch(admin, edge string, duration, every time.Duration, rate int) ([]sampl
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	// Probes leave at the set rate whether or not earlier ones have been
-	// answered (an open-loop trickle, as users arrive), at most 256 in
-	// flight; one that cannot leave for that bound counts as failed.
-	inflight := make(chan struct{}, 256)
+	// answered (an open-loop trickle, as users arrive), at most 16 in
+	// flight, so that a slow target's backlog of probes does not become
+	// the load; one that cannot leave for that bound counts as failed.
+	inflight := make(chan struct{}, 16)
 	wg.Go(func() {
 		tick := time.NewTicker(time.Second / time.Duration(rate))
 		defer tick.Stop()
