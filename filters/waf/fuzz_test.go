@@ -49,7 +49,7 @@ tests:
 		t.Fatal(err)
 	}
 	raw, _ := f.Tests[0].Stages[0].Input.rawRequest()
-	if want := "POST /x?a=1 HTTP/1.1\r\nHost: localhost\r\nUser-Agent: t\r\nConnection: close\r\nContent-Length: 3\r\n\r\na=b"; string(raw) != want {
+	if want := "POST /x?a=1 HTTP/1.1\r\nHost: localhost\r\nUser-Agent: t\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 3\r\n\r\na=b"; string(raw) != want {
 		t.Fatalf("raw %q\nwant %q", raw, want)
 	}
 	if st := f.Tests[0].Stages[0].Output.Status; len(st) != 2 || st[1] != 403 {

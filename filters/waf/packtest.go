@@ -33,7 +33,7 @@ func TestPacks(w io.Writer, cfg Config, env filters.Env, dirs ...string) (passed
 	return passed, failed, errors.Join(errs...)
 }
 
-type packCount struct{ passed, failed int }
+type packCount struct{ passed, failed, skipped int }
 
 func runPackTests(w io.Writer, cfg Config, env filters.Env, dir string) (packCount, error) {
 	var n packCount
@@ -42,7 +42,7 @@ func runPackTests(w io.Writer, cfg Config, env filters.Env, dir string) (packCou
 		return n, err
 	}
 	if len(pack.Tests) == 0 {
-		return n, fmt.Errorf("%w: %s: no tests/*.yaml", ErrPack, dir)
+		return n, fmt.Errorf("%w: %s: no tests/**/*.yaml", ErrPack, dir)
 	}
 	cfg.Mode = filters.ModeBlock
 	cfg.Packs = []string{pack.Dir}
@@ -64,16 +64,22 @@ func runPackTests(w io.Writer, cfg Config, env filters.Env, dir string) (packCou
 		if err != nil {
 			return n, fmt.Errorf("reading pack test: %w", err)
 		}
-		tests, err := parseFTW(src)
+		tests, err := decodePackTest(file, src)
 		if err != nil {
-			return n, fmt.Errorf("%s: %w", file, err)
+			return n, err
 		}
-		rel := filepath.Join(pack.Meta.Name, filepath.Base(file))
+		rel, err := filepath.Rel(filepath.Join(pack.Dir, "tests"), file)
+		if err != nil {
+			rel = filepath.Base(file)
+		}
+		rel = filepath.Join(pack.Meta.Name, rel)
+		if tests.Meta.disabled() {
+			n.skipped += len(tests.Tests)
+			fmt.Fprintf(w, "SKIP %s: meta.enabled is false\n", rel)
+			continue
+		}
 		for _, tc := range tests.Tests {
-			var why []string
-			for _, st := range tc.Stages {
-				why = append(why, srv.run(st).failed...)
-			}
+			why := srv.runTest(tc)
 			name := fmt.Sprintf("%s %d-%d", rel, tests.RuleID, tc.TestID)
 			if tc.Desc != "" {
 				name += " (" + strings.TrimSpace(firstLine(tc.Desc)) + ")"
@@ -109,10 +115,10 @@ func ValidatePacks(cfg Config, env filters.Env) error {
 		for _, file := range p.Tests {
 			src, err := os.ReadFile(file)
 			if err == nil {
-				_, err = parseFTW(src)
+				_, err = decodePackTest(file, src)
 			}
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", file, err))
+				errs = append(errs, err)
 			}
 		}
 	}
