@@ -49,7 +49,7 @@ func cmdRules(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "usage: edgeguard rules test [-config FILE] DIR...")
 		return errUsage
 	}
-	passed, failed, err := waf.TestPacks(stdout, cfg, env, dirs...)
+	passed, failed, err := waf.RunPackTests(stdout, cfg, env, dirs...)
 	if err != nil {
 		return fmt.Errorf("rules test: %w", err)
 	}

@@ -1,8 +1,6 @@
 package waf
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -10,23 +8,21 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/netip"
-	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/corazawaf/coraza/v3/types"
 
 	"github.com/edgeguard/edgeguard/filters"
+	"github.com/edgeguard/edgeguard/internal/ftw"
 )
 
-// This file runs decoded go-ftw tests: each stage is written as a raw HTTP
-// request to a real 127.0.0.1 listener that serves the stage the way
-// edgeguard does, and the rules the transaction matched are checked against
-// the stage's output.
+// This file serves the stage for go-ftw tests (internal/ftw): each stage
+// is written as a raw HTTP request to a real 127.0.0.1 listener that serves
+// the stage the way edgeguard does, and the rules the transaction matched
+// are reported back to be checked against the stage's output.
 
 // ftwRecord is what one transaction matched.
 type ftwRecord struct {
@@ -158,101 +154,34 @@ func echoUpstream(w http.ResponseWriter, req *http.Request) {
 
 // ftwResult is the outcome of one stage.
 type ftwResult struct {
-	status   int // 0: no response
-	response []byte
-	cookies  []*http.Cookie
-	reqErr   error
-	rec      ftwRecord
-	failed   []string // why it failed; empty: passed
+	status int // 0: no response
+	rec    ftwRecord
+	failed []string // why it failed; empty: passed
 }
 
-// runTest runs the stages of one test in order, carrying the cookies of
-// stages that save them; it returns why the test failed (empty: passed).
-func (s *ftwServer) runTest(tc ftwTest) []string {
-	var (
-		why []string
-		jar []*http.Cookie
-	)
-	for _, st := range tc.Stages {
-		res := s.runWithCookies(st, jar)
-		if len(res.failed) > 0 && st.Output.RetryOnce {
-			res = s.runWithCookies(st, jar)
-		}
-		why = append(why, res.failed...)
-		if st.Input.SaveCookie {
-			jar = append(jar, res.cookies...)
-		}
-	}
-	return why
-}
-
-// run sends one stage's request and checks its outcome.
-func (s *ftwServer) run(st ftwStage) ftwResult { return s.runWithCookies(st, nil) }
-
-func (s *ftwServer) runWithCookies(st ftwStage, jar []*http.Cookie) ftwResult {
-	var res ftwResult
-	raw, err := st.Input.rawRequest()
-	if err != nil {
-		res.failed = append(res.failed, err.Error())
-		return res
-	}
-	raw = withCookies(raw, jar)
+// sendFTW sends raw and waits for its transaction to finish: the
+// ftw.Sender the pack runner and the tests use.
+func (s *ftwServer) sendFTW(raw []byte) ftw.Result {
 	for len(s.results) > 0 {
 		<-s.results // stale: from a request no test waited for
 	}
 	before := s.started.Load()
-	res.status, res.response, res.cookies, res.reqErr = s.exchange(raw)
+	res := ftw.Exchange(s.addr, raw, ftwIOTimeout)
 	if s.started.Load() > before {
 		select {
-		case res.rec = <-s.results:
+		case rec := <-s.results:
+			res.IDs, res.Logs = rec.ids, rec.logs
 		case <-time.After(s.wait):
-			res.failed = append(res.failed, "transaction never finished")
+			res.Failed = append(res.Failed, "transaction never finished")
 		}
 	}
-	res.failed = append(res.failed, st.Output.verify(res)...)
 	return res
 }
 
-// verify checks a stage's result against every assertion of o.
-func (o ftwOutput) verify(res ftwResult) []string {
-	var failed []string
-	for _, id := range o.Log.ExpectIDs {
-		if !slices.Contains(res.rec.ids, id) {
-			failed = append(failed, fmt.Sprintf("expected rule %d did not match", id))
-		}
-	}
-	for _, id := range o.Log.NoExpectIDs {
-		if slices.Contains(res.rec.ids, id) {
-			failed = append(failed, fmt.Sprintf("rule %d matched, expected not to", id))
-		}
-	}
-	if o.Isolated && len(o.Log.ExpectIDs) == 1 {
-		for _, id := range res.rec.ids {
-			if id != o.Log.ExpectIDs[0] && !isReportingRule(id) {
-				failed = append(failed, fmt.Sprintf("isolated: rule %d matched besides %d", id, o.Log.ExpectIDs[0]))
-			}
-		}
-	}
-	for _, re := range []string{o.Log.MatchRegex, o.LogContains} {
-		if re != "" && !logMatches(res.rec, re) {
-			failed = append(failed, fmt.Sprintf("no log line matches %q", re))
-		}
-	}
-	for _, re := range []string{o.Log.NoMatchRegex, o.NoLogContains} {
-		if re != "" && logMatches(res.rec, re) {
-			failed = append(failed, fmt.Sprintf("a log line matches %q", re))
-		}
-	}
-	if o.ResponseContains != "" && !bytes.Contains(res.response, []byte(o.ResponseContains)) {
-		failed = append(failed, fmt.Sprintf("response does not contain %q", o.ResponseContains))
-	}
-	if len(o.Status) > 0 && !slices.Contains(o.Status, res.status) {
-		failed = append(failed, fmt.Sprintf("status %d, want %v", res.status, []int(o.Status)))
-	}
-	if o.ExpectError && res.reqErr == nil && res.status < 400 {
-		failed = append(failed, fmt.Sprintf("expected an error, got status %d", res.status))
-	}
-	return failed
+// run sends one stage's request and checks its outcome.
+func (s *ftwServer) run(st ftw.Stage) ftwResult {
+	res := st.Run(s.sendFTW, nil, isReportingRule)
+	return ftwResult{status: res.Status, rec: ftwRecord{ids: res.IDs, logs: res.Logs}, failed: res.Failed}
 }
 
 // isReportingRule reports whether id is one of the rules that sum up or
@@ -262,66 +191,8 @@ func isReportingRule(id int) bool {
 	return isScoreRule(id) || (id >= 980000 && id < 981000)
 }
 
-func logMatches(rec ftwRecord, expr string) bool {
-	re, err := compileCached(expr)
-	if err != nil {
-		return false // decodeFTW refuses such a file; never reached from it
-	}
-	for _, l := range rec.logs {
-		if re.MatchString(l) {
-			return true
-		}
-	}
-	return false
-}
-
-// withCookies adds a Cookie header carrying jar after the request line.
-func withCookies(raw []byte, jar []*http.Cookie) []byte {
-	if len(jar) == 0 {
-		return raw
-	}
-	i := bytes.Index(raw, []byte("\r\n"))
-	if i < 0 {
-		return raw
-	}
-	pairs := make([]string, 0, len(jar))
-	for _, c := range jar {
-		pairs = append(pairs, c.Name+"="+c.Value)
-	}
-	out := slices.Clone(raw[:i+2])
-	out = append(out, "Cookie: "+strings.Join(pairs, "; ")+"\r\n"...)
-	return append(out, raw[i+2:]...)
-}
-
-// send is exchange for callers that need only the status.
+// send is Exchange for callers that need only the status.
 func (s *ftwServer) send(raw []byte) (int, error) {
-	status, _, _, err := s.exchange(raw)
-	return status, err
-}
-
-// exchange writes raw to a new connection and reads one response: its
-// status (0 when the server closed the connection without one), the
-// response as received (status line, headers, body) and its cookies.
-func (s *ftwServer) exchange(raw []byte) (int, []byte, []*http.Cookie, error) {
-	conn, err := net.DialTimeout("tcp", s.addr, 5*time.Second)
-	if err != nil {
-		return 0, nil, nil, err
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(ftwIOTimeout))
-	if _, err := conn.Write(raw); err != nil {
-		return 0, nil, nil, err
-	}
-	// The method decides whether the response has a body (HEAD has none).
-	method, _, _ := strings.Cut(string(raw[:min(len(raw), 64)]), " ")
-	resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: method})
-	if err != nil {
-		return 0, nil, nil, err
-	}
-	defer resp.Body.Close()
-	dump, err := httputil.DumpResponse(resp, true)
-	if err != nil {
-		return resp.StatusCode, nil, resp.Cookies(), err
-	}
-	return resp.StatusCode, dump, resp.Cookies(), nil
+	res := ftw.Exchange(s.addr, raw, ftwIOTimeout)
+	return res.Status, res.Err
 }

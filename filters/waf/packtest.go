@@ -9,16 +9,18 @@ import (
 	"strings"
 
 	"github.com/edgeguard/edgeguard/filters"
+	"github.com/edgeguard/edgeguard/internal/ftw"
 )
 
-// TestPacks runs the tests/*.yaml of each pack in dirs (go-ftw format, as
-// CRS writes its own) through the real stage over a real 127.0.0.1
-// listener. Each pack is tested on its own, loaded after CRS with the
-// settings of cfg (paranoia, thresholds, limits, exclusions), in block mode
-// whatever cfg's mode says, since the tests assert what the rules decide.
-// It prints one line per test and a final "N passed, M failed"; err reports
-// a pack that could not be loaded or a test file that could not be read.
-func TestPacks(w io.Writer, cfg Config, env filters.Env, dirs ...string) (passed, failed int, err error) {
+// RunPackTests runs the go-ftw tests (tests/**/*.yaml, internal/ftw) of
+// each pack in dirs through the real stage over a real 127.0.0.1 listener.
+// Each pack is tested on its own, loaded with CRS (a plugin's files at
+// their plugin points) and the settings of cfg (paranoia, thresholds,
+// limits, exclusions), in block mode whatever cfg's mode says, since the
+// tests assert what the rules decide. It prints one line per test and a
+// final "N passed, M failed"; err reports a pack that could not be loaded
+// or a test file that could not be read or decoded (FILE:LINE).
+func RunPackTests(w io.Writer, cfg Config, env filters.Env, dirs ...string) (passed, failed int, err error) {
 	var errs []error
 	for _, dir := range dirs {
 		p, perr := runPackTests(w, cfg, env, dir)
@@ -64,7 +66,7 @@ func runPackTests(w io.Writer, cfg Config, env filters.Env, dir string) (packCou
 		if err != nil {
 			return n, fmt.Errorf("reading pack test: %w", err)
 		}
-		tests, err := decodePackTest(file, src)
+		tests, err := ftw.DecodePackTest(file, src)
 		if err != nil {
 			return n, err
 		}
@@ -73,13 +75,13 @@ func runPackTests(w io.Writer, cfg Config, env filters.Env, dir string) (packCou
 			rel = filepath.Base(file)
 		}
 		rel = filepath.Join(pack.Meta.Name, rel)
-		if tests.Meta.disabled() {
+		if tests.Meta.Disabled() {
 			n.skipped += len(tests.Tests)
 			fmt.Fprintf(w, "SKIP %s: meta.enabled is false\n", rel)
 			continue
 		}
 		for _, tc := range tests.Tests {
-			why := srv.runTest(tc)
+			why := tc.Run(srv.sendFTW, isReportingRule)
 			name := fmt.Sprintf("%s %d-%d", rel, tests.RuleID, tc.TestID)
 			if tc.Desc != "" {
 				name += " (" + strings.TrimSpace(firstLine(tc.Desc)) + ")"
@@ -115,7 +117,7 @@ func ValidatePacks(cfg Config, env filters.Env) error {
 		for _, file := range p.Tests {
 			src, err := os.ReadFile(file)
 			if err == nil {
-				_, err = decodePackTest(file, src)
+				_, err = ftw.DecodePackTest(file, src)
 			}
 			if err != nil {
 				errs = append(errs, err)

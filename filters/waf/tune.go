@@ -230,10 +230,21 @@ func (s *TuneSummary) rules() string {
 	var b strings.Builder
 	b.WriteString("# Proposed by edgeguard tune. Each line stops one CRS rule from reading one\n# variable; every other variable stays inspected by it.\n")
 	for _, e := range s.Exclusions {
-		fmt.Fprintf(&b, "\n# %d (%s) matched %s: %s\n", e.RuleID, e.Message, e.Var, e.routeList())
+		fmt.Fprintf(&b, "\n# %d (%s) matched %s: %s\n", e.RuleID, oneLine(e.Message), e.Var, e.routeList())
 		fmt.Fprintf(&b, "SecRuleUpdateTargetById %d \"!%s\"\n", e.RuleID, e.Var)
 	}
 	return b.String()
+}
+
+// oneLine keeps what an audit event says (a rule message, a path) on one
+// line of a comment: a newline in it would start a directive.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == '\u2028' || r == '\u2029' || r == '\u0085' {
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 func (e TuneExclusion) routeList() string {
@@ -244,7 +255,7 @@ func (e TuneExclusion) routeList() string {
 	slices.Sort(routes)
 	parts := make([]string, len(routes))
 	for i, r := range routes {
-		parts[i] = fmt.Sprintf("%s ×%d", r, e.Routes[r])
+		parts[i] = fmt.Sprintf("%s ×%d", oneLine(r), e.Routes[r])
 	}
 	return strings.Join(parts, ", ")
 }
@@ -308,12 +319,12 @@ func (s *TuneSummary) Text() string {
 	}
 	for _, e := range s.Exclusions {
 		fmt.Fprintf(&b, "\nrule %d (%s), variable %s\n  seen on: %s\n  allows: any value of %s past rule %d on every route; the rule still reads every other variable, and every other rule still reads %s\n",
-			e.RuleID, e.Message, e.Var, e.routeList(), e.Var, e.RuleID, e.Var)
+			e.RuleID, oneLine(e.Message), e.Var, e.routeList(), e.Var, e.RuleID, e.Var)
 	}
 	if len(s.Refused) > 0 {
 		b.WriteString("\nleft alone (needs a setting or a review, not an exclusion):\n")
 		for _, r := range s.Refused {
-			fmt.Fprintf(&b, "  rule %d, %s on %s: %s\n", r.RuleID, r.Var, r.Route, r.Why)
+			fmt.Fprintf(&b, "  rule %d, %s on %s: %s\n", r.RuleID, oneLine(r.Var), oneLine(r.Route), r.Why)
 		}
 	}
 	return b.String()

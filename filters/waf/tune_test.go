@@ -14,6 +14,7 @@ import (
 	"github.com/goccy/go-yaml"
 
 	"github.com/edgeguard/edgeguard/filters"
+	"github.com/edgeguard/edgeguard/internal/ftw"
 )
 
 // TestTuneGroups: events are grouped by rule and variable, routes are
@@ -21,7 +22,8 @@ import (
 // pack holds one SecRuleUpdateTargetById per rule and variable.
 func TestTuneGroups(t *testing.T) {
 	events := `{"uri":"/graphql?x=1","rules":[{"id":942100,"msg":"SQLi","vars":["ARGS:json.query"]},{"id":949110,"msg":"score","vars":["TX:blocking_inbound_anomaly_score"]}],"request":"UE9TVCAvZ3JhcGhxbCBIVFRQLzEuMQ0KDQo="}
-{"uri":"/api/v2/graphql","rules":[{"id":942100,"msg":"SQLi","vars":["ARGS:json.query"]},{"id":911100,"msg":"Method","vars":["REQUEST_METHOD"]}]}
+{"uri":"/api/v2/graphql","method":"PATCH","rules":[{"id":942100,"msg":"SQLi","vars":["ARGS:json.query"]},{"id":911100,"msg":"Method","vars":["REQUEST_METHOD"]}]}
+{"uri":"/x","method":"PUT\" x","rules":[{"id":911100,"msg":"Method","vars":["REQUEST_METHOD"]}]}
 
 {"uri":"/notes/7","rules":[{"id":932100,"msg":"RCE","vars":["ARGS:json.note","ARGS:json a"]}]}
 `
@@ -29,8 +31,19 @@ func TestTuneGroups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Events != 3 || len(sum.Exclusions) != 2 || len(sum.Refused) != 2 {
+	if sum.Events != 4 || len(sum.Exclusions) != 2 || len(sum.Refused) != 2 || len(sum.Methods) != 1 || sum.Methods[0] != "PATCH" {
 		t.Fatalf("summary %+v", sum)
+	}
+	if c := sum.config("tuned"); !strings.Contains(c, "setvar:'tx.allowed_methods=GET HEAD POST OPTIONS PATCH'") {
+		t.Fatalf("config:\n%s", c)
+	}
+	for _, r := range sum.Refused {
+		switch {
+		case r.RuleID == 911100 && r.Var == "REQUEST_METHOD" && strings.Contains(r.Why, "no key"):
+		case r.RuleID == 932100 && r.Var == "ARGS:json a" && strings.Contains(r.Why, "cannot name"):
+		default:
+			t.Errorf("refused %+v", r)
+		}
 	}
 	e := sum.Exclusions[1]
 	if e.RuleID != 942100 || e.Var != "ARGS:json.query" || e.Routes["/graphql"] != 1 || e.Routes["/api"] != 1 || len(e.samples) != 1 {
@@ -88,7 +101,7 @@ func TestTuneEndToEnd(t *testing.T) {
 		}
 	}
 	var out bytes.Buffer
-	if passed, failed, err := TestPacks(&out, Config{}, filters.Env{}, pack); err != nil || failed != 0 || passed == 0 {
+	if passed, failed, err := RunPackTests(&out, Config{}, filters.Env{}, pack); err != nil || failed != 0 || passed == 0 {
 		t.Fatalf("the tuned pack's tests: passed %d failed %d err %v\n%s", passed, failed, err, out.String())
 	}
 
@@ -184,7 +197,7 @@ func corpusStages(t *testing.T, file string) []ftwStage {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := decodeFTW(file, src)
+	f, err := ftw.Decode(file, src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +222,7 @@ func crsAttackStages(t *testing.T) map[string]ftwStage {
 		if err != nil {
 			return err
 		}
-		f, err := decodeFTW(p, src)
+		f, err := ftw.Decode(p, src)
 		if err != nil {
 			return err
 		}
@@ -226,4 +239,41 @@ func crsAttackStages(t *testing.T) map[string]ftwStage {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// FuzzTune: any audit input is refused with an error or yields a pack
+// whose rules file holds nothing but comments and per-variable
+// SecRuleUpdateTargetById lines of excludable variables, and whose config
+// file sets nothing but CRS's method allow-list.
+func FuzzTune(f *testing.F) {
+	f.Add([]byte(`{"uri":"/graphql","method":"POST","rules":[{"id":942100,"msg":"m","vars":["ARGS:json.query"]}],"request":"R0VUIC8gSFRUUC8xLjENCg0K"}` + "\n"))
+	f.Add([]byte(`{"uri":"/x","method":"PUT","rules":[{"id":911100,"vars":["REQUEST_METHOD"]}]}` + "\n\n" + `{"uri":"/y?a","rules":[{"id":932100,"vars":["ARGS:a b","REQUEST_HEADERS:x-y","XML:/*"]}]}`))
+	f.Add([]byte(`{"uri":"/","method":"PUT\" setvar:x","rules":[{"id":911100,"msg":"\n SecRuleRemoveById 1","vars":["ARGS:\"!x"]}]}`))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		sum, err := Tune(bytes.NewReader(src), TuneOptions{Name: "t"})
+		if err != nil {
+			return
+		}
+		for _, line := range strings.Split(sum.rules(), "\n") {
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			var id int
+			var v string
+			if n, _ := fmt.Sscanf(line, "SecRuleUpdateTargetById %d %s", &id, &v); n != 2 || !tunable(id) ||
+				unexcludable(strings.Trim(v, `"!`)) != "" || line != fmt.Sprintf(`SecRuleUpdateTargetById %d "!%s"`, id, strings.Trim(v, `"!`)) {
+				t.Fatalf("rules line %q", line)
+			}
+		}
+		for _, line := range strings.Split(sum.config("t"), "\n") {
+			if line != "" && !strings.HasPrefix(line, "#") && !strings.HasPrefix(line, `SecAction "id:9509001,phase:1,pass,nolog,t:none,ver:'t',setvar:'tx.allowed_methods=`) {
+				t.Fatalf("config line %q", line)
+			}
+		}
+		for _, m := range sum.Methods {
+			if !methodToken.MatchString(m) {
+				t.Fatalf("method %q", m)
+			}
+		}
+	})
 }

@@ -1,4 +1,17 @@
-package waf
+// Package ftw reads regression tests in the go-ftw YAML format that CRS
+// and its plugins write (https://github.com/coreruleset/go-ftw), builds the
+// raw request of each stage and checks a stage's outcome against what the
+// test expects. It knows nothing of the WAF that answers: a runner sends
+// the requests and reports what the WAF matched.
+//
+// Decoding follows the published schema (github.com/coreruleset/
+// ftw-tests-schema, v2.3.0) plus the legacy forms CRS files still use (a
+// stage wrapped in "stage:", a list of acceptable statuses, raw_request,
+// a top-level author). It is strict because a test that is not read as
+// written passes without checking anything: an unknown key, a stage
+// without output, a key the runner cannot honour and a regular expression
+// that does not compile are all errors with FILE:LINE.
+package ftw
 
 import (
 	"encoding/base64"
@@ -14,28 +27,18 @@ import (
 	"github.com/goccy/go-yaml/token"
 )
 
-// This file decodes regression tests in the go-ftw YAML format CRS and its
-// plugins write (https://github.com/coreruleset/go-ftw), against the
-// published schema (github.com/coreruleset/ftw-tests-schema, v2.3.0) plus
-// the legacy forms CRS files still use (a stage wrapped in "stage:", a
-// list of acceptable statuses, raw_request). Decoding is strict because a
-// test that is not read as written passes without checking anything: an
-// unknown key, a stage without output, an output that asserts nothing, a
-// key the runner cannot honour and a regular expression that does not
-// compile are all errors with FILE:LINE.
-
-// ftwFile is one YAML test file.
-type ftwFile struct {
-	Meta ftwMeta `yaml:"meta"`
+// File is one YAML test file.
+type File struct {
+	Meta Meta `yaml:"meta"`
 	// Author is meta.author misplaced at the top, as one of CRS's own
 	// files has it (932271.yaml); accepted, it asserts nothing.
-	Author string    `yaml:"author"`
-	RuleID int       `yaml:"rule_id"`
-	Tests  []ftwTest `yaml:"tests"`
+	Author string `yaml:"author"`
+	RuleID int    `yaml:"rule_id"`
+	Tests  []Test `yaml:"tests"`
 }
 
-// ftwMeta describes a file. Only enabled changes what runs.
-type ftwMeta struct {
+// Meta describes a file. Only enabled changes what runs.
+type Meta struct {
 	Author      string   `yaml:"author"`
 	Enabled     *bool    `yaml:"enabled"`
 	Name        string   `yaml:"name"`
@@ -44,32 +47,32 @@ type ftwMeta struct {
 	Tags        []string `yaml:"tags"`
 }
 
-// disabled reports whether the file's meta switches its tests off.
-func (m ftwMeta) disabled() bool { return m.Enabled != nil && !*m.Enabled }
+// Disabled reports whether the file's meta switches its tests off.
+func (m Meta) Disabled() bool { return m.Enabled != nil && !*m.Enabled }
 
-type ftwTest struct {
+type Test struct {
 	line      int
-	TestTitle string     `yaml:"test_title"`
-	TestID    int        `yaml:"test_id"`
-	Desc      string     `yaml:"desc"`
-	Stages    []ftwStage `yaml:"stages"`
-	Tags      []string   `yaml:"tags"`
+	TestTitle string   `yaml:"test_title"`
+	TestID    int      `yaml:"test_id"`
+	Desc      string   `yaml:"desc"`
+	Stages    []Stage  `yaml:"stages"`
+	Tags      []string `yaml:"tags"`
 }
 
-// ftwStage is one request and what is expected of it. The legacy form
+// Stage is one request and what is expected of it. The legacy form
 // wraps both in "stage:"; decoding unwraps it.
-type ftwStage struct {
+type Stage struct {
 	line        int
-	Description string    `yaml:"description"`
-	Input       ftwInput  `yaml:"input"`
-	Output      ftwOutput `yaml:"output"`
-	Stage       *ftwStage `yaml:"stage"`
+	Description string `yaml:"description"`
+	Input       Input  `yaml:"input"`
+	Output      Output `yaml:"output"`
+	Stage       *Stage `yaml:"stage"`
 }
 
-// ftwInput is the request of a stage. Where the runner has nothing to do
+// Input is the request of a stage. Where the runner has nothing to do
 // for a key (the destination: it serves the stage itself), the key is
 // accepted and checked for sense; keys it cannot honour are refused.
-type ftwInput struct {
+type Input struct {
 	line     int
 	DestAddr *string `yaml:"dest_addr"`
 	Port     *int    `yaml:"port"`
@@ -80,7 +83,7 @@ type ftwInput struct {
 	Version        *string       `yaml:"version"`
 	Method         *string       `yaml:"method"`
 	Headers        yaml.MapSlice `yaml:"headers"`
-	OrderedHeaders []ftwHeader   `yaml:"ordered_headers"`
+	OrderedHeaders []Header      `yaml:"ordered_headers"`
 	Data           *string       `yaml:"data"`
 	EncodedData    *string       `yaml:"encoded_data"`
 	// SaveCookie keeps the response's cookies for the test's next stages.
@@ -97,20 +100,20 @@ type ftwInput struct {
 	VirtualHostMode bool `yaml:"virtual_host_mode"`
 }
 
-// ftwHeader is one entry of ordered_headers.
-type ftwHeader struct {
+// Header is one entry of ordered_headers.
+type Header struct {
 	Name  string `yaml:"name"`
 	Value string `yaml:"value"`
 }
 
-type ftwOutput struct {
+type Output struct {
 	line             int
-	Status           ftwStatus `yaml:"status"`
-	ResponseContains string    `yaml:"response_contains"`
-	LogContains      string    `yaml:"log_contains"`
-	NoLogContains    string    `yaml:"no_log_contains"`
-	Log              ftwLog    `yaml:"log"`
-	ExpectError      bool      `yaml:"expect_error"`
+	Status           Status `yaml:"status"`
+	ResponseContains string `yaml:"response_contains"`
+	LogContains      string `yaml:"log_contains"`
+	NoLogContains    string `yaml:"no_log_contains"`
+	Log              Log    `yaml:"log"`
+	ExpectError      bool   `yaml:"expect_error"`
 	// RetryOnce runs a failed stage a second time (go-ftw's answer to
 	// phase-5 log races; harmless here).
 	RetryOnce bool `yaml:"retry_once"`
@@ -119,20 +122,20 @@ type ftwOutput struct {
 	Isolated bool `yaml:"isolated"`
 }
 
-type ftwLog struct {
+type Log struct {
 	ExpectIDs    []int  `yaml:"expect_ids"`
 	NoExpectIDs  []int  `yaml:"no_expect_ids"`
 	MatchRegex   string `yaml:"match_regex"`
 	NoMatchRegex string `yaml:"no_match_regex"`
 }
 
-// ftwStatus is a status or a list of acceptable ones (older files).
-type ftwStatus []int
+// Status is a status or a list of acceptable ones (older files).
+type Status []int
 
-func (s *ftwStatus) UnmarshalYAML(b []byte) error {
+func (s *Status) UnmarshalYAML(b []byte) error {
 	var one int
 	if err := yaml.Unmarshal(b, &one); err == nil {
-		*s = ftwStatus{one}
+		*s = Status{one}
 		return nil
 	}
 	var many []int
@@ -146,23 +149,23 @@ func (s *ftwStatus) UnmarshalYAML(b []byte) error {
 // The types that carry a line decode themselves: strictly, and noting
 // where they start so that later checks can say FILE:LINE.
 
-func (t *ftwTest) UnmarshalYAML(n ast.Node) error {
-	type plain ftwTest
+func (t *Test) UnmarshalYAML(n ast.Node) error {
+	type plain Test
 	return decodeAt(n, (*plain)(t), &t.line)
 }
 
-func (s *ftwStage) UnmarshalYAML(n ast.Node) error {
-	type plain ftwStage
+func (s *Stage) UnmarshalYAML(n ast.Node) error {
+	type plain Stage
 	return decodeAt(n, (*plain)(s), &s.line)
 }
 
-func (in *ftwInput) UnmarshalYAML(n ast.Node) error {
-	type plain ftwInput
+func (in *Input) UnmarshalYAML(n ast.Node) error {
+	type plain Input
 	return decodeAt(n, (*plain)(in), &in.line)
 }
 
-func (o *ftwOutput) UnmarshalYAML(n ast.Node) error {
-	type plain ftwOutput
+func (o *Output) UnmarshalYAML(n ast.Node) error {
+	type plain Output
 	return decodeAt(n, (*plain)(o), &o.line)
 }
 
@@ -179,51 +182,48 @@ func decodeAt(n ast.Node, v any, line *int) error {
 	return nil
 }
 
-// ErrFTW is wrapped by every error about a go-ftw test file.
-var ErrFTW = errors.New("waf: bad go-ftw test")
+// ErrTest is wrapped by every error about a test file.
+var ErrTest = errors.New("ftw: bad test")
 
-// ftwError is a problem at a line of a test file.
-type ftwError struct {
+// Error is a problem at a line of a test file; it wraps ErrTest.
+type Error struct {
 	file string
 	line int
 	msg  string
 }
 
-func (e *ftwError) Error() string {
+func (e *Error) Error() string {
 	if e.file == "" {
 		return fmt.Sprintf("line %d: %s", e.line, e.msg)
 	}
 	return fmt.Sprintf("%s:%d: %s", e.file, e.line, e.msg)
 }
 
-func (e *ftwError) Unwrap() error { return ErrFTW }
+func (e *Error) Unwrap() error { return ErrTest }
 
-// parseFTW decodes one test file; errors name lines only.
-func parseFTW(src []byte) (ftwFile, error) { return decodeFTW("", src) }
-
-// decodeFTW decodes the test file name holding src and checks every test
+// Decode decodes the test file name holding src and checks every test
 // (checkStage); each error is FILE:LINE: message.
-func decodeFTW(name string, src []byte) (ftwFile, error) {
-	var f ftwFile
+func Decode(name string, src []byte) (File, error) {
+	var f File
 	if err := yaml.UnmarshalWithOptions(src, &f, yaml.Strict()); err != nil {
-		return ftwFile{}, yamlError(name, err)
+		return File{}, yamlError(name, err)
 	}
 	if len(f.Tests) == 0 {
 		if emptyYAML(src) {
 			// Comments only (CRS ships such a file to satisfy its linter).
-			return ftwFile{}, nil
+			return File{}, nil
 		}
-		return ftwFile{}, &ftwError{name, 1, "no tests"}
+		return File{}, &Error{name, 1, "no tests"}
 	}
 	var errs []error
 	for i := range f.Tests {
 		t := &f.Tests[i]
 		if len(t.Stages) == 0 {
-			errs = append(errs, &ftwError{name, t.line, fmt.Sprintf("test %d: no stages", t.TestID)})
+			errs = append(errs, &Error{name, t.line, fmt.Sprintf("test %d: no stages", t.TestID)})
 		}
 		for j := range t.Stages {
 			if err := t.Stages[j].unwrap(); err != nil {
-				errs = append(errs, &ftwError{name, t.Stages[j].line, err.Error()})
+				errs = append(errs, &Error{name, t.Stages[j].line, err.Error()})
 				continue
 			}
 			for _, e := range t.Stages[j].check() {
@@ -233,7 +233,7 @@ func decodeFTW(name string, src []byte) (ftwFile, error) {
 		}
 	}
 	if len(errs) > 0 {
-		return ftwFile{}, errors.Join(errs...)
+		return File{}, errors.Join(errs...)
 	}
 	return f, nil
 }
@@ -259,13 +259,13 @@ func yamlError(name string, err error) error {
 		GetMessage() string
 	}
 	if errors.As(err, &located) && located.GetToken() != nil {
-		return &ftwError{name, located.GetToken().Position.Line, located.GetMessage()}
+		return &Error{name, located.GetToken().Position.Line, located.GetMessage()}
 	}
-	return &ftwError{name, 1, err.Error()}
+	return &Error{name, 1, err.Error()}
 }
 
 // unwrap lifts a legacy "stage:" wrapper into s.
-func (s *ftwStage) unwrap() error {
+func (s *Stage) unwrap() error {
 	if s.Stage == nil {
 		return nil
 	}
@@ -287,10 +287,10 @@ func (s *ftwStage) unwrap() error {
 // check refuses what would make a stage pass without checking what it
 // says: a missing input or output, an output that asserts nothing, keys
 // the runner cannot honour, contradictory keys, bad regexps and base64.
-func (s ftwStage) check() []*ftwError {
-	var errs []*ftwError
+func (s Stage) check() []*Error {
+	var errs []*Error
 	add := func(line int, format string, args ...any) {
-		errs = append(errs, &ftwError{line: line, msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, &Error{line: line, msg: fmt.Sprintf(format, args...)})
 	}
 	in, out := s.Input, s.Output
 	if in.line == 0 {
@@ -309,7 +309,7 @@ func (s ftwStage) check() []*ftwError {
 	return errs
 }
 
-func (in ftwInput) problems() []string {
+func (in Input) problems() []string {
 	if in.line == 0 {
 		return nil
 	}
@@ -355,13 +355,13 @@ func (in ftwInput) problems() []string {
 	if _, err := in.body(); err != nil {
 		p = append(p, err.Error())
 	}
-	if _, err := in.rawRequest(); err != nil && whole > 0 {
+	if _, err := in.Request(); err != nil && whole > 0 {
 		p = append(p, err.Error())
 	}
 	return p
 }
 
-func (o ftwOutput) problems() []string {
+func (o Output) problems() []string {
 	var p []string
 	l := o.Log
 	for _, st := range o.Status {
@@ -389,16 +389,16 @@ func (o ftwOutput) problems() []string {
 // assertsNothing reports whether o checks nothing at all. The schema
 // allows it (a corpus of requests is written so), but a pack test whose
 // output is empty passes whatever the rules do.
-func (o ftwOutput) assertsNothing() bool {
+func (o Output) assertsNothing() bool {
 	l := o.Log
 	return len(o.Status) == 0 && o.ResponseContains == "" && o.LogContains == "" && o.NoLogContains == "" &&
 		len(l.ExpectIDs) == 0 && len(l.NoExpectIDs) == 0 && l.MatchRegex == "" && l.NoMatchRegex == "" && !o.ExpectError
 }
 
-// decodePackTest is decodeFTW for a pack's own tests: every stage must
+// DecodePackTest is Decode for a pack's own tests: every stage must
 // also assert something.
-func decodePackTest(name string, src []byte) (ftwFile, error) {
-	f, err := decodeFTW(name, src)
+func DecodePackTest(name string, src []byte) (File, error) {
+	f, err := Decode(name, src)
 	if err != nil {
 		return f, err
 	}
@@ -406,18 +406,18 @@ func decodePackTest(name string, src []byte) (ftwFile, error) {
 	for _, t := range f.Tests {
 		for _, st := range t.Stages {
 			if st.Output.assertsNothing() {
-				errs = append(errs, &ftwError{name, st.Output.line, "output asserts nothing (no status, log, response_contains, log_contains or expect_error): the test would pass whatever the rules do"})
+				errs = append(errs, &Error{name, st.Output.line, "output asserts nothing (no status, log, response_contains, log_contains or expect_error): the test would pass whatever the rules do"})
 			}
 		}
 	}
 	if len(errs) > 0 {
-		return ftwFile{}, errors.Join(errs...)
+		return File{}, errors.Join(errs...)
 	}
 	return f, nil
 }
 
 // body returns the stage's request body: data, or encoded_data decoded.
-func (in ftwInput) body() (string, error) {
+func (in Input) body() (string, error) {
 	if in.EncodedData != nil {
 		b, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(*in.EncodedData), ""))
 		if err != nil {
@@ -436,7 +436,7 @@ func (in ftwInput) body() (string, error) {
 // does not say: Connection: close, and for a body its Content-Length and
 // Content-Type: application/x-www-form-urlencoded. It adds no Host: CRS's
 // tests of a missing Host (920280) rely on that.
-func (in ftwInput) rawRequest() ([]byte, error) {
+func (in Input) Request() ([]byte, error) {
 	if in.EncodedRequest != "" {
 		raw, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(in.EncodedRequest), ""))
 		if err != nil {
@@ -492,13 +492,13 @@ func (in ftwInput) rawRequest() ([]byte, error) {
 }
 
 // headerList is headers or ordered_headers, in file order.
-func (in ftwInput) headerList() []ftwHeader {
+func (in Input) headerList() []Header {
 	if len(in.OrderedHeaders) > 0 {
 		return in.OrderedHeaders
 	}
-	out := make([]ftwHeader, 0, len(in.Headers))
+	out := make([]Header, 0, len(in.Headers))
 	for _, kv := range in.Headers {
-		h := ftwHeader{Name: fmt.Sprint(kv.Key)}
+		h := Header{Name: fmt.Sprint(kv.Key)}
 		if kv.Value != nil {
 			h.Value = fmt.Sprint(kv.Value)
 		}
