@@ -36,7 +36,9 @@ func cmdTune(args []string, stdout, stderr io.Writer) error {
 			return errReported
 		}
 		for _, r := range c.Forward.Routes {
-			opt.Routes = append(opt.Routes, r.Path)
+			if r.Path != "" {
+				opt.Routes = append(opt.Routes, r.Path)
+			}
 		}
 	}
 	if _, err := os.Stat(*out); err == nil {
