@@ -3,6 +3,7 @@ package waf
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,6 +75,23 @@ tests:
 	var out bytes.Buffer
 	passed, failed, err := RunPackTests(&out, Config{}, filters.Env{}, dir)
 	if err != nil || passed != 1 || failed != 0 {
+		t.Fatalf("passed %d failed %d err %v\n%s", passed, failed, err, out.String())
+	}
+}
+
+// TestPackTestDisabled: a file whose meta.enabled is false is skipped and
+// said so, not run and not counted as passed.
+func TestPackTestDisabled(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "tests"), 0o755)
+	os.WriteFile(filepath.Join(dir, "pack.yaml"), []byte("name: d\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "r.conf"), []byte(`SecRule ARGS:x "@streq y" "id:9592101,phase:1,deny,log"`+"\n"), 0o644)
+	test := "rule_id: 9592101\ntests:\n  - test_id: 1\n    stages:\n      - input: {uri: \"/?x=y\", headers: {Host: localhost}}\n        output: {status: %d}\n"
+	os.WriteFile(filepath.Join(dir, "tests", "a.yaml"), []byte(fmt.Sprintf(test, 403)), 0o644)
+	os.WriteFile(filepath.Join(dir, "tests", "b.yaml"), []byte("meta: {enabled: false}\n"+fmt.Sprintf(test, 200)), 0o644)
+	var out bytes.Buffer
+	passed, failed, err := RunPackTests(&out, Config{}, filters.Env{}, dir)
+	if err != nil || passed != 1 || failed != 0 || !strings.Contains(out.String(), "SKIP d/b.yaml: meta.enabled is false") {
 		t.Fatalf("passed %d failed %d err %v\n%s", passed, failed, err, out.String())
 	}
 }
