@@ -17,8 +17,6 @@ import (
 
 	"github.com/edgeguard/edgeguard"
 	"github.com/edgeguard/edgeguard/config"
-	"github.com/edgeguard/edgeguard/filters"
-	"github.com/edgeguard/edgeguard/filters/waf"
 )
 
 func cmdValidate(args []string, stdout, stderr io.Writer) error {
@@ -46,25 +44,6 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	}
 	_ = g.Close()
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
-	return nil
-}
-
-func cmdRules(args []string, stdout, stderr io.Writer) error {
-	if len(args) < 2 || args[0] != "test" {
-		fmt.Fprintln(stderr, "usage: edgeguard rules test DIR...")
-		return errUsage
-	}
-	cfg := waf.Config{Mode: filters.ModeBlock}
-	passed, failed, err := waf.TestPacks(stdout, cfg, filters.Env{}, args[1:]...)
-	if err != nil {
-		return fmt.Errorf("rules test: %w", err)
-	}
-	if failed > 0 || passed == 0 {
-		if passed == 0 && failed == 0 {
-			fmt.Fprintln(stderr, "edgeguard rules test: the packs have no tests")
-		}
-		return errReported
-	}
 	return nil
 }
 

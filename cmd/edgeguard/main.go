@@ -18,9 +18,12 @@ Usage:
   edgeguard run -config FILE        serve (SIGHUP reloads, SIGTERM drains)
   edgeguard validate -config FILE   check a config; print FILE:LINE: message per problem
   edgeguard demo [-listen ADDR]     the embedded default in front of a built-in demo upstream
-  edgeguard rules test DIR...       run rule packs' own tests through the WAF
+  edgeguard rules test [-config FILE] DIR...
+                                    run rule packs' own tests through the WAF
   edgeguard explain -config FILE -request FILE.http [-client IP]
                                     print each stage's verdict for one raw HTTP request
+  edgeguard tune -audit FILE -out DIR [-config FILE]
+                                    propose an exclusion pack from the WAF's audit events
   edgeguard version                 print the version
 `
 
@@ -48,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdRules(args[1:], stdout, stderr)
 	case "explain":
 		err = cmdExplain(args[1:], stdout, stderr)
+	case "tune":
+		err = cmdTune(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "edgeguard", version())
 	case "help", "-h", "-help", "--help":

@@ -1,19 +1,27 @@
 package waf
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/corazawaf/coraza/v3/types"
 )
 
-// auditEvent is one denied or shadow-denied transaction. It holds no body
-// and no header values: rule messages and the request line are all that is
-// needed to tune rules, and neither carries credentials or cookies.
+// auditEvent is one denied or shadow-denied transaction. By default it
+// holds no body and no header values: rule messages, the variables they
+// matched and the request line are what is needed to tune rules, and none
+// carries credentials or cookies. With audit_requests on (a tuning run),
+// Request holds the request itself, credential headers removed, so that
+// `edgeguard tune` can turn it into a pack test.
 type auditEvent struct {
 	Time      time.Time   `json:"time"`
 	RequestID string      `json:"request_id"`
@@ -27,12 +35,63 @@ type auditEvent struct {
 	Inbound   int         `json:"anomaly_score"`
 	Outbound  int         `json:"outbound_anomaly_score,omitempty"`
 	Rules     []auditRule `json:"rules"`
+	// Request is the request as received (request line, headers except
+	// credentials, the inspected body), only with audit_requests.
+	Request []byte `json:"request,omitempty"`
 }
 
 type auditRule struct {
 	ID       int    `json:"id"`
 	Message  string `json:"msg"`
 	Severity string `json:"severity,omitempty"`
+	// Vars are the variables the rule matched, as SecLang names them
+	// (ARGS:json.query, REQUEST_HEADERS:User-Agent), never their values.
+	Vars []string `json:"vars,omitempty"`
+}
+
+// matchedVars names the variables of a match, each once, in match order.
+func matchedVars(mds []types.MatchData) []string {
+	var out []string
+	for _, md := range mds {
+		v := md.Variable().Name()
+		if k := md.Key(); k != "" {
+			v += ":" + k
+		}
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// credentialHeaders are left out of a recorded request.
+var credentialHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie"}
+
+// sampleRequest is r as received, for a tuning run's audit event: the
+// request line, the headers except credentials, and the inspected body.
+func sampleRequest(r *http.Request, body []byte) []byte {
+	var b bytes.Buffer
+	uri := r.RequestURI
+	if uri == "" {
+		uri = r.URL.RequestURI()
+	}
+	fmt.Fprintf(&b, "%s %s %s\r\n", r.Method, uri, r.Proto)
+	if r.Host != "" {
+		fmt.Fprintf(&b, "Host: %s\r\n", r.Host)
+	}
+	h := r.Header.Clone()
+	for _, k := range credentialHeaders {
+		h.Del(k)
+	}
+	h.Del("Content-Length")
+	h.Del("Transfer-Encoding")
+	_ = h.Write(&b)
+	if len(body) > 0 {
+		fmt.Fprintf(&b, "Content-Length: %d\r\n", len(body))
+	}
+	b.WriteString("\r\n")
+	b.Write(body)
+	return b.Bytes()
 }
 
 // auditSink writes audit events to the main log or to a file of JSON lines.

@@ -159,6 +159,13 @@ type Config struct {
 	// shadow-denied request) go: empty means the main log; otherwise a file
 	// path, appended to, relative to the config file's directory.
 	Audit string `yaml:"audit" json:"audit"`
+
+	// AuditRequests adds each audited request itself (request line,
+	// headers without Authorization, Proxy-Authorization and Cookie, the
+	// inspected body) to its audit event, for `edgeguard tune` to make
+	// tests from. Meant for a shadow tuning run: bodies may hold personal
+	// data. Default false.
+	AuditRequests bool `yaml:"audit_requests" json:"audit_requests"`
 }
 
 // Exclusion removes rules for one path prefix.

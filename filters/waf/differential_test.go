@@ -301,7 +301,7 @@ func diffRequests(t *testing.T) []diffRequest {
 	t.Helper()
 	var reqs []diffRequest
 	add := func(name string, in ftwInput) {
-		raw, err := in.rawRequest()
+		raw, err := in.Request()
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

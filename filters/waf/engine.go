@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/corazawaf/coraza-coreruleset/v4"
@@ -69,8 +70,9 @@ func (rootFS) Glob(pattern string) ([]string, error) {
 // engineSettings is everything of a Config that shapes the coraza.WAF.
 type engineSettings struct {
 	cfg Config // with defaults
-	// packFiles are the absolute paths of the packs' .conf files, in load order.
-	packFiles []string
+	// packFiles are the absolute paths of the packs' .conf files, by the
+	// point they load at.
+	packFiles packFiles
 	// extra is SecLang placed after edgeguard's settings and before CRS's
 	// setup: the CRS regression harness uses it for the test setup.
 	extra string
@@ -188,7 +190,8 @@ func underPrefix(urlPath, p string) bool {
 }
 
 // build compiles the WAF: Coraza's recommended base, edgeguard's settings,
-// CRS's setup and rules, then the packs.
+// CRS's setup, the plugins' config and before files, CRS's rules, the
+// plugins' after files, then the packs' own files.
 func (s engineSettings) build() (coraza.WAF, error) {
 	if !s.stock {
 		useOwnPlugins()
@@ -202,9 +205,14 @@ func (s engineSettings) build() (coraza.WAF, error) {
 	}
 	conf = conf.
 		WithDirectives("Include @crs-setup.conf.example").
-		WithDirectives(s.crsSettings()).
-		WithDirectives("Include @owasp_crs/*.conf")
-	for _, f := range s.packFiles {
+		WithDirectives(s.crsSettings())
+	// CRS's plugin points: *-config.conf after the setup, *-before.conf
+	// ahead of the rules, *-after.conf behind them; packs' own files last.
+	for _, f := range slices.Concat(s.packFiles.config, s.packFiles.before) {
+		conf = conf.WithDirectivesFromFile(f)
+	}
+	conf = conf.WithDirectives("Include @owasp_crs/*.conf")
+	for _, f := range slices.Concat(s.packFiles.after, s.packFiles.rules) {
 		conf = conf.WithDirectivesFromFile(f)
 	}
 	if s.cfg.EarlyBlocking == nil || *s.cfg.EarlyBlocking {

@@ -3,6 +3,7 @@ package waf
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,15 +16,27 @@ import (
 // ErrPack is wrapped by every error about a rule pack's layout or metadata.
 var ErrPack = errors.New("waf: bad rule pack")
 
-// Pack is a rule pack directory as found on disk.
+// Pack is a rule pack directory as found on disk. It is laid out either
+// as an edgeguard pack (pack.yaml, *.conf loaded after CRS, tests/*.yaml)
+// or as a CRS plugin as published (plugins/*-config.conf,
+// plugins/*-before.conf, plugins/*-after.conf, tests/regression/...; a
+// pack.yaml is then optional), or both.
 type Pack struct {
 	// Dir is the pack's directory (absolute).
 	Dir string
-	// Meta is pack.yaml.
+	// Meta is pack.yaml; for a plugin without one, the name is the
+	// directory's.
 	Meta PackMeta
-	// Rules are the pack's .conf files, sorted by name: the load order.
+	// Config, Before and After are a CRS plugin's plugins/*-config.conf,
+	// *-before.conf and *-after.conf, each sorted by name. They load at
+	// CRS's plugin points: config after crs-setup (and edgeguard's
+	// settings), before ahead of CRS's rules, after behind them.
+	Config, Before, After []string
+	// Rules are the pack's top-level .conf files, sorted by name: loaded
+	// after CRS and after every plugin's after files.
 	Rules []string
-	// Tests are the pack's tests/*.yaml files, sorted by name.
+	// Tests are the pack's go-ftw test files: tests/**/*.yaml (and .yml),
+	// sorted by path.
 	Tests []string
 }
 
@@ -37,6 +50,9 @@ type PackMeta struct {
 	Description string `yaml:"description" json:"description"`
 }
 
+// pluginDir is where a CRS plugin keeps its rule files.
+const pluginDir = "plugins"
+
 // LoadPack reads the pack in dir (relative paths against base).
 func LoadPack(base, dir string) (Pack, error) {
 	if !filepath.IsAbs(dir) {
@@ -47,26 +63,94 @@ func LoadPack(base, dir string) (Pack, error) {
 		return Pack{}, fmt.Errorf("resolving pack dir %s: %w", dir, err)
 	}
 	p := Pack{Dir: abs}
+	if err := p.loadPlugin(); err != nil {
+		return Pack{}, err
+	}
+	plugin := len(p.Config)+len(p.Before)+len(p.After) > 0
 	metaFile := filepath.Join(abs, "pack.yaml")
 	raw, err := os.ReadFile(metaFile)
-	if err != nil {
+	switch {
+	case err == nil:
+		if p.Meta, err = parsePackMeta(raw); err != nil {
+			return Pack{}, fmt.Errorf("%w: %s: %w", ErrPack, metaFile, err)
+		}
+	case plugin && errors.Is(err, fs.ErrNotExist):
+		p.Meta.Name = filepath.Base(abs)
+	default:
 		return Pack{}, fmt.Errorf("%w: %s: %w", ErrPack, dir, err)
-	}
-	if p.Meta, err = parsePackMeta(raw); err != nil {
-		return Pack{}, fmt.Errorf("%w: %s: %w", ErrPack, metaFile, err)
 	}
 	if p.Rules, err = filepath.Glob(filepath.Join(abs, "*.conf")); err != nil {
 		return Pack{}, fmt.Errorf("listing rules of pack %s: %w", dir, err)
 	}
-	if len(p.Rules) == 0 {
-		return Pack{}, fmt.Errorf("%w: %s: no .conf files", ErrPack, dir)
+	if len(p.Rules) == 0 && !plugin {
+		return Pack{}, fmt.Errorf("%w: %s: no .conf files (nor plugins/*-config|before|after.conf)", ErrPack, dir)
 	}
-	if p.Tests, err = filepath.Glob(filepath.Join(abs, "tests", "*.yaml")); err != nil {
+	if p.Tests, err = testFiles(filepath.Join(abs, "tests")); err != nil {
 		return Pack{}, fmt.Errorf("listing tests of pack %s: %w", dir, err)
 	}
 	slices.Sort(p.Rules)
-	slices.Sort(p.Tests)
 	return p, nil
+}
+
+// loadPlugin sorts the .conf files of plugins/ into the three plugin
+// points. Any other .conf file there is refused: CRS would not load it,
+// and silently skipping rules the operator meant to run opens a hole.
+func (p *Pack) loadPlugin() error {
+	files, err := filepath.Glob(filepath.Join(p.Dir, pluginDir, "*.conf"))
+	if err != nil {
+		return fmt.Errorf("listing plugin files of pack %s: %w", p.Dir, err)
+	}
+	slices.Sort(files)
+	for _, f := range files {
+		switch base := filepath.Base(f); {
+		case strings.HasSuffix(base, "-config.conf"):
+			p.Config = append(p.Config, f)
+		case strings.HasSuffix(base, "-before.conf"):
+			p.Before = append(p.Before, f)
+		case strings.HasSuffix(base, "-after.conf"):
+			p.After = append(p.After, f)
+		default:
+			return fmt.Errorf("%w: %s: a plugin file must end in -config.conf, -before.conf or -after.conf", ErrPack, f)
+		}
+	}
+	return nil
+}
+
+// testFiles lists the YAML files under dir, at any depth, sorted.
+func testFiles(dir string) ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && path == dir {
+			return fs.SkipAll
+		}
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && (strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
+			out = append(out, path)
+		}
+		return nil
+	})
+	slices.Sort(out)
+	return out, err
+}
+
+// packFiles are the .conf files of the configured packs, by load point.
+type packFiles struct {
+	config, before, after, rules []string
+}
+
+// add appends p's files; packs keep their configured order at each point.
+func (pf *packFiles) add(p Pack) {
+	pf.config = append(pf.config, p.Config...)
+	pf.before = append(pf.before, p.Before...)
+	pf.after = append(pf.after, p.After...)
+	pf.rules = append(pf.rules, p.Rules...)
+}
+
+// all lists every file in load order.
+func (pf packFiles) all() []string {
+	return slices.Concat(pf.config, pf.before, pf.after, pf.rules)
 }
 
 // parsePackMeta decodes pack.yaml strictly: an unknown key is a typo.
@@ -159,7 +243,7 @@ func hasChain(text string) bool {
 func (s engineSettings) locate(buildErr error) error {
 	msg := buildErr.Error()
 	var fallback error
-	for _, f := range s.packFiles {
+	for _, f := range s.packFiles.all() {
 		src, err := os.ReadFile(f)
 		if err != nil {
 			return fmt.Errorf("%s: %w", f, err)

@@ -9,16 +9,18 @@ import (
 	"strings"
 
 	"github.com/edgeguard/edgeguard/filters"
+	"github.com/edgeguard/edgeguard/internal/ftw"
 )
 
-// TestPacks runs the tests/*.yaml of each pack in dirs (go-ftw format, as
-// CRS writes its own) through the real stage over a real 127.0.0.1
-// listener. Each pack is tested on its own, loaded after CRS with the
-// settings of cfg (paranoia, thresholds, limits, exclusions), in block mode
-// whatever cfg's mode says, since the tests assert what the rules decide.
-// It prints one line per test and a final "N passed, M failed"; err reports
-// a pack that could not be loaded or a test file that could not be read.
-func TestPacks(w io.Writer, cfg Config, env filters.Env, dirs ...string) (passed, failed int, err error) {
+// RunPackTests runs the go-ftw tests (tests/**/*.yaml, internal/ftw) of
+// each pack in dirs through the real stage over a real 127.0.0.1 listener.
+// Each pack is tested on its own, loaded with CRS (a plugin's files at
+// their plugin points) and the settings of cfg (paranoia, thresholds,
+// limits, exclusions), in block mode whatever cfg's mode says, since the
+// tests assert what the rules decide. It prints one line per test and a
+// final "N passed, M failed"; err reports a pack that could not be loaded
+// or a test file that could not be read or decoded (FILE:LINE).
+func RunPackTests(w io.Writer, cfg Config, env filters.Env, dirs ...string) (passed, failed int, err error) {
 	var errs []error
 	for _, dir := range dirs {
 		p, perr := runPackTests(w, cfg, env, dir)
@@ -33,7 +35,7 @@ func TestPacks(w io.Writer, cfg Config, env filters.Env, dirs ...string) (passed
 	return passed, failed, errors.Join(errs...)
 }
 
-type packCount struct{ passed, failed int }
+type packCount struct{ passed, failed, skipped int }
 
 func runPackTests(w io.Writer, cfg Config, env filters.Env, dir string) (packCount, error) {
 	var n packCount
@@ -42,7 +44,7 @@ func runPackTests(w io.Writer, cfg Config, env filters.Env, dir string) (packCou
 		return n, err
 	}
 	if len(pack.Tests) == 0 {
-		return n, fmt.Errorf("%w: %s: no tests/*.yaml", ErrPack, dir)
+		return n, fmt.Errorf("%w: %s: no tests/**/*.yaml", ErrPack, dir)
 	}
 	cfg.Mode = filters.ModeBlock
 	cfg.Packs = []string{pack.Dir}
@@ -64,16 +66,22 @@ func runPackTests(w io.Writer, cfg Config, env filters.Env, dir string) (packCou
 		if err != nil {
 			return n, fmt.Errorf("reading pack test: %w", err)
 		}
-		tests, err := parseFTW(src)
+		tests, err := ftw.DecodePackTest(file, src)
 		if err != nil {
-			return n, fmt.Errorf("%s: %w", file, err)
+			return n, err
 		}
-		rel := filepath.Join(pack.Meta.Name, filepath.Base(file))
+		rel, err := filepath.Rel(filepath.Join(pack.Dir, "tests"), file)
+		if err != nil {
+			rel = filepath.Base(file)
+		}
+		rel = filepath.Join(pack.Meta.Name, rel)
+		if tests.Meta.Disabled() {
+			n.skipped += len(tests.Tests)
+			fmt.Fprintf(w, "SKIP %s: meta.enabled is false\n", rel)
+			continue
+		}
 		for _, tc := range tests.Tests {
-			var why []string
-			for _, st := range tc.Stages {
-				why = append(why, srv.run(st).failed...)
-			}
+			why := tc.Run(srv.sendFTW, isReportingRule)
 			name := fmt.Sprintf("%s %d-%d", rel, tests.RuleID, tc.TestID)
 			if tc.Desc != "" {
 				name += " (" + strings.TrimSpace(firstLine(tc.Desc)) + ")"
@@ -109,10 +117,10 @@ func ValidatePacks(cfg Config, env filters.Env) error {
 		for _, file := range p.Tests {
 			src, err := os.ReadFile(file)
 			if err == nil {
-				_, err = parseFTW(src)
+				_, err = ftw.DecodePackTest(file, src)
 			}
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", file, err))
+				errs = append(errs, err)
 			}
 		}
 	}

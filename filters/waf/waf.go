@@ -38,7 +38,7 @@ type Filter struct {
 
 	skipBody []string
 
-	// onFinish, when set (tests, TestPacks), sees every transaction's
+	// onFinish, when set (tests, RunPackTests), sees every transaction's
 	// matched rules after phase 5, before the transaction is closed.
 	onFinish func(r *filters.Request, matched []types.MatchedRule)
 }
@@ -67,7 +67,7 @@ func newFilter(cfg Config, env filters.Env, opt engineOptions) (*Filter, error) 
 		if err != nil {
 			return nil, err
 		}
-		s.packFiles = append(s.packFiles, p.Rules...)
+		s.packFiles.add(p)
 	}
 	w, err := s.build()
 	if err != nil {
@@ -133,6 +133,8 @@ type txState struct {
 	verdict   filters.Verdict
 	overLimit bool
 	refused   bool
+	// body is the inspected body, kept for the audit with audit_requests.
+	body []byte
 }
 
 // Check runs phases 1 and 2 over r. The transaction stays open until
@@ -277,6 +279,9 @@ func (st *txState) processBody() (*types.Interruption, error) {
 		return nil, nil
 	}
 	defer st.f.budget.release(l)
+	if cfg.AuditRequests {
+		st.body = inspect
+	}
 	if it, _, err := tx.WriteRequestBody(inspect); it != nil || err != nil {
 		return it, err
 	}
@@ -481,8 +486,11 @@ func (f *Filter) record(st *txState) {
 		if !ruleLogged(mr) || mr.Rule().ID() == 0 {
 			continue
 		}
-		ev.Rules = append(ev.Rules, auditRule{ID: mr.Rule().ID(), Message: mr.Message(), Severity: mr.Rule().Severity().String()})
+		ev.Rules = append(ev.Rules, auditRule{ID: mr.Rule().ID(), Message: mr.Message(), Severity: mr.Rule().Severity().String(), Vars: matchedVars(mr.MatchedDatas())})
 		f.stats.matched(mr.Rule().ID())
+	}
+	if f.cfg.AuditRequests {
+		ev.Request = sampleRequest(st.r.HTTP, st.body)
 	}
 	f.audit.write(ev)
 }

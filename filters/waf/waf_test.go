@@ -560,7 +560,7 @@ func TestPackErrors(t *testing.T) {
 // does.
 func TestShippedPacks(t *testing.T) {
 	var out bytes.Buffer
-	passed, failed, err := TestPacks(&out, Config{}, filters.Env{Dir: "."}, "../../rules/api-hardening", "../../rules/crs-tuning-example")
+	passed, failed, err := RunPackTests(&out, Config{}, filters.Env{Dir: "."}, "../../rules/api-hardening", "../../rules/crs-tuning-example")
 	if err != nil || failed != 0 || passed < 20 {
 		t.Fatalf("passed %d failed %d err %v\n%s", passed, failed, err, out.String())
 	}
@@ -594,7 +594,7 @@ tests:
         output: {status: 403, log: {expect_ids: [9592001]}}
 `), 0o644)
 	var out bytes.Buffer
-	passed, failed, err := TestPacks(&out, Config{}, filters.Env{}, pack)
+	passed, failed, err := RunPackTests(&out, Config{}, filters.Env{}, pack)
 	if err != nil || passed != 1 || failed != 1 || !strings.Contains(out.String(), "FAIL p/t.yaml 9592001-2: expected rule 9592001 did not match; status 200, want [403]") {
 		t.Fatalf("passed %d failed %d err %v\n%s", passed, failed, err, out.String())
 	}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/edgeguard/edgeguard/config"
+	"github.com/edgeguard/edgeguard/filters"
+	"github.com/edgeguard/edgeguard/filters/waf"
+)
+
+// cmdRules runs `edgeguard rules test [-config FILE] [DIR...]`: the packs'
+// own go-ftw tests, with the WAF settings of FILE (paranoia, thresholds,
+// limits, profile) when given, CRS's defaults otherwise. Without DIR it
+// tests the packs FILE names.
+func cmdRules(args []string, stdout, stderr io.Writer) error {
+	if len(args) < 1 || args[0] != "test" {
+		fmt.Fprintln(stderr, "usage: edgeguard rules test [-config FILE] DIR...")
+		return errUsage
+	}
+	fs := newFlags("rules test", stderr)
+	path := fs.String("config", "", "config file whose waf: settings the tests run with")
+	if err := fs.Parse(args[1:]); err != nil {
+		return errUsage
+	}
+	cfg := waf.Config{Mode: filters.ModeBlock}
+	env := filters.Env{}
+	dirs := fs.Args()
+	if *path != "" {
+		c, err := config.Load(*path)
+		if err != nil {
+			fmt.Fprintln(stdout, err)
+			return errReported
+		}
+		cfg, env.Dir = c.WAF, filepath.Dir(*path)
+		if len(dirs) == 0 {
+			dirs = cfg.Packs
+		}
+		// Directories named on the command line are the user's, relative
+		// to where they stand, not to the config file.
+		for i, d := range fs.Args() {
+			if abs, err := filepath.Abs(d); err == nil {
+				dirs[i] = abs
+			}
+		}
+	}
+	if len(dirs) == 0 {
+		fmt.Fprintln(stderr, "usage: edgeguard rules test [-config FILE] DIR...")
+		return errUsage
+	}
+	passed, failed, err := waf.RunPackTests(stdout, cfg, env, dirs...)
+	if err != nil {
+		return fmt.Errorf("rules test: %w", err)
+	}
+	if failed > 0 || passed == 0 {
+		if passed == 0 && failed == 0 {
+			fmt.Fprintln(stderr, "edgeguard rules test: the packs have no tests")
+		}
+		return errReported
+	}
+	return nil
+}
