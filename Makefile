@@ -13,9 +13,12 @@ test:
 	$(GO) test -count=1 -timeout 20m -run TestCRSRegression -v ./filters/waf/ | grep -vE '^ *(=== RUN|--- PASS: TestCRSRegression/)'
 	# What -race skips as too slow or timing-bound: the optimised WAF against
 	# stock Coraza on every CRS input, pack test, benign and generated
-	# request; the CPU bound of a 1 MB JSON string; the WAF budget's flood
-	# test through the binary.
+	# request; the CPU bound of a 1 MB JSON string; tune end to end; the WAF
+	# budget's flood test through the binary.
 	$(GO) test -count=1 -timeout 20m -run '^(TestDifferential|TestLargeStringCost)$$' -v ./filters/waf/ | grep -vE '^ *(=== RUN)'
+	# edgeguard tune end to end: shadow-run the benign corpus, tune, and
+	# every CRS attack input must still block with the proposed pack.
+	$(GO) test -count=1 -timeout 20m -run '^TestTuneEndToEnd$$' -v ./filters/waf/ | grep -vE '^ *(=== RUN)'
 	$(GO) test -count=1 -timeout 10m -run TestE2EWAFBudgetFlood ./cmd/edgeguard/
 	# The bench harness's own tools (report parser, attack generator).
 	cd bench && $(GO) test -count=1 ./cmd/...
