@@ -32,7 +32,7 @@ func (s *FleetSize) UnmarshalText(b []byte) error {
 	}
 	n, err := strconv.Atoi(string(b))
 	if err != nil || n < 1 {
-		return fmt.Errorf("fleet_size %q: want auto or a number of nodes, at least 1", b)
+		return fmt.Errorf("%q: want auto or a number of nodes, at least 1", b)
 	}
 	*s = FleetSize(n)
 	return nil
@@ -102,12 +102,13 @@ type fleet struct {
 	failing  atomic.Bool
 	stop     chan struct{}
 	done     chan struct{}
+	first    chan struct{} // closed once the first announcement has been tried
 	stopOnce sync.Once
 }
 
 func newFleet(client redis.UniversalClient, key, node string, every, ttl, timeout time.Duration, log *slog.Logger) *fleet {
 	f := &fleet{client: client, key: key, node: node, every: every, ttl: ttl, timeout: timeout, log: log,
-		stop: make(chan struct{}), done: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}), first: make(chan struct{})}
 	f.size.Store(1)
 	return f
 }
@@ -122,8 +123,11 @@ func (f *fleet) run() {
 	defer close(f.done)
 	t := time.NewTicker(f.every)
 	defer t.Stop()
-	for {
+	for i := 0; ; i++ {
 		f.announce(context.Background())
+		if i == 0 {
+			close(f.first)
+		}
 		select {
 		case <-f.stop:
 			return
