@@ -777,6 +777,10 @@ func (f *Filter) CollectMetrics(emit func(filters.Sample)) {
 	counter(fb, fbHelp, s.fbLocal.Load(), "on_error", string(OnErrorLocal))
 	counter(fb, fbHelp, s.fbAllow.Load(), "on_error", string(OnErrorAllow))
 	counter(fb, fbHelp, s.fbDeny.Load(), "on_error", string(OnErrorDeny))
+	if f.conn != nil && f.onError == OnErrorLocal {
+		emit(filters.Sample{Name: "quota_fleet_size", Help: "Nodes on_error: local divides the quota by: the count last seen in Redis (fleet_size: auto) or the configured number.",
+			Kind: filters.Gauge, Value: float64(f.share())})
+	}
 	if f.breaker != nil {
 		emit(filters.Sample{Name: "quota_breaker_state", Help: "Redis circuit breaker: 0 closed, 1 open, 2 half-open.",
 			Kind: filters.Gauge, Value: float64(f.breaker.state.Load())})
