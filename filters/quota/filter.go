@@ -462,102 +462,123 @@ func (f *Filter) Check(r *filters.Request) filters.Verdict {
 		f.stats.noKey.Add(1)
 		return filters.Allow
 	}
-	// A deny counted against an API key or a token says nothing about the
-	// address that sent it: anyone may send a victim's key.
-	notClient := !byIP
 	var (
 		askBuf  [4]Ask
 		idxBuf  [4]deniedKey
 		itemBuf [4]string
 	)
-	asks, idx, items := askBuf[:0], idxBuf[:0], itemBuf[:0]
+	// A deny counted against an API key or a token says nothing about the
+	// address that sent it: anyone may send a victim's key.
+	q := asking{asks: askBuf[:0], idx: idxBuf[:0], items: itemBuf[:0], notClient: !byIP}
 	for i := range f.policies {
 		p := &f.policies[i]
 		if r.HTTP != nil && !p.matches(r.HTTP) {
 			continue
 		}
 		t := p.tierFor(r)
-		asks = append(asks, Ask{Key: f.stateKey(id, p.name), Limit: t.limit, Cost: p.cost, Shadow: p.shadow})
-		idx = append(idx, deniedKey{id, i, t.idx})
-		items = append(items, t.item)
+		q.asks = append(q.asks, Ask{Key: f.stateKey(id, p.name), Limit: t.limit, Cost: p.cost, Shadow: p.shadow})
+		q.idx = append(q.idx, deniedKey{id, i, t.idx})
+		q.items = append(q.items, t.item)
 	}
-	if len(asks) == 0 {
+	if len(q.asks) == 0 {
 		return filters.Allow
 	}
 	now := r.Now
-
-	// A client Redis denied until T is denied here until T without asking:
-	// a GCRA deny writes nothing, so nothing can make it pass sooner.
-	for i := range asks {
-		if asks[i].Shadow {
-			continue
-		}
-		until, ok := f.denied.Get(idx[i])
-		if !ok {
-			continue
-		}
-		left := time.Duration(until - now.UnixNano())
-		if left <= 0 {
-			f.denied.Remove(idx[i])
-			continue
-		}
-		f.stats.cacheHits.Add(1)
-		f.stats.denied.Add(1)
-		name := f.policies[idx[i].policy].name
-		v := filters.Verdict{
-			Deny:       true,
-			Status:     http.StatusTooManyRequests,
-			Reason:     "quota " + name,
-			RetryAfter: left,
-			Headers:    filters.RateLimitHeaders(items, []string{stateItem(name, Result{RetryAfter: left})}),
-			Shadow:     f.mode == filters.ModeShadow,
-			NotClient:  notClient,
-		}
+	if v, ok := f.cachedDeny(now, &q); ok {
 		return v
 	}
 
 	var resBuf [4]Result
-	results := resBuf[:len(asks)]
-	if len(asks) > len(resBuf) {
-		results = make([]Result, len(asks))
+	results := resBuf[:len(q.asks)]
+	if len(q.asks) > len(resBuf) {
+		results = make([]Result, len(q.asks))
 	}
-	allowed, how := f.take(now, asks, results)
+	allowed, how := f.take(now, q.asks, results)
 
 	switch how {
 	case failOpen:
 		f.stats.allowed.Add(1)
 		r.Annotate(Name, "store unavailable: allowed (on_error allow)")
-		return filters.Verdict{Headers: filters.RateLimitHeaders(items, nil)}
+		return filters.Verdict{Headers: filters.RateLimitHeaders(q.items, nil)}
 	case failClosed:
 		// An outage is not the client's doing: 503, not 429, and no
 		// strike (Overload). No RateLimit state is known to send.
 		f.stats.denied.Add(1)
-		retry := max(f.breaker.retryIn(now), time.Second)
 		return filters.Verdict{
 			Deny:       true,
 			Status:     http.StatusServiceUnavailable,
 			Reason:     "quota store unavailable",
-			RetryAfter: retry,
+			RetryAfter: max(f.breaker.retryIn(now), time.Second),
 			Overload:   true,
 			Shadow:     f.mode == filters.ModeShadow,
 		}
 	case fromLocal:
 		r.Annotate(Name, "store unavailable: local limit (on_error local)")
 	}
+	return f.verdict(now, &q, results, allowed, how)
+}
 
-	states := make([]string, len(asks))
+// asking is one request's asks, each with its over-limit cache entry and
+// its RateLimit-Policy member, and what its denies are counted against.
+// It holds no time.Time (whose *Location would make the escape analysis
+// move the caller's stack buffers to the heap).
+type asking struct {
+	asks      []Ask
+	idx       []deniedKey
+	items     []string
+	notClient bool
+}
+
+// cachedDeny denies q at now without a store call while the over-limit
+// cache holds one of its policies: a client Redis denied until T is denied
+// here until T, as a GCRA deny writes nothing, so nothing can make it pass
+// sooner.
+func (f *Filter) cachedDeny(now time.Time, q *asking) (filters.Verdict, bool) {
+	for i := range q.asks {
+		if q.asks[i].Shadow {
+			continue
+		}
+		until, ok := f.denied.Get(q.idx[i])
+		if !ok {
+			continue
+		}
+		left := time.Duration(until - now.UnixNano())
+		if left <= 0 {
+			f.denied.Remove(q.idx[i])
+			continue
+		}
+		f.stats.cacheHits.Add(1)
+		f.stats.denied.Add(1)
+		name := f.policies[q.idx[i].policy].name
+		return filters.Verdict{
+			Deny:       true,
+			Status:     http.StatusTooManyRequests,
+			Reason:     "quota " + name,
+			RetryAfter: left,
+			Headers:    filters.RateLimitHeaders(q.items, []string{stateItem(name, Result{RetryAfter: left})}),
+			Shadow:     f.mode == filters.ModeShadow,
+			NotClient:  q.notClient,
+		}, true
+	}
+	return filters.Verdict{}, false
+}
+
+// verdict turns the results of q's decision into the stage's verdict,
+// caching the denies the store made.
+func (f *Filter) verdict(now time.Time, q *asking, results []Result, allowed bool, how outcome) filters.Verdict {
+	states := make([]string, len(q.asks))
 	var (
 		denyName, shadowName string
 		retry                time.Duration
 	)
-	for i := range asks {
+	for i := range q.asks {
 		res := &results[i]
-		name := f.policies[idx[i].policy].name
+		name := f.policies[q.idx[i].policy].name
 		states[i] = stateItem(name, *res)
 		if res.Allowed {
 			continue
 		}
-		if asks[i].Shadow {
+		if q.asks[i].Shadow {
 			if shadowName == "" {
 				shadowName = name
 			}
@@ -568,10 +589,10 @@ func (f *Filter) Check(r *filters.Request) filters.Verdict {
 		}
 		retry = max(retry, res.RetryAfter)
 		if how == fromStore {
-			f.denied.Add(idx[i], now.Add(res.RetryAfter).UnixNano())
+			f.denied.Add(q.idx[i], now.Add(res.RetryAfter).UnixNano())
 		}
 	}
-	headers := filters.RateLimitHeaders(items, states)
+	headers := filters.RateLimitHeaders(q.items, states)
 	switch {
 	case !allowed:
 		f.stats.denied.Add(1)
@@ -582,7 +603,7 @@ func (f *Filter) Check(r *filters.Request) filters.Verdict {
 			RetryAfter: retry,
 			Headers:    headers,
 			Shadow:     f.mode == filters.ModeShadow,
-			NotClient:  notClient,
+			NotClient:  q.notClient,
 		}
 	case shadowName != "":
 		// A policy on trial would have denied: the chain reports it and
@@ -594,7 +615,7 @@ func (f *Filter) Check(r *filters.Request) filters.Verdict {
 			Status:    http.StatusTooManyRequests,
 			Reason:    "quota " + shadowName,
 			Headers:   headers,
-			NotClient: notClient,
+			NotClient: q.notClient,
 		}
 	}
 	f.stats.allowed.Add(1)

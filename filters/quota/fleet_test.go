@@ -18,6 +18,7 @@ func fleetNode(t *testing.T, addr, node string, mut func(*Config)) *Filter {
 	t.Helper()
 	f := mustNew(t, redisConfig([]string{addr}, false, func(c *Config) {
 		c.Key = []string{"ip"}
+		c.FleetSize = FleetAuto
 		c.Fleet = Fleet{Node: node, Announce: filters.Duration(time.Hour)}
 		if mut != nil {
 			mut(c)
@@ -82,6 +83,7 @@ func TestFleetCount(t *testing.T) {
 	// A reload of a (same settings) keeps the same node: no double count.
 	a2 := mustNew(t, redisConfig([]string{srv.Addr}, false, func(cfg *Config) {
 		cfg.Key = []string{"ip"}
+		cfg.FleetSize = FleetAuto
 		cfg.Fleet = Fleet{Node: "a", Announce: filters.Duration(time.Hour)}
 	}), filters.Env{Previous: a})
 	if a2.fleet != a.fleet {

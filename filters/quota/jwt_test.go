@@ -24,12 +24,12 @@ import (
 
 // issuer signs test tokens with one ECDSA P-256 key.
 type issuer struct {
-	t   *testing.T
+	t   testing.TB
 	key *ecdsa.PrivateKey
 	kid string
 }
 
-func newIssuer(t *testing.T, kid string) *issuer {
+func newIssuer(t testing.TB, kid string) *issuer {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +68,7 @@ func (is *issuer) pemFile(dir string) string {
 }
 
 // jwksFile writes a JWKS holding the public keys of issuers.
-func jwksFile(t *testing.T, dir string, issuers ...*issuer) string {
+func jwksFile(t testing.TB, dir string, issuers ...*issuer) string {
 	var set jose.JSONWebKeySet
 	for _, is := range issuers {
 		set.Keys = append(set.Keys, jose.JSONWebKey{Key: &is.key.PublicKey, KeyID: is.kid, Algorithm: "ES256", Use: "sig"})

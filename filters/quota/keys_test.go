@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgeguard/edgeguard/filters"
 )
@@ -190,5 +191,39 @@ func TestKeysFileReload(t *testing.T) {
 	_, err = New(Config{KeysFile: "missing.txt", Policies: cfg.Policies}, filters.Env{Dir: dir})
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("missing file: %v", err)
+	}
+}
+
+// BenchmarkCheckKeySource is one allowed decision with the memory store for
+// each kind of identity: the address, an API key checked against a keys
+// file (one SHA-256 more), and an ES256 token (a signature check).
+//
+//	go test -run '^$' -bench CheckKeySource -benchmem -count 3 ./filters/quota/
+func BenchmarkCheckKeySource(b *testing.B) {
+	dir := b.TempDir()
+	is := newIssuer(b, "k1")
+	token := "Bearer " + is.token(map[string]any{"sub": "alice", "exp": t0.Add(time.Hour).Unix()})
+	jwks := jwksFile(b, dir, is)
+	policies := []Policy{{Name: "p", Rate: rate("1000000/s"), Burst: 1 << 30}}
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		hdr  []string
+	}{
+		{"ip", Config{Policies: policies}, nil},
+		{"keys_file", Config{Key: []string{"header:X-API-Key", "ip"}, KeysFile: keysFile(b, "good"), Policies: policies}, []string{"X-API-Key", "good"}},
+		{"jwt_es256", Config{Key: []string{"jwt:sub", "ip"}, JWT: &JWT{JWKSFile: jwks, Algorithms: []string{"ES256"}}, Policies: policies}, []string{"Authorization", token}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			f := mustNew(b, tc.cfg, filters.Env{})
+			r := newReq("GET", "/", t0, tc.hdr...)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				r.Now = t0.Add(time.Duration(i) * time.Microsecond)
+				if f.Check(r).Deny {
+					b.Fatal("denied")
+				}
+			}
+		})
 	}
 }
