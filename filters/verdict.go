@@ -27,7 +27,8 @@ type Verdict struct {
 	// at least 1) on a deny.
 	RetryAfter time.Duration
 	// Headers are added to the response, allowed or denied (RateLimit
-	// headers, a redirect's Location).
+	// headers, a redirect's Location). A stage may hand the same map to
+	// many verdicts (a limiter's 429 headers): nobody changes it.
 	Headers http.Header
 	// Overload marks a deny for want of capacity (a 503 from a full
 	// evaluation queue): it says nothing about the client, so observers do

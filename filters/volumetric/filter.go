@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgeguard/edgeguard/filters"
@@ -24,6 +25,10 @@ type Filter struct {
 	// policy is the RateLimit-Policy header of every 429, the same for
 	// all clients: built once.
 	policy []string
+	// denyHeaders holds the headers of a 429 by its wait in whole seconds,
+	// built on first use and shared by every verdict (nobody changes a
+	// verdict's Headers): a flood is refused without allocating.
+	denyHeaders [maxSharedWait]atomic.Pointer[http.Header]
 	// base holds the counters of the limiters this one replaced on
 	// reloads, so the exposed counters never go backwards.
 	base Stats
@@ -108,12 +113,33 @@ func (f *Filter) Check(r *filters.Request) filters.Verdict {
 		// The same RateLimit fields as the quota stage's 429s, so a client
 		// backs off alike whichever limit it hit. A shadow deny lets the
 		// request through, where "nothing remains" would be false.
-		v.Headers = http.Header{
-			filters.HeaderRateLimitPolicy: f.policy,
-			filters.HeaderRateLimit:       {filters.RateLimitItem(Name, 0, wait)},
-		}
+		v.Headers = f.headersFor(wait)
 	}
 	return v
+}
+
+// maxSharedWait bounds the waits, in whole seconds, whose 429 headers are
+// kept for sharing; longer ones (a burst spanning minutes) are built each
+// time.
+const maxSharedWait = 64
+
+// headersFor returns the RateLimit fields of a 429 whose request could
+// pass after wait.
+func (f *Filter) headersFor(wait time.Duration) http.Header {
+	t := filters.CeilSeconds(wait)
+	if t < maxSharedWait {
+		if h := f.denyHeaders[t].Load(); h != nil {
+			return *h
+		}
+	}
+	h := http.Header{
+		filters.HeaderRateLimitPolicy: f.policy,
+		filters.HeaderRateLimit:       {filters.RateLimitItem(Name, 0, wait)},
+	}
+	if t < maxSharedWait {
+		f.denyHeaders[t].Store(&h)
+	}
+	return h
 }
 
 // CollectMetrics emits the tracked clients, evictions by kind and denies.
