@@ -1,6 +1,7 @@
 package quota
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -16,6 +17,7 @@ import (
 	"github.com/edgeguard/edgeguard/filters"
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -94,10 +96,28 @@ type jwtVerifier struct {
 	algs     []jose.SignatureAlgorithm
 	expected jwt.Expected
 	leeway   time.Duration
+	// signed remembers tokens whose signature verified, by their SHA-256:
+	// a client sends the same token with every request, and a signature
+	// check costs far more than the quota decision (see
+	// BenchmarkCheckKeySource). The time claims are checked on every use.
+	signed *lru.Cache[[sha256.Size]byte, *signedToken]
 }
 
+// signedToken is what a verified token says.
+type signedToken struct {
+	std    jwt.Claims
+	claims map[string]any
+}
+
+// jwtCacheSize bounds the verified tokens remembered (about 1 KiB each).
+const jwtCacheSize = 10_000
+
 func newJWTVerifier(j *JWT, dir string) (*jwtVerifier, error) {
-	v := &jwtVerifier{header: "Authorization", expected: jwt.Expected{Issuer: j.Issuer}, leeway: j.Leeway.D()}
+	signed, err := lru.New[[sha256.Size]byte, *signedToken](jwtCacheSize)
+	if err != nil {
+		return nil, fmt.Errorf("jwt: token cache: %w", err)
+	}
+	v := &jwtVerifier{header: "Authorization", expected: jwt.Expected{Issuer: j.Issuer}, leeway: j.Leeway.D(), signed: signed}
 	if j.Header != "" {
 		v.header = http.CanonicalHeaderKey(j.Header)
 	}
@@ -108,7 +128,6 @@ func newJWTVerifier(j *JWT, dir string) (*jwtVerifier, error) {
 	for _, a := range j.Algorithms {
 		v.algs = append(v.algs, jose.SignatureAlgorithm(a))
 	}
-	var err error
 	if j.KeyFile != "" {
 		v.key, err = loadPublicKey(resolve(dir, j.KeyFile))
 	} else {
@@ -195,19 +214,38 @@ func (v *jwtVerifier) claim(r *http.Request, claim string, now time.Time) (strin
 	if raw == "" || len(raw) > maxTokenLen {
 		return "", false
 	}
+	tok, ok := v.verified(raw)
+	// A token without exp would be good forever: not trusted.
+	if !ok || tok.std.Expiry == nil || tok.std.ValidateWithLeeway(v.expected.WithTime(now), v.leeway) != nil {
+		return "", false
+	}
+	s, _ := tok.claims[claim].(string)
+	return s, s != ""
+}
+
+// verified returns what raw says when one of the keys signed it with an
+// allowed algorithm (and its issuer and audience match): from the cache,
+// or by checking the signature and remembering the token.
+func (v *jwtVerifier) verified(raw string) (*signedToken, bool) {
+	sum := sha256.Sum256([]byte(raw))
+	if t, ok := v.signed.Get(sum); ok {
+		return t, true
+	}
 	tok, err := jwt.ParseSigned(raw, v.algs)
 	if err != nil {
-		return "", false
+		return nil, false
 	}
-	var std jwt.Claims
-	var all map[string]any
-	if err := tok.Claims(v.key, &std, &all); err != nil {
-		return "", false
+	t := &signedToken{}
+	if err := tok.Claims(v.key, &t.std, &t.claims); err != nil {
+		return nil, false
 	}
-	// A token without exp would be good forever: not trusted.
-	if std.Expiry == nil || std.ValidateWithLeeway(v.expected.WithTime(now), v.leeway) != nil {
-		return "", false
+	// Issuer and audience never change: checked once, with the time
+	// checks left to each use.
+	static := v.expected
+	static.Time = time.Unix(0, 0)
+	if err := t.std.ValidateWithLeeway(static, 0); err != nil && !errors.Is(err, jwt.ErrExpired) && !errors.Is(err, jwt.ErrNotValidYet) && !errors.Is(err, jwt.ErrIssuedInTheFuture) {
+		return nil, false
 	}
-	s, _ := all[claim].(string)
-	return s, s != ""
+	v.signed.Add(sum, t)
+	return t, true
 }

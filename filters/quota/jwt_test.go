@@ -234,3 +234,35 @@ func TestJWTConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestJWTCacheRechecksTime: a token whose signature was verified once is
+// remembered, but its exp and nbf are checked at every request's time: it
+// stops identifying the client when it expires, and one seen before its
+// nbf starts to once it is valid.
+func TestJWTCacheRechecksTime(t *testing.T) {
+	dir := t.TempDir()
+	is := newIssuer(t, "k1")
+	f := mustNew(t, Config{
+		Key:      []string{"jwt:sub", "ip"},
+		JWT:      &JWT{JWKSFile: jwksFile(t, dir, is), Algorithms: []string{"ES256"}},
+		Policies: []Policy{{Name: "p", Rate: rate("1/m")}},
+	}, filters.Env{})
+	tok := "Bearer " + is.token(map[string]any{"sub": "alice", "nbf": at(time.Minute), "exp": at(time.Hour)})
+	for _, st := range []struct {
+		at    time.Duration
+		byJWT bool
+	}{
+		{0, false},              // before nbf: verified, remembered, not trusted yet
+		{2 * time.Minute, true}, // valid
+		{30 * time.Minute, true},
+		{time.Hour + time.Second, false}, // expired, though remembered
+	} {
+		_, byIP, ok := f.clientID(newReq("GET", "/", t0.Add(st.at), "Authorization", tok))
+		if !ok || byIP == st.byJWT {
+			t.Errorf("at +%v: identified by the token = %v, want %v", st.at, !byIP, st.byJWT)
+		}
+	}
+	if n := f.jwt.signed.Len(); n != 1 {
+		t.Errorf("%d tokens remembered, want 1", n)
+	}
+}
