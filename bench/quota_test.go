@@ -159,7 +159,9 @@ func BenchmarkRedisGCRA(b *testing.B) {
 			for i := range reqs {
 				h := httptest.NewRequest("GET", "/", nil)
 				h.Header.Set("X-API-Key", fmt.Sprint("key-", i))
-				reqs[i] = &filters.Request{HTTP: h, Client: addr, Key: filters.KeyOf(addr, 64)}
+				// Forwarded by a trusted proxy: an API key header is believed
+				// without a keys file only there.
+				reqs[i] = &filters.Request{HTTP: h, Client: addr, Key: filters.KeyOf(addr, 64), Source: filters.SourceHeader}
 			}
 			run(b, srv.Addr, func(k int) bool {
 				r := *reqs[k]

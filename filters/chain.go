@@ -79,7 +79,14 @@ func (c *Chain) Run(r *Request) Verdict {
 			}
 			c.report(r, v)
 			if !v.Shadow {
-				mergeHeaders(&v.Headers, headers)
+				if len(headers) > 0 {
+					// v.Headers may be the stage's shared map: merge
+					// into a new one.
+					own := make(http.Header, len(v.Headers)+len(headers))
+					mergeHeaders(&own, v.Headers)
+					mergeHeaders(&own, headers)
+					v.Headers = own
+				}
 				return v
 			}
 			r.Annotate(v.Stage, "shadow deny: "+v.Reason)

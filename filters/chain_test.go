@@ -113,6 +113,27 @@ func TestChainDoesNotMutateStageHeaders(t *testing.T) {
 	}
 }
 
+// TestChainDenyDoesNotMutateStageHeaders: a deny's own headers (a
+// limiter's shared 429 map) are merged with the earlier stages' into a new
+// map, never into the stage's.
+func TestChainDenyDoesNotMutateStageHeaders(t *testing.T) {
+	var ran []string
+	denyHdr := http.Header{"Ratelimit": {"r=0"}}
+	c := NewChain([]Stage{
+		{Filter: fixed{name: "x", v: Verdict{Headers: http.Header{"A": {"1"}}}, ran: &ran}},
+		{Filter: fixed{name: "y", v: Verdict{Deny: true, Status: 429, Headers: denyHdr}, ran: &ran}},
+	}, nil, nil)
+	for range 3 {
+		v := c.Run(&Request{})
+		if !v.Deny || v.Headers.Get("A") != "1" || v.Headers.Get("Ratelimit") != "r=0" {
+			t.Fatalf("deny %+v, want both stages' headers", v)
+		}
+	}
+	if len(denyHdr) != 1 {
+		t.Fatalf("the denying stage's header map was changed: %v", denyHdr)
+	}
+}
+
 func TestExplainRunsEveryStageAndReportsNothing(t *testing.T) {
 	var ran []string
 	reported := 0

@@ -27,12 +27,19 @@ type Verdict struct {
 	// at least 1) on a deny.
 	RetryAfter time.Duration
 	// Headers are added to the response, allowed or denied (RateLimit
-	// headers, a redirect's Location).
+	// headers, a redirect's Location). A stage may hand the same map to
+	// many verdicts (a limiter's 429 headers): nobody changes it.
 	Headers http.Header
 	// Overload marks a deny for want of capacity (a 503 from a full
 	// evaluation queue): it says nothing about the client, so observers do
 	// not count it as a strike against it.
 	Overload bool
+	// NotClient marks a deny counted against an identity other than the
+	// client's address (a quota bucket of an API key or a token claim):
+	// whoever sent that identity may be anyone, from any address, so
+	// observers that punish addresses do not count it against this one.
+	// A stage leaves it false when the identity it counted was the address.
+	NotClient bool
 	// Shadow marks a deny that a stage in shadow mode would have made; the
 	// chain turns it into an allow after reporting it.
 	Shadow bool
@@ -40,6 +47,14 @@ type Verdict struct {
 
 // Allow is the verdict that lets a request pass.
 var Allow = Verdict{}
+
+// Attributable reports whether v is a deny that says something about the
+// client address: neither a deny for want of capacity (Overload) nor one
+// counted against another identity (NotClient). Observers that punish
+// addresses (reputation strikes) count only these.
+func (v Verdict) Attributable() bool {
+	return v.Deny && !v.Overload && !v.NotClient
+}
 
 // StatusCode returns the status a deny answers with.
 func (v Verdict) StatusCode() int {

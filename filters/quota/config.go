@@ -40,6 +40,7 @@ const (
 	KeyIP     KeyKind = "ip"
 	KeyHeader KeyKind = "header"
 	KeyCookie KeyKind = "cookie"
+	KeyJWT    KeyKind = "jwt"
 )
 
 // Batch switch values.
@@ -72,20 +73,47 @@ type Config struct {
 	// OnError is what a request gets while Redis fails (an error, a timeout
 	// or an open breaker): local (the default) decides with an in-process
 	// limiter at each policy's rate divided by FleetSize, allow admits it,
-	// deny refuses it with 429. See RATIONALE for why local is the default.
+	// deny refuses it with 503 and a Retry-After (an outage is not the
+	// client's fault: not a 429, and no strike). See RATIONALE for why
+	// local is the default.
 	OnError OnError `yaml:"on_error,omitempty" json:"on_error,omitempty"`
 	// FleetSize is the number of edge nodes sharing the quota, used only by
 	// on_error: local: each node then admits rate/FleetSize with a burst of
 	// burst/FleetSize (rounded up), so the fleet as a whole stays near the
-	// quota while Redis is away. Default 1: a lone node keeps the full rate.
-	FleetSize int `yaml:"fleet_size,omitempty" json:"fleet_size,omitempty"`
+	// quota while Redis is away. "auto" (the default with the Redis store)
+	// counts the nodes: each announces itself in Redis every
+	// Fleet.Announce with an expiry of Fleet.TTL, and the count it last saw
+	// is what it divides by once Redis is gone. A number fixes the size.
+	// With the memory store it is unused (each node has its own quota).
+	FleetSize FleetSize `yaml:"fleet_size,omitempty" json:"fleet_size,omitempty"`
+	// Fleet tunes fleet_size: auto.
+	Fleet Fleet `yaml:"fleet,omitempty" json:"fleet,omitempty"`
 	// Key lists where the client identity comes from, in order; the first
-	// source present in a request is used: "header:NAME" (e.g. an API key
-	// header), "cookie:NAME", "ip" (the resolved client key, IPv6 collapsed
-	// to its prefix). The value is hashed before it is used as a key, so no
+	// source present and trusted in a request is used: "header:NAME" (e.g.
+	// an API key header), "cookie:NAME", "jwt:CLAIM" (a claim of a bearer
+	// token whose signature JWT verifies), "ip" (the resolved client key,
+	// IPv6 collapsed to its prefix). A client can send any header, cookie
+	// or token it likes, so those are trusted only when verified: a
+	// header or cookie value whose SHA-256 is in KeysFile, a token that
+	// JWT's keys signed and whose exp/nbf hold. Without KeysFile a header
+	// or cookie is believed only on requests forwarded by a trusted L7
+	// proxy (client_ip.trusted_proxies), which must set it. A source that
+	// is absent, unknown or invalid passes to the next one, so a client
+	// inventing keys meets the per-IP limit of an "ip" after them, never a
+	// fresh bucket. The value is hashed before it is used as a key, so no
 	// API key reaches Redis. A request with none of them present is not
 	// subject to quotas. Default [ip].
 	Key []string `yaml:"key,omitempty" json:"key,omitempty"`
+	// KeysFile names a file of the SHA-256 hashes (hex) of the API keys
+	// this edge accepts in header: and cookie: sources, one a line, "#"
+	// starting a comment; anything after the hash and a space is a label
+	// (so `sha256sum` output works). Relative to the config file; read
+	// again on every reload. A key whose hash is not listed is not
+	// trusted: the request is identified by the next source.
+	KeysFile string `yaml:"keys_file,omitempty" json:"keys_file,omitempty"`
+	// JWT says how the tokens of jwt:CLAIM sources are verified; required
+	// when a jwt: source is listed.
+	JWT *JWT `yaml:"jwt,omitempty" json:"jwt,omitempty"`
 	// KeyPrefix starts every Redis key, to share a Redis with other users.
 	// Default "edgeguard:quota:". It must not contain braces.
 	KeyPrefix string `yaml:"key_prefix,omitempty" json:"key_prefix,omitempty"`
@@ -210,15 +238,23 @@ func (k KeySource) String() string {
 // ErrKeySource is wrapped by ParseKeySource errors.
 var ErrKeySource = errors.New("quota: bad key source")
 
-// ParseKeySource parses "ip", "header:NAME" or "cookie:NAME".
+// ParseKeySource parses "ip", "header:NAME", "cookie:NAME" or "jwt:CLAIM".
 func ParseKeySource(s string) (KeySource, error) {
 	if s == string(KeyIP) {
 		return KeySource{Kind: KeyIP}, nil
 	}
 	text, name, ok := strings.Cut(s, ":")
 	kind := KeyKind(text)
+	if ok && kind == KeyJWT {
+		// A claim name is any JSON object key; bound it and keep it
+		// printable, as it goes to logs.
+		if name == "" || len(name) > 256 || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+			return KeySource{}, fmt.Errorf("%w %q: the claim name must be 1 to 256 printable characters without spaces", ErrKeySource, s)
+		}
+		return KeySource{Kind: kind, Name: name}, nil
+	}
 	if !ok || (kind != KeyHeader && kind != KeyCookie) {
-		return KeySource{}, fmt.Errorf("%w %q: want ip, header:NAME or cookie:NAME", ErrKeySource, s)
+		return KeySource{}, fmt.Errorf("%w %q: want ip, header:NAME, cookie:NAME or jwt:CLAIM", ErrKeySource, s)
 	}
 	if name == "" || !httpguts.ValidHeaderFieldName(name) {
 		return KeySource{}, fmt.Errorf("%w %q: %s name must be a non-empty HTTP token", ErrKeySource, s, kind)
@@ -278,10 +314,28 @@ func (c Config) Validate() error {
 			add(fmt.Sprintf("key[%d]", i), "%v", err)
 			continue
 		}
+		if k.Kind == KeyJWT && c.JWT == nil {
+			add(fmt.Sprintf("key[%d]", i), "%q needs a jwt: block saying which keys sign the tokens", s)
+		}
 		if seenKey[k.String()] {
 			add(fmt.Sprintf("key[%d]", i), "%q is listed twice", s)
 		}
 		seenKey[k.String()] = true
+	}
+	if c.JWT != nil {
+		errs = append(errs, filters.PrefixFields("jwt", c.JWT.validate()))
+	}
+	if c.Fleet.Announce < 0 {
+		add("fleet.announce", "must not be negative")
+	}
+	if c.Fleet.TTL < 0 {
+		add("fleet.ttl", "must not be negative")
+	}
+	if c.Fleet.TTL > 0 && c.Fleet.TTL < c.Fleet.Announce {
+		add("fleet.ttl", "%s is shorter than announce %s: nodes would drop out between announcements", c.Fleet.TTL.D(), c.Fleet.Announce.D())
+	}
+	if c.Fleet.Node != "" && (len(c.Fleet.Node) > 128 || strings.ContainsFunc(c.Fleet.Node, func(r rune) bool { return r <= ' ' || r == 0x7f })) {
+		add("fleet.node", "%q: want 1 to 128 printable characters without spaces", c.Fleet.Node)
 	}
 	if strings.ContainsAny(c.KeyPrefix, "{}") {
 		add("key_prefix", "must not contain { or }: they would change the Redis Cluster hash tag")

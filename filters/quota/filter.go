@@ -39,8 +39,15 @@ type Filter struct {
 	policies []policy
 	prefix   string
 	onError  OnError
-	fleet    int64
 	timeout  time.Duration
+	// keys are the hashes of the API keys header: and cookie: sources
+	// accept (nil without keys_file); jwt verifies jwt: sources.
+	keys map[KeyHash]struct{}
+	jwt  *jwtVerifier
+
+	fleetSize    int64  // fleet_size as a number; 0 with fleet
+	fleet        *fleet // fleet_size: auto's count, nil otherwise
+	fleetRelease func() error
 
 	mem     *MemoryStore // the store when Config.Store is memory
 	conn    *redisConn   // the store when Config.Store is redis
@@ -88,6 +95,7 @@ type stats struct {
 	allowed, denied, shadowDenied   atomic.Int64
 	cacheHits, storeErrors          atomic.Int64
 	fbLocal, fbAllow, fbDeny, noKey atomic.Int64
+	unverified                      atomic.Int64
 }
 
 // redisConn is a Redis client and the store on it, shared through
@@ -103,8 +111,12 @@ type redisConn struct {
 func (c *redisConn) Close() error { return c.client.Close() }
 
 // redisConns holds the clients of the process's quota Filters; the last
-// Filter to close one closes it.
-var redisConns usagepool.Pool[*redisConn]
+// Filter to close one closes it. fleets holds their announcers in the same
+// way: the Filters of every route and of successive reloads are one node.
+var (
+	redisConns usagepool.Pool[*redisConn]
+	fleets     usagepool.Pool[*fleet]
+)
 
 // New builds the stage. With store: redis it connects lazily (New does not
 // wait for Redis; Ready reports it). Filters with the same Redis settings
@@ -117,12 +129,15 @@ func New(cfg Config, env filters.Env) (*Filter, error) {
 		return nil, fmt.Errorf("quota: config: %w", err)
 	}
 	f := &Filter{
-		mode:    cfg.Mode,
-		log:     env.Log(Name),
-		prefix:  cfg.KeyPrefix,
-		onError: cfg.OnError,
-		fleet:   int64(max(cfg.FleetSize, 1)),
-		timeout: cfg.Redis.CallTimeout(),
+		mode:      cfg.Mode,
+		log:       env.Log(Name),
+		prefix:    cfg.KeyPrefix,
+		onError:   cfg.OnError,
+		fleetSize: int64(cfg.FleetSize),
+		timeout:   cfg.Redis.CallTimeout(),
+	}
+	if err := f.loadVerifiers(cfg, env.Dir); err != nil {
+		return nil, err
 	}
 	if f.mode == "" {
 		f.mode = filters.ModeBlock
@@ -140,6 +155,10 @@ func New(cfg Config, env filters.Env) (*Filter, error) {
 	for _, s := range keys {
 		k, _ := ParseKeySource(s) // validated
 		f.sources = append(f.sources, k)
+		if (k.Kind == KeyHeader || k.Kind == KeyCookie) && f.keys == nil {
+			f.log.Warn("quota key source not verified: without keys_file it is believed only on requests forwarded by a trusted proxy",
+				"source", k.String())
+		}
 	}
 	for _, p := range cfg.Policies {
 		if p.Mode == filters.ModeOff {
@@ -172,6 +191,9 @@ func New(cfg Config, env filters.Env) (*Filter, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.FleetSize == FleetAuto && f.onError == OnErrorLocal {
+		f.joinFleet(cfg.Fleet, key)
+	}
 	if prev != nil && prev.local != nil {
 		f.local = prev.local
 	} else if f.onError == OnErrorLocal {
@@ -190,6 +212,51 @@ func New(cfg Config, env filters.Env) (*Filter, error) {
 	}
 	f.breaker = newBreaker(fails, backoff, maxBackoff)
 	return f, nil
+}
+
+// loadVerifiers reads keys_file and the jwt block's keys, relative to dir.
+func (f *Filter) loadVerifiers(cfg Config, dir string) error {
+	var err error
+	if cfg.KeysFile != "" {
+		if f.keys, err = loadKeys(dir, cfg.KeysFile); err != nil {
+			return fmt.Errorf("keys_file: %w", err)
+		}
+	}
+	if cfg.JWT != nil {
+		if f.jwt, err = newJWTVerifier(cfg.JWT, dir); err != nil {
+			return fmt.Errorf("jwt: %w", err)
+		}
+	}
+	return nil
+}
+
+// joinFleet starts (or shares) this process's announcements in the fleet
+// of the Redis under connKey and the key prefix.
+func (f *Filter) joinFleet(cfg Fleet, connKey string) {
+	every, ttl, node := cfg.Announce.D(), cfg.TTL.D(), cfg.Node
+	if every == 0 {
+		every = DefaultFleetAnnounce
+	}
+	if ttl == 0 {
+		ttl = DefaultFleetTTLs * every
+	}
+	if node == "" {
+		node = processNode()
+	}
+	setKey := f.prefix + "fleet"
+	key := fmt.Sprintf("%s set=%s node=%s every=%s ttl=%s", connKey, setKey, node, every, ttl)
+	client, log, timeout := f.conn.client, f.log, f.timeout
+	f.fleet, f.fleetRelease, _ = fleets.Acquire(key, func() (*fleet, error) {
+		return newFleet(client, setKey, node, every, ttl, timeout, log).start(), nil
+	})
+}
+
+// share is the number of nodes on_error: local divides the quota by.
+func (f *Filter) share() int64 {
+	if f.fleet != nil {
+		return f.fleet.Size()
+	}
+	return max(f.fleetSize, 1)
 }
 
 func dialRedis(cfg redisconf.Config, batch bool) (*redisConn, error) {
@@ -298,37 +365,64 @@ func (p *policy) tierFor(r *filters.Request) tier {
 	return tier{limit: p.limit, item: p.item}
 }
 
-// clientID hashes the first present key source of r, with the source's
-// name, so that equal values from different sources stay different clients
-// and no raw API key or cookie leaves the process.
-func (f *Filter) clientID(r *filters.Request) ([16]byte, bool) {
+// clientID hashes the first key source of r that is present and trusted,
+// with the source's name, so that equal values from different sources stay
+// different clients and no raw API key or cookie leaves the process. byIP
+// says the source was the client address. A source the client could have
+// invented is trusted only when verified (see Config.Key); one that fails
+// is counted and passes to the next source, so an invented key meets the
+// per-IP limit rather than a fresh bucket.
+func (f *Filter) clientID(r *filters.Request) (id [16]byte, byIP, ok bool) {
 	for _, s := range f.sources {
-		var value string
-		switch s.Kind {
-		case KeyIP:
-			if !r.Client.IsValid() {
-				continue
+		if s.Kind == KeyIP {
+			if r.Client.IsValid() {
+				return hashID(string(KeyIP), string(r.Key[:])), true, true
 			}
-			value = string(r.Key[:])
-		case KeyHeader:
-			if r.HTTP == nil {
-				continue
-			}
-			value = r.HTTP.Header.Get(s.Name)
-		case KeyCookie:
-			if r.HTTP == nil {
-				continue
-			}
-			if c, err := r.HTTP.Cookie(s.Name); err == nil {
-				value = c.Value
-			}
-		}
-		if value == "" {
 			continue
 		}
-		return hashID(s.String(), value), true
+		if r.HTTP == nil {
+			continue
+		}
+		value, present, trusted := f.keyValue(r, s)
+		if !present {
+			continue
+		}
+		if !trusted {
+			f.stats.unverified.Add(1)
+			continue
+		}
+		return hashID(s.String(), value), false, true
 	}
-	return [16]byte{}, false
+	return [16]byte{}, false, false
+}
+
+// keyValue reads source s of r: present says the request carries it,
+// trusted that it passed verification.
+func (f *Filter) keyValue(r *filters.Request, s KeySource) (value string, present, trusted bool) {
+	switch s.Kind {
+	case KeyHeader:
+		value = r.HTTP.Header.Get(s.Name)
+	case KeyCookie:
+		if c, err := r.HTTP.Cookie(s.Name); err == nil {
+			value = c.Value
+		}
+	case KeyJWT:
+		if r.HTTP.Header.Get(f.jwt.header) == "" {
+			return "", false, false
+		}
+		value, trusted = f.jwt.claim(r.HTTP, s.Name, r.Now)
+		return value, true, trusted
+	}
+	if value == "" {
+		return "", false, false
+	}
+	if f.keys == nil {
+		// Nothing to verify against: believed only from a trusted L7
+		// proxy (client_ip.trusted_proxies), which must set it.
+		return value, true, r.Source == filters.SourceHeader
+	}
+	_, known := f.keys[HashKey(value)]
+	return value, true, known
 }
 
 func hashID(source, value string) [16]byte {
@@ -363,7 +457,7 @@ const (
 
 // Check decides r against every matching policy.
 func (f *Filter) Check(r *filters.Request) filters.Verdict {
-	id, ok := f.clientID(r)
+	id, byIP, ok := f.clientID(r)
 	if !ok {
 		f.stats.noKey.Add(1)
 		return filters.Allow
@@ -373,91 +467,118 @@ func (f *Filter) Check(r *filters.Request) filters.Verdict {
 		idxBuf  [4]deniedKey
 		itemBuf [4]string
 	)
-	asks, idx, items := askBuf[:0], idxBuf[:0], itemBuf[:0]
+	// A deny counted against an API key or a token says nothing about the
+	// address that sent it: anyone may send a victim's key.
+	q := asking{asks: askBuf[:0], idx: idxBuf[:0], items: itemBuf[:0], notClient: !byIP}
 	for i := range f.policies {
 		p := &f.policies[i]
 		if r.HTTP != nil && !p.matches(r.HTTP) {
 			continue
 		}
 		t := p.tierFor(r)
-		asks = append(asks, Ask{Key: f.stateKey(id, p.name), Limit: t.limit, Cost: p.cost, Shadow: p.shadow})
-		idx = append(idx, deniedKey{id, i, t.idx})
-		items = append(items, t.item)
+		q.asks = append(q.asks, Ask{Key: f.stateKey(id, p.name), Limit: t.limit, Cost: p.cost, Shadow: p.shadow})
+		q.idx = append(q.idx, deniedKey{id, i, t.idx})
+		q.items = append(q.items, t.item)
 	}
-	if len(asks) == 0 {
+	if len(q.asks) == 0 {
 		return filters.Allow
 	}
 	now := r.Now
-
-	// A client Redis denied until T is denied here until T without asking:
-	// a GCRA deny writes nothing, so nothing can make it pass sooner.
-	for i := range asks {
-		if asks[i].Shadow {
-			continue
-		}
-		until, ok := f.denied.Get(idx[i])
-		if !ok {
-			continue
-		}
-		left := time.Duration(until - now.UnixNano())
-		if left <= 0 {
-			f.denied.Remove(idx[i])
-			continue
-		}
-		f.stats.cacheHits.Add(1)
-		f.stats.denied.Add(1)
-		name := f.policies[idx[i].policy].name
-		v := filters.Verdict{
-			Deny:       true,
-			Status:     http.StatusTooManyRequests,
-			Reason:     "quota " + name,
-			RetryAfter: left,
-			Headers:    buildHeaders(items, []string{stateItem(name, Result{RetryAfter: left})}),
-			Shadow:     f.mode == filters.ModeShadow,
-		}
+	if v, ok := f.cachedDeny(now, &q); ok {
 		return v
 	}
 
 	var resBuf [4]Result
-	results := resBuf[:len(asks)]
-	if len(asks) > len(resBuf) {
-		results = make([]Result, len(asks))
+	results := resBuf[:len(q.asks)]
+	if len(q.asks) > len(resBuf) {
+		results = make([]Result, len(q.asks))
 	}
-	allowed, how := f.take(now, asks, results)
+	allowed, how := f.take(now, q.asks, results)
 
 	switch how {
 	case failOpen:
 		f.stats.allowed.Add(1)
 		r.Annotate(Name, "store unavailable: allowed (on_error allow)")
-		return filters.Verdict{Headers: buildHeaders(items, nil)}
+		return filters.Verdict{Headers: filters.RateLimitHeaders(q.items, nil)}
 	case failClosed:
+		// An outage is not the client's doing: 503, not 429, and no
+		// strike (Overload). No RateLimit state is known to send.
 		f.stats.denied.Add(1)
-		retry := max(f.breaker.retryIn(now), time.Second)
 		return filters.Verdict{
 			Deny:       true,
-			Status:     http.StatusTooManyRequests,
+			Status:     http.StatusServiceUnavailable,
 			Reason:     "quota store unavailable",
-			RetryAfter: retry,
-			Headers:    buildHeaders(items, nil),
+			RetryAfter: max(f.breaker.retryIn(now), time.Second),
+			Overload:   true,
 			Shadow:     f.mode == filters.ModeShadow,
 		}
 	case fromLocal:
 		r.Annotate(Name, "store unavailable: local limit (on_error local)")
 	}
+	return f.verdict(now, &q, results, allowed, how)
+}
 
-	states := make([]string, len(asks))
+// asking is one request's asks, each with its over-limit cache entry and
+// its RateLimit-Policy member, and what its denies are counted against.
+// It holds no time.Time (whose *Location would make the escape analysis
+// move the caller's stack buffers to the heap).
+type asking struct {
+	asks      []Ask
+	idx       []deniedKey
+	items     []string
+	notClient bool
+}
+
+// cachedDeny denies q at now without a store call while the over-limit
+// cache holds one of its policies: a client Redis denied until T is denied
+// here until T, as a GCRA deny writes nothing, so nothing can make it pass
+// sooner.
+func (f *Filter) cachedDeny(now time.Time, q *asking) (filters.Verdict, bool) {
+	for i := range q.asks {
+		if q.asks[i].Shadow {
+			continue
+		}
+		until, ok := f.denied.Get(q.idx[i])
+		if !ok {
+			continue
+		}
+		left := time.Duration(until - now.UnixNano())
+		if left <= 0 {
+			f.denied.Remove(q.idx[i])
+			continue
+		}
+		f.stats.cacheHits.Add(1)
+		f.stats.denied.Add(1)
+		name := f.policies[q.idx[i].policy].name
+		return filters.Verdict{
+			Deny:       true,
+			Status:     http.StatusTooManyRequests,
+			Reason:     "quota " + name,
+			RetryAfter: left,
+			Headers:    filters.RateLimitHeaders(q.items, []string{stateItem(name, Result{RetryAfter: left})}),
+			Shadow:     f.mode == filters.ModeShadow,
+			NotClient:  q.notClient,
+		}, true
+	}
+	return filters.Verdict{}, false
+}
+
+// verdict turns the results of q's decision into the stage's verdict,
+// caching the denies the store made.
+func (f *Filter) verdict(now time.Time, q *asking, results []Result, allowed bool, how outcome) filters.Verdict {
+	states := make([]string, len(q.asks))
 	var (
 		denyName, shadowName string
 		retry                time.Duration
 	)
-	for i := range asks {
+	for i := range q.asks {
 		res := &results[i]
-		name := f.policies[idx[i].policy].name
+		name := f.policies[q.idx[i].policy].name
 		states[i] = stateItem(name, *res)
 		if res.Allowed {
 			continue
 		}
-		if asks[i].Shadow {
+		if q.asks[i].Shadow {
 			if shadowName == "" {
 				shadowName = name
 			}
@@ -468,10 +589,10 @@ func (f *Filter) Check(r *filters.Request) filters.Verdict {
 		}
 		retry = max(retry, res.RetryAfter)
 		if how == fromStore {
-			f.denied.Add(idx[i], now.Add(res.RetryAfter).UnixNano())
+			f.denied.Add(q.idx[i], now.Add(res.RetryAfter).UnixNano())
 		}
 	}
-	headers := buildHeaders(items, states)
+	headers := filters.RateLimitHeaders(q.items, states)
 	switch {
 	case !allowed:
 		f.stats.denied.Add(1)
@@ -482,17 +603,19 @@ func (f *Filter) Check(r *filters.Request) filters.Verdict {
 			RetryAfter: retry,
 			Headers:    headers,
 			Shadow:     f.mode == filters.ModeShadow,
+			NotClient:  q.notClient,
 		}
 	case shadowName != "":
 		// A policy on trial would have denied: the chain reports it and
 		// lets the request pass.
 		f.stats.shadowDenied.Add(1)
 		return filters.Verdict{
-			Deny:    true,
-			Shadow:  true,
-			Status:  http.StatusTooManyRequests,
-			Reason:  "quota " + shadowName,
-			Headers: headers,
+			Deny:      true,
+			Shadow:    true,
+			Status:    http.StatusTooManyRequests,
+			Reason:    "quota " + shadowName,
+			Headers:   headers,
+			NotClient: q.notClient,
 		}
 	}
 	f.stats.allowed.Add(1)
@@ -536,7 +659,7 @@ func (f *Filter) take(now time.Time, asks []Ask, results []Result) (bool, outcom
 	f.stats.fbLocal.Add(1)
 	scaled := make([]Ask, len(asks))
 	for i, a := range asks {
-		a.Limit = localShare(a.Limit, a.Cost, f.fleet)
+		a.Limit = localShare(a.Limit, a.Cost, f.share())
 		scaled[i] = a
 	}
 	ok, err := f.local.TakeAt(now, scaled, results)
@@ -649,6 +772,9 @@ func (f *Filter) Close() error {
 	if f.closed.Swap(true) || f.release == nil {
 		return nil
 	}
+	if f.fleetRelease != nil {
+		_ = f.fleetRelease() // before the client it announces on
+	}
 	return f.release()
 }
 
@@ -664,6 +790,7 @@ func (f *Filter) CollectMetrics(emit func(filters.Sample)) {
 	counter(decisions, decisionsHelp, s.denied.Load(), "result", "deny")
 	counter(decisions, decisionsHelp, s.shadowDenied.Load(), "result", "shadow_deny")
 	counter(decisions, decisionsHelp, s.noKey.Load(), "result", "no_key")
+	counter("quota_unverified_keys_total", "Key sources a request carried that failed verification (an unknown API key, a forged or expired token) and passed to the next source.", s.unverified.Load())
 	counter("quota_cache_hits_total", "Requests denied by the local over-limit cache without a store call.", s.cacheHits.Load())
 	counter("quota_store_errors_total", "Failed quota store calls (errors and timeouts).", s.storeErrors.Load())
 	const fb = "quota_fallbacks_total"
@@ -671,6 +798,10 @@ func (f *Filter) CollectMetrics(emit func(filters.Sample)) {
 	counter(fb, fbHelp, s.fbLocal.Load(), "on_error", string(OnErrorLocal))
 	counter(fb, fbHelp, s.fbAllow.Load(), "on_error", string(OnErrorAllow))
 	counter(fb, fbHelp, s.fbDeny.Load(), "on_error", string(OnErrorDeny))
+	if f.conn != nil && f.onError == OnErrorLocal {
+		emit(filters.Sample{Name: "quota_fleet_size", Help: "Nodes on_error: local divides the quota by: the count last seen in Redis (fleet_size: auto) or the configured number.",
+			Kind: filters.Gauge, Value: float64(f.share())})
+	}
 	if f.breaker != nil {
 		emit(filters.Sample{Name: "quota_breaker_state", Help: "Redis circuit breaker: 0 closed, 1 open, 2 half-open.",
 			Kind: filters.Gauge, Value: float64(f.breaker.state.Load())})

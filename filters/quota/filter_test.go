@@ -3,9 +3,12 @@ package quota
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +32,28 @@ func newReq(method, target string, now time.Time, hdr ...string) *filters.Reques
 	}
 	addr := netip.MustParseAddr("192.0.2.7")
 	return &filters.Request{HTTP: h, Client: addr, Key: filters.KeyOf(addr, 64), Now: now}
+}
+
+// proxied marks r as forwarded by a trusted L7 proxy, whose API key
+// header is believed without a keys file (Config.Key).
+func proxied(r *filters.Request) *filters.Request {
+	r.Source = filters.SourceHeader
+	return r
+}
+
+// keysFile writes a keys file listing keys and returns its path.
+func keysFile(t testing.TB, keys ...string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, k := range keys {
+		h := HashKey(k)
+		fmt.Fprintf(&b, "%x  %s\n", h[:], "label")
+	}
+	path := filepath.Join(t.TempDir(), "keys.sha256")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func mustNew(t testing.TB, cfg Config, env filters.Env) *Filter {
@@ -181,7 +206,8 @@ func TestCheckHeaders(t *testing.T) {
 
 func TestCheckPolicies(t *testing.T) {
 	cfg := Config{
-		Key: []string{"header:X-API-Key", "cookie:sid", "ip"},
+		Key:      []string{"header:X-API-Key", "cookie:sid", "ip"},
+		KeysFile: keysFile(t, "k1", "k1p", "k2", "k3", "k4", "s1"),
 		Policies: []Policy{
 			{Name: "all", Rate: rate("100/s"), Burst: 100},
 			{Name: "writes", Rate: rate("1/m"), Burst: 1, Match: Match{Methods: []string{"POST"}, PathPrefix: "/api/", Host: "api.example"}},
@@ -385,7 +411,7 @@ func redisAddrs(a ...string) redisconf.Config { return redisconf.Config{Addrs: a
 // (Source header), and all tiers of a policy share one count per client,
 // so switching tiers spends from one account instead of opening another.
 func TestTiers(t *testing.T) {
-	f := mustNew(t, Config{Key: []string{"header:X-API-Key"}, Policies: []Policy{
+	f := mustNew(t, Config{Key: []string{"header:X-API-Key"}, KeysFile: keysFile(t, "a", "b", "c", "d"), Policies: []Policy{
 		{Name: "plans", Rate: rate("1/m"), Burst: 1, Tiers: &Tiers{Header: "X-Plan", Values: map[string]TierLimit{
 			"paid": {Rate: rate("100/m"), Burst: 3}, // 600ms interval, 1.8s window
 		}}},

@@ -188,11 +188,12 @@ func (f *Filter) RefuseConn(addr netip.Addr, now time.Time) bool {
 // Observe counts a deny of another stage as a strike against the client's
 // key and bans the key when a threshold is reached. Shadow denies are
 // counted in metrics only; this stage's own denies, denies for want of
-// capacity (Verdict.Overload), allow-listed clients and clients already
-// banned are not counted. Time comes from the request.
+// capacity (Verdict.Overload), denies counted against another identity
+// (Verdict.NotClient, a quota on an API key), allow-listed clients and
+// clients already banned are not counted. Time comes from the request.
 func (f *Filter) Observe(e filters.Event) {
 	r := e.Request
-	if r == nil || !e.Verdict.Deny || e.Verdict.Overload || e.Verdict.Stage == stageName || f.cfg.Mode == filters.ModeOff {
+	if r == nil || !e.Verdict.Attributable() || e.Verdict.Stage == stageName || f.cfg.Mode == filters.ModeOff {
 		return
 	}
 	stage := e.Verdict.Stage

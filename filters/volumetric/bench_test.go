@@ -255,3 +255,22 @@ func BenchmarkVersusXTimeRate(b *testing.B) {
 	b.ReportMetric(float64(theirs)/float64(xi), "ns/xrate")
 	b.ReportMetric(float64(theirs)/float64(ours), "speedup")
 }
+
+// BenchmarkCheckDenied is the stage under a flood from one client: every
+// decision a deny, with its RateLimit headers.
+func BenchmarkCheckDenied(b *testing.B) {
+	f, err := New(benchCfg, filters.Env{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	k := benchKeySet()[0]
+	r := &filters.Request{Key: k, Now: t0}
+	for !f.Check(r).Deny {
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if !f.Check(r).Deny {
+			b.Fatal("allowed")
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
+	"time"
 
 	"github.com/edgeguard/edgeguard/filters"
 )
@@ -20,6 +22,13 @@ type Filter struct {
 	lim    *Limiter
 	shadow bool
 	log    *slog.Logger
+	// policy is the RateLimit-Policy header of every 429, the same for
+	// all clients: built once.
+	policy []string
+	// denyHeaders holds the headers of a 429 by its wait in whole seconds,
+	// built on first use and shared by every verdict (nobody changes a
+	// verdict's Headers): a flood is refused without allocating.
+	denyHeaders [maxSharedWait]atomic.Pointer[http.Header]
 	// base holds the counters of the limiters this one replaced on
 	// reloads, so the exposed counters never go backwards.
 	base Stats
@@ -48,6 +57,8 @@ func New(cfg Config, env filters.Env) (*Filter, error) {
 	}
 	eff := cfg.withDefaults()
 	f := &Filter{cfg: eff, shadow: eff.Mode == filters.ModeShadow, log: env.Log(Name)}
+	window := time.Duration(eff.Burst) * eff.Rate.Interval() // Validate bounds it by maxTolerance
+	f.policy = []string{filters.RateLimitPolicyItem(Name, int64(eff.Burst), window)}
 
 	prev, _ := env.Previous.(*Filter)
 	if prev != nil && prev.cfg.Rate == eff.Rate && prev.cfg.Burst == eff.Burst &&
@@ -91,13 +102,44 @@ func (f *Filter) Check(r *filters.Request) filters.Verdict {
 	if ok {
 		return filters.Allow
 	}
-	return filters.Verdict{
+	v := filters.Verdict{
 		Deny:       true,
 		Status:     http.StatusTooManyRequests,
 		Reason:     "rate",
 		RetryAfter: wait,
 		Shadow:     f.shadow,
 	}
+	if !f.shadow {
+		// The same RateLimit fields as the quota stage's 429s, so a client
+		// backs off alike whichever limit it hit. A shadow deny lets the
+		// request through, where "nothing remains" would be false.
+		v.Headers = f.headersFor(wait)
+	}
+	return v
+}
+
+// maxSharedWait bounds the waits, in whole seconds, whose 429 headers are
+// kept for sharing; longer ones (a burst spanning minutes) are built each
+// time.
+const maxSharedWait = 64
+
+// headersFor returns the RateLimit fields of a 429 whose request could
+// pass after wait.
+func (f *Filter) headersFor(wait time.Duration) http.Header {
+	t := filters.CeilSeconds(wait)
+	if t < maxSharedWait {
+		if h := f.denyHeaders[t].Load(); h != nil {
+			return *h
+		}
+	}
+	h := http.Header{
+		filters.HeaderRateLimitPolicy: f.policy,
+		filters.HeaderRateLimit:       {filters.RateLimitItem(Name, 0, wait)},
+	}
+	if t < maxSharedWait {
+		f.denyHeaders[t].Store(&h)
+	}
+	return h
 }
 
 // CollectMetrics emits the tracked clients, evictions by kind and denies.

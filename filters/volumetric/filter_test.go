@@ -37,8 +37,13 @@ func TestCheckDeniesWith429AndExactRetryAfter(t *testing.T) {
 	}
 	v := f.Check(request("192.0.2.1", t0.Add(100*time.Millisecond)))
 	want := filters.Verdict{Deny: true, Status: http.StatusTooManyRequests, Reason: "rate", RetryAfter: 400 * time.Millisecond}
-	if v.Deny != want.Deny || v.Status != want.Status || v.Reason != want.Reason || v.RetryAfter != want.RetryAfter || v.Shadow || v.Headers != nil {
+	if v.Deny != want.Deny || v.Status != want.Status || v.Reason != want.Reason || v.RetryAfter != want.RetryAfter || v.Shadow {
 		t.Fatalf("verdict %+v, want %+v", v, want)
+	}
+	// The quota stage's RateLimit fields: burst 2 refills in 1s, and the
+	// refused request could pass in 400ms (t rounds up).
+	if p, s := v.Headers.Get("RateLimit-Policy"), v.Headers.Get("RateLimit"); p != `"volumetric";q=2;w=1` || s != `"volumetric";r=0;t=1` {
+		t.Fatalf("RateLimit-Policy %q, RateLimit %q; want the quota stage's format", p, s)
 	}
 	// Another client, and an IPv6 client in the same /64 as a third, are metered apart and together.
 	if v := f.Check(request("192.0.2.2", t0)); v.Deny {
@@ -65,6 +70,10 @@ func TestChainReportsEveryDenyAndShadowAllows(t *testing.T) {
 					if v.Stage != "volumetric" || v.StatusCode() != 429 || v.RetryAfter != time.Second {
 						t.Fatalf("deny verdict %+v", v)
 					}
+				} else if len(v.Headers) != 0 {
+					// A shadow deny lets the request through: telling the
+					// client nothing remains would be false.
+					t.Fatalf("allowed request carries headers %v", v.Headers)
 				}
 			}
 			wantDenied := 4
