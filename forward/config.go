@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -39,6 +40,8 @@ const (
 	DefaultOutlierWindow         = 10 * time.Second
 	DefaultEjection              = 5 * time.Second
 	DefaultMaxEjection           = 5 * time.Minute
+	DefaultMaxEjectionPercent    = 50
+	DefaultPanicThreshold        = 50
 	DefaultRetryAttempts         = 2
 	DefaultQueueTimeout          = 2 * time.Second
 	DefaultClosedStatus          = http.StatusServiceUnavailable
@@ -76,11 +79,20 @@ type Pool struct {
 	// "https://host:port", without path, query or user info. At least one.
 	Backends []string `yaml:"backends" json:"backends"`
 	// Balance picks the backend for each request: round_robin (the default)
-	// takes them in turn; least_outstanding takes the one with the fewest
+	// takes them in turn, each in proportion to its weight, spread evenly
+	// (smooth weighted round robin: weights 5, 1, 1 give a a b a c a a, not
+	// a a a a a b c); least_outstanding takes the one with the fewest
 	// requests in flight, so a slow backend gets less traffic;
 	// consistent_hash keeps each client (its client key) on one backend, and
 	// a backend leaving moves only its own share of clients.
 	Balance string `yaml:"balance" json:"balance"`
+	// Weights gives backends of a round_robin pool a share other than 1,
+	// keyed by the backend URL as listed in Backends: {"http://10.0.0.5:8080":
+	// 3} sends that backend three requests for each one of the others.
+	// Weights are 1 to 1000; a backend left out has weight 1. A backend that
+	// is out (ejected, down) is skipped and its share is spread over the
+	// others by their weights.
+	Weights map[string]int `yaml:"weights" json:"weights"`
 	// HealthCheck turns on active checks. Off when its path is empty.
 	HealthCheck HealthCheck `yaml:"health_check" json:"health_check"`
 	// Outlier is the passive ejection of backends that fail real requests.
@@ -119,10 +131,16 @@ type HealthCheck struct {
 }
 
 // Outlier is passive ejection: a backend whose real requests fail
-// (connection errors or 5xx answers) Failures times in a row, all within
-// Window, is taken out of the pool for an ejection time that starts at
-// Ejection and doubles with each ejection in a row, up to MaxEjection. A
-// successful request resets both counts.
+// Failures times in a row, all within Window, is taken out of the pool for
+// an ejection time that starts at Ejection and doubles with each ejection in
+// a row, up to MaxEjection. A request that does not fail resets the run.
+//
+// A failure is what the backend is to blame for: a connection that could
+// not be made, a timeout, a connection the backend dropped, or an answer
+// whose status is in Statuses. Errors caused by the client (it went away,
+// its request body broke off) never count. Because the requests are the
+// clients', ejection is capped (MaxEjectionPercent) and a pool with too few
+// backends left stops honouring it (PanicThreshold): see RATIONALE.md.
 type Outlier struct {
 	// Failures in a row that eject a backend. Default 5.
 	Failures int `yaml:"failures" json:"failures"`
@@ -132,6 +150,26 @@ type Outlier struct {
 	Ejection filters.Duration `yaml:"ejection" json:"ejection"`
 	// MaxEjection caps the growing ejection time. Default 5m.
 	MaxEjection filters.Duration `yaml:"max_ejection" json:"max_ejection"`
+	// Statuses are the answer statuses that count as failures, each 500 to
+	// 599. Default [502, 503, 504]: the gateway failures that say the
+	// backend (or what stands behind it) is unwell. A 500 is left out by
+	// default because an application answers 500 to requests it cannot
+	// handle, and any client can send those.
+	Statuses []int `yaml:"statuses" json:"statuses"`
+	// MaxEjectionPercent is the largest share of the pool's backends that
+	// may be out at once for an ejection to happen: a backend is not
+	// ejected when that would leave more than this percentage of the pool
+	// ejected or down. Whatever its value, passive ejection never takes
+	// out the last available backend, so a one-backend pool is never
+	// ejected. 0 to 100; default 50.
+	MaxEjectionPercent *int `yaml:"max_ejection_percent" json:"max_ejection_percent"`
+	// PanicThreshold is the percentage of the pool's backends that must be
+	// available (not ejected, not down) for ejections to be honoured:
+	// below it a pick ignores passive ejection and takes any backend that
+	// passes its active checks, so that a burst of failures degrades the
+	// pool rather than turning every request into a 503. 0 turns panic
+	// mode off. 0 to 100; default 50.
+	PanicThreshold *int `yaml:"panic_threshold" json:"panic_threshold"`
 }
 
 // Retry says how often a request may be tried. A request that failed to
@@ -379,9 +417,31 @@ func (p Pool) validate(field string) error {
 	if hc.UnhealthyThreshold < 0 {
 		add(".health_check.unhealthy_threshold", "must not be negative")
 	}
+	for u, w := range p.Weights {
+		if !slices.Contains(p.Backends, u) {
+			add(".weights", "%q is not one of the pool's backends (write it as listed there)", u)
+		}
+		if w < 1 || w > maxWeight {
+			add(".weights", "%q: weight %d, want 1 to %d", u, w, maxWeight)
+		}
+	}
+	if len(p.Weights) > 0 && p.Balance != "" && p.Balance != RoundRobin {
+		add(".weights", "weights apply to round_robin only, not %s", p.Balance)
+	}
 	o := p.Outlier
 	if o.Failures < 0 {
 		add(".outlier.failures", "must not be negative")
+	}
+	for i, st := range o.Statuses {
+		if st < 500 || st > 599 {
+			add(fmt.Sprintf(".outlier.statuses[%d]", i), "%d: want a 5xx status (a 4xx is the client's doing)", st)
+		}
+	}
+	if v := o.MaxEjectionPercent; v != nil && (*v < 0 || *v > 100) {
+		add(".outlier.max_ejection_percent", "%d: want 0 to 100", *v)
+	}
+	if v := o.PanicThreshold; v != nil && (*v < 0 || *v > 100) {
+		add(".outlier.panic_threshold", "%d: want 0 to 100", *v)
 	}
 	if orDur(o.MaxEjection, DefaultMaxEjection) < orDur(o.Ejection, DefaultEjection) {
 		add(".outlier.max_ejection", "must not be shorter than ejection")
@@ -445,6 +505,10 @@ const (
 	OnErrorAllow = "allow"
 	OnErrorDeny  = "deny"
 )
+
+// maxWeight bounds a backend's weight, so that a pool's total weight stays
+// far inside an int64 however long the process runs.
+const maxWeight = 1000
 
 // maxBackends bounds a pool so a backend index fits the hash ring's entries.
 const maxBackends = 1024

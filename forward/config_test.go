@@ -48,6 +48,17 @@ func TestValidate(t *testing.T) {
 		{"max ejection below ejection", Config{Upstreams: map[string]Pool{"web": {Backends: web.Backends,
 			Outlier: Outlier{Ejection: filters.Duration(10e9), MaxEjection: filters.Duration(1e9)}}}},
 			[]string{"upstreams.web.outlier.max_ejection"}},
+		{"weights of unknown backends, out of range, for another balance", Config{Upstreams: map[string]Pool{
+			"web": {Backends: web.Backends, Weights: map[string]int{"http://127.0.0.1:9": 2}},
+			"api": {Backends: web.Backends, Weights: map[string]int{web.Backends[0]: 1001}},
+			"app": {Backends: web.Backends, Balance: LeastOutstanding, Weights: map[string]int{web.Backends[0]: 2}},
+		}}, []string{"upstreams.api.weights", "upstreams.app.weights", "upstreams.web.weights"}},
+		{"weights fine", Config{Upstreams: map[string]Pool{"web": {Backends: web.Backends, Weights: map[string]int{web.Backends[1]: 1000}}}}, nil},
+		{"outlier statuses and percentages", Config{Upstreams: map[string]Pool{"web": {Backends: web.Backends,
+			Outlier: Outlier{Statuses: []int{503, 429}, MaxEjectionPercent: ptr(101), PanicThreshold: ptr(-1)}}}},
+			[]string{"upstreams.web.outlier.max_ejection_percent", "upstreams.web.outlier.panic_threshold", "upstreams.web.outlier.statuses[1]"}},
+		{"outlier zero percentages", Config{Upstreams: map[string]Pool{"web": {Backends: web.Backends,
+			Outlier: Outlier{Statuses: []int{500}, MaxEjectionPercent: ptr(0), PanicThreshold: ptr(0)}}}}, nil},
 		{"route to unknown pool", Config{Upstreams: map[string]Pool{"web": web}, Routes: []Route{{Path: "/", Upstream: "api"}}},
 			[]string{"routes[0].upstream"}},
 		{"route without pool and no shorthand", Config{Upstreams: map[string]Pool{"web": web}, Routes: []Route{{Path: "/"}}},
@@ -156,3 +167,5 @@ func TestRouteNameFromRequest(t *testing.T) {
 		t.Fatal("default route did not reach the shorthand pool")
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
