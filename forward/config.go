@@ -198,8 +198,17 @@ type Route struct {
 	Host string `yaml:"host" json:"host"`
 	// Path is the path prefix, starting with "/". It matches whole
 	// segments: "/checkout" matches "/checkout" and "/checkout/pay" but not
-	// "/checkouts". Default "/".
+	// "/checkouts" (and, unless StrictPath, "/Checkout.json"). Default "/".
 	Path string `yaml:"path" json:"path"`
+	// StrictPath, when true, matches Path only as written (in normal form,
+	// see filters.MatchPath). By default a route also takes the spellings
+	// of its path that common backends serve as the same resource: case
+	// variants ("/CHECKOUT": ASP.NET, IIS, Express), a format suffix
+	// ("/checkout.json": Rails) and trailing whitespace or dots
+	// ("/checkout%20"), so that the route's shield and stage settings
+	// cannot be dodged by spelling. Set it only for a backend that serves
+	// those spellings as other resources.
+	StrictPath bool `yaml:"strict_path" json:"strict_path"`
 	// Upstream names the pool in `upstreams`. Empty: the `upstream`
 	// shorthand's pool.
 	Upstream string `yaml:"upstream" json:"upstream"`

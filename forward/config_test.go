@@ -98,6 +98,7 @@ func TestMatch(t *testing.T) {
 			{Name: "sub-api", Host: "*.example.com", Path: "/api/", Upstream: "web"},
 			{Name: "api", Path: "/api/", Upstream: "web"},
 			{Path: "/static", Upstream: "web"},
+			{Name: "strict", Path: "/Strict", Upstream: "web", StrictPath: true},
 		},
 	}
 	f := newForwarder(t, cfg, Env{})
@@ -122,6 +123,22 @@ func TestMatch(t *testing.T) {
 		{"example.org", "/static/app.js", "/static"},
 		{"example.org", "/", ""},
 		{"", "", ""},
+		// Spellings backends serve as the same resource take the route.
+		{"example.org", "/CHECKOUT", "checkout"},
+		{"example.org", "/Checkout/x", "checkout"},
+		{"example.org", "/checkout.json", "checkout"},
+		{"example.org", "/checkout ", "checkout"},
+		{"example.org", "/checkout\t/", "checkout"},
+		{"example.org", "/Checkout/PAY.xml", "checkout-pay"},
+		{"example.org", "/API/v1", "api"},
+		{"example.org", "/checkouts.json", ""},
+		// ... unless the route is strict.
+		{"example.org", "/Strict/x", "strict"},
+		{"example.org", "/strict", ""},
+		{"example.org", "/Strict.json", ""},
+		// Hosts in every spelling.
+		{"2001:DB8::1", "/api/v1", "api"},
+		{"Shop.Example.Com..", "/CHECKOUT", "shop-checkout"},
 	}
 	for _, tt := range tests {
 		if got, err := routeOf(f, tt.host, tt.path, ""); got != tt.want || err != nil {

@@ -61,9 +61,9 @@ var ClientAddressHeaders = httpkit.ClientAddressHeaders
 // route is a built Route.
 type route struct {
 	name     string
-	host     string // lower case; "" any
+	host     string // filters.MatchHost form; "" any
 	wildcard bool   // host is "*.suffix": match by suffix (kept with its dot)
-	prefix   string
+	path     filters.PathPrefix
 	pool     *pool
 	gate     *admission.Gate // nil: no concurrency limit
 	capOn    bool
@@ -191,13 +191,14 @@ func New(cfg Config, env Env) (*Forwarder, error) {
 	// Longest prefix first; at equal length a named host before a wildcard
 	// before any host.
 	slices.SortStableFunc(f.routes, func(a, b *route) int {
-		if d := len(b.prefix) - len(a.prefix); d != 0 {
+		if d := b.path.Len() - a.path.Len(); d != 0 {
 			return d
 		}
 		return hostRank(a) - hostRank(b)
 	})
 	if cfg.Upstream != "" {
-		f.def = &route{name: "", prefix: "/", pool: f.byPool[DefaultPool], closed: withClosedDefaults(ClosedResponse{})}
+		f.def = &route{name: "", path: filters.NewPathPrefix("/", filters.SegmentEnd, filters.StrictSpelling),
+			pool: f.byPool[DefaultPool], closed: withClosedDefaults(ClosedResponse{})}
 	}
 
 	f.proxy = &httputil.ReverseProxy{
@@ -248,10 +249,14 @@ func (f *Forwarder) buildRoute(rc Route) (*route, error) {
 	if poolName == "" {
 		poolName = DefaultPool
 	}
+	spell := filters.AnySpelling
+	if rc.StrictPath {
+		spell = filters.StrictSpelling
+	}
 	rt := &route{
 		name:   rc.RouteName(),
-		host:   strings.TrimSuffix(strings.ToLower(rc.Host), "."),
-		prefix: filters.MatchPath(rc.prefix()), // requests are matched cleaned
+		host:   filters.MatchHost(rc.Host),
+		path:   filters.NewPathPrefix(rc.prefix(), filters.SegmentEnd, spell),
 		pool:   f.byPool[poolName],
 		closed: withClosedDefaults(rc.Shield.Closed),
 	}
@@ -313,7 +318,10 @@ var ErrAmbiguousPath = errors.New("forward: ambiguous request path")
 // before the chain runs and put the name in filters.Request.Route.
 //
 // The path is matched in its normal form (filters.MatchPath), as most
-// backends serve it: "/checkout;jsessionid=1" takes the /checkout route. A
+// backends serve it: "/checkout;jsessionid=1" takes the /checkout route.
+// Unless a route sets strict_path, it also takes the spellings of its path
+// that common backends serve as the same resource (filters.PathPrefix):
+// "/CHECKOUT", "/checkout.json", "/checkout%20". A
 // path whose raw form ("//checkout", "/static/../checkout",
 // "/admin/..%2Fupload") would take another route than its normal form is
 // refused with ErrAmbiguousPath: a backend that normalises serves it as
@@ -328,7 +336,7 @@ func (f *Forwarder) Route(r *http.Request) (string, error) {
 }
 
 func (f *Forwarder) route(r *http.Request) (*route, error) {
-	host := bareHost(r.Host)
+	host := filters.MatchHost(r.Host)
 	clean := filters.MatchPath(r.URL.Path)
 	rt := f.lookup(host, clean)
 	if raw := rawForm(r.URL); raw != clean && strings.HasPrefix(raw, "/") && f.lookup(host, raw) != rt {
@@ -351,42 +359,22 @@ func rawForm(u *url.URL) string {
 
 func (f *Forwarder) lookup(host, p string) *route {
 	for _, rt := range f.routes {
-		if rt.matchHost(host) && prefixMatch(rt.prefix, p) {
+		if rt.matchHost(host) && rt.path.Covers(p) {
 			return rt
 		}
 	}
 	return f.def
 }
 
+// matchHost reports whether host (in filters.MatchHost form) is r's.
 func (r *route) matchHost(host string) bool {
 	switch {
 	case r.host == "":
 		return true
 	case r.wildcard:
-		return len(host) > len(r.host) && strings.EqualFold(host[len(host)-len(r.host):], r.host)
+		return len(host) > len(r.host) && strings.HasSuffix(host, r.host)
 	}
-	return strings.EqualFold(host, r.host)
-}
-
-// prefixMatch matches whole path segments: "/a" matches "/a" and "/a/b",
-// not "/ab".
-func prefixMatch(prefix, path string) bool {
-	if !strings.HasPrefix(path, prefix) {
-		return false
-	}
-	return len(path) == len(prefix) || prefix[len(prefix)-1] == '/' || path[len(prefix)] == '/'
-}
-
-// bareHost drops the port, IPv6 brackets and a trailing dot from a Host
-// header.
-func bareHost(h string) string {
-	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.Contains(h[i:], "]") {
-		h = h[:i]
-	}
-	if len(h) >= 2 && h[0] == '[' && h[len(h)-1] == ']' {
-		h = h[1 : len(h)-1]
-	}
-	return strings.TrimSuffix(h, ".")
+	return host == r.host
 }
 
 // attempt is the forwarder's per-request state, carried to the Rewrite and
