@@ -56,8 +56,8 @@ type policy struct {
 	limit   filters.Limit
 	cost    int64
 	shadow  bool
-	item    string             // RateLimit-Policy member for limit
-	prefix  filters.PathPrefix // zero: any path
+	item    string // RateLimit-Policy member for limit
+	prefix  filters.PathPrefix
 	methods []string
 	host    string
 	tierHdr string
