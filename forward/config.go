@@ -32,6 +32,7 @@ const (
 	DefaultResponseHeaderTimeout = 30 * time.Second
 	DefaultIdleConnTimeout       = 90 * time.Second
 	DefaultMaxIdleConnsPerHost   = 64
+	DefaultSend                  = 30 * time.Second
 	DefaultCheckInterval         = 5 * time.Second
 	DefaultCheckTimeout          = time.Second
 	DefaultHealthyThreshold      = 2
@@ -293,6 +294,14 @@ type Timeouts struct {
 	// MaxIdleConnsPerHost is the number of idle keep-alive connections kept
 	// per backend. Default 64.
 	MaxIdleConnsPerHost int `yaml:"max_idle_conns_per_host" json:"max_idle_conns_per_host"`
+	// Send bounds each write of a forwarded response to the client: a
+	// write (up to 32 KiB) that does not complete within it ends the
+	// response, and with it the request's hold on its route's in-flight
+	// slot and on its backend connection. A slot measures work at the
+	// backend; a client that stops reading must not keep it. It is a time
+	// without progress, not a total: a large download at a steady pace is
+	// never cut. Default 30s.
+	Send filters.Duration `yaml:"send" json:"send"`
 }
 
 func orDur(d filters.Duration, def time.Duration) time.Duration {
@@ -376,6 +385,9 @@ func (c Config) Validate() error {
 	t := c.Timeouts
 	if t.MaxIdleConnsPerHost < 0 {
 		add("timeouts.max_idle_conns_per_host", "must not be negative")
+	}
+	if t.Send < 0 {
+		add("timeouts.send", "must not be negative")
 	}
 	if err := c.ClosedSwitch.Redis.Validate(); err != nil {
 		errs = append(errs, filters.PrefixFields("closed_switch.redis", err))

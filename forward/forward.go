@@ -105,6 +105,8 @@ type Forwarder struct {
 	// clientHeader is Env.ClientIPHeader, canonical, when rewrite sets it;
 	// "" otherwise.
 	clientHeader string
+	// send is Timeouts.Send.
+	send time.Duration
 
 	noRoute, h2cRefused atomic.Uint64
 }
@@ -149,6 +151,7 @@ func New(cfg Config, env Env) (*Forwarder, error) {
 		f.closed.inherit(env.Previous.closed)
 	}
 	t := cfg.Timeouts
+	f.send = orDur(t.Send, DefaultSend)
 	dialer := &net.Dialer{Timeout: orDur(t.Dial, DefaultDialTimeout), KeepAlive: 30 * time.Second}
 	f.transport = &http.Transport{
 		DialContext:           dialer.DialContext,
@@ -474,7 +477,8 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, fr *filters.
 	}
 	a := &attempt{fr: fr, route: rt, pool: p, first: b}
 	a.local, _ = r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	f.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), attemptKey{}, a)))
+	sw := &sendWriter{ResponseWriter: w, rc: *http.NewResponseController(w), timeout: f.send}
+	f.proxy.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), attemptKey{}, a)))
 }
 
 // upgradesToH2C reports whether any Upgrade header line names h2c (case
