@@ -247,11 +247,63 @@ type Cap struct {
 	// before the rate paces them. Default: the rate's count ("2000/s" lets
 	// 2000 through at once).
 	Burst int `yaml:"burst" json:"burst"`
+	// Store is where the cap is counted. redis (the default) counts it in
+	// the quota stage's Redis store, shared by every node, so the cap holds
+	// for the fleet as a whole; it needs the quota stage in the chain, not
+	// off, with store: redis, and a config without one is refused rather
+	// than left to cap each node on its own. memory counts it in this
+	// node's memory: each node admits the full rate, which is what a single
+	// node (or a cap meant per node) wants.
+	Store CapStore `yaml:"store" json:"store"`
 	// OnError is what happens when the store cannot answer: local (the
 	// default) enforces the cap in this node's memory, so during an outage
 	// the fleet may pass up to one cap per node; allow lets requests pass;
 	// deny answers 503.
-	OnError string `yaml:"on_error" json:"on_error"`
+	OnError OnError `yaml:"on_error" json:"on_error"`
+}
+
+// CapStore is where a route cap is counted: the value of Cap.Store.
+type CapStore string
+
+// Cap stores. Empty means CapStoreRedis.
+const (
+	CapStoreRedis  CapStore = "redis"
+	CapStoreMemory CapStore = "memory"
+)
+
+// Fleet reports whether s counts the cap for the whole fleet, in the quota
+// stage's shared store.
+func (s CapStore) Fleet() bool { return s != CapStoreMemory }
+
+// Validate checks s as the store field of a cap: nil for redis, memory and
+// empty (redis), a *filters.FieldError for "store" otherwise.
+func (s CapStore) Validate() error {
+	switch s {
+	case "", CapStoreRedis, CapStoreMemory:
+		return nil
+	}
+	return filters.FieldErrorf("store", "%q: want redis or memory", string(s))
+}
+
+// OnError is what a capped request gets while the cap's store fails: the
+// value of Cap.OnError.
+type OnError string
+
+// On-error modes of the route cap. Empty means OnErrorLocal.
+const (
+	OnErrorLocal OnError = "local"
+	OnErrorAllow OnError = "allow"
+	OnErrorDeny  OnError = "deny"
+)
+
+// Validate checks o as the on_error field of a cap: nil for local, allow,
+// deny and empty (local), a *filters.FieldError for "on_error" otherwise.
+func (o OnError) Validate() error {
+	switch o {
+	case "", OnErrorLocal, OnErrorAllow, OnErrorDeny:
+		return nil
+	}
+	return filters.FieldErrorf("on_error", "%q: want local, allow or deny", string(o))
 }
 
 // ClosedResponse is the answer of a closed (sold-out) route.
@@ -509,23 +561,17 @@ func (r Route) validate(field string, c Config) error {
 	if s.Cap.Burst < 0 {
 		add(".shield.cap.burst", "must not be negative")
 	}
-	switch s.Cap.OnError {
-	case "", OnErrorLocal, OnErrorAllow, OnErrorDeny:
-	default:
-		add(".shield.cap.on_error", "%q: want local, allow or deny", s.Cap.OnError)
+	if err := s.Cap.OnError.Validate(); err != nil {
+		errs = append(errs, filters.PrefixFields(field+".shield.cap", err))
+	}
+	if err := s.Cap.Store.Validate(); err != nil {
+		errs = append(errs, filters.PrefixFields(field+".shield.cap", err))
 	}
 	if st := s.Closed.Status; st != 0 && (st < 200 || st > 599) {
 		add(".shield.closed.status", "%d is not a final HTTP status", st)
 	}
 	return errors.Join(errs...)
 }
-
-// On-error modes of the route cap.
-const (
-	OnErrorLocal = "local"
-	OnErrorAllow = "allow"
-	OnErrorDeny  = "deny"
-)
 
 // maxWeight bounds a backend's weight, so that a pool's total weight stays
 // far inside an int64 however long the process runs.

@@ -30,8 +30,10 @@ import (
 type Env struct {
 	// Logger is the structured logger; nil discards.
 	Logger *slog.Logger
-	// Limiter is the shared store behind route caps. Nil: a
-	// MemoryRouteLimiter, which caps each node on its own.
+	// Limiter is the shared store behind fleet-wide route caps (store:
+	// redis, the default). Nil: there is none, and a config with such a
+	// cap is refused (ErrNoFleetStore). Caps with store: memory count in
+	// this process and never use it.
 	Limiter RouteLimiter
 	// Redis, when set, carries the fleet-wide closed switch instead of a
 	// client built from Config.ClosedSwitch.Redis. The owner keeps it and
@@ -68,8 +70,9 @@ type route struct {
 	gate     *admission.Gate // nil: no concurrency limit
 	capOn    bool
 	capKey   string
+	limiter  RouteLimiter // where the cap is counted
 	limit    filters.Limit
-	onError  string
+	onError  OnError
 	closed   ClosedResponse
 
 	closedHits, capRejects, capErrors atomic.Uint64
@@ -90,8 +93,8 @@ type Forwarder struct {
 
 	proxy     *httputil.ReverseProxy
 	transport *http.Transport
-	ppTrans   *http.Transport // for pools with proxy_protocol; no keep-alive
-	limiter   RouteLimiter
+	ppTrans   *http.Transport     // for pools with proxy_protocol; no keep-alive
+	limiter   RouteLimiter        // Env.Limiter: the fleet's store, or nil
 	local     *MemoryRouteLimiter // on_error: local
 	closed    *closedSet
 	fleet     *fleetSwitch
@@ -133,9 +136,6 @@ func New(cfg Config, env Env) (*Forwarder, error) {
 	}
 	if f.clock == nil {
 		f.clock = time.Now
-	}
-	if f.limiter == nil {
-		f.limiter = f.local
 	}
 	if hdr := env.ClientIPHeader; hdr != "" {
 		if !httpguts.ValidHeaderFieldName(hdr) {
@@ -286,6 +286,13 @@ func (f *Forwarder) buildRoute(rc Route) (*route, error) {
 		if rt.onError == "" {
 			rt.onError = OnErrorLocal
 		}
+		rt.limiter = f.local
+		if s.Cap.Store.Fleet() {
+			if f.limiter == nil {
+				return nil, fmt.Errorf("%w: route %s: enable the quota stage with store: redis, or set the cap's store: memory to cap each node on its own", ErrNoFleetStore, rt.name)
+			}
+			rt.limiter = f.limiter
+		}
 	}
 	return rt, nil
 }
@@ -311,6 +318,11 @@ func (f *Forwarder) startSwitch(sc SwitchConfig, rdb redis.UniversalClient) erro
 	f.fleet.start()
 	return nil
 }
+
+// ErrNoFleetStore is New's answer for a fleet-wide route cap (store:
+// redis, the default) when Env.Limiter gives no shared store to count it
+// in: counting it per node instead would quietly multiply it by the fleet.
+var ErrNoFleetStore = errors.New("forward: a fleet-wide route cap (store: redis) has no shared store")
 
 // ErrAmbiguousPath is Route's answer for a path whose normal form and raw
 // form take different routes.
@@ -502,7 +514,7 @@ func (f *Forwarder) capAllows(ctx context.Context, rt *route, fr *filters.Reques
 	if now.IsZero() {
 		now = f.clock()
 	}
-	d, err := f.limiter.AllowRoute(ctx, rt.capKey, rt.limit, now)
+	d, err := rt.limiter.AllowRoute(ctx, rt.capKey, rt.limit, now)
 	if err != nil {
 		rt.capErrors.Add(1)
 		// One warning a second per route: an outage must not flood the log.

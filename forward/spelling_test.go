@@ -32,7 +32,7 @@ func TestShieldCoversPathSpellings(t *testing.T) {
 	})
 	t.Run("cap", func(t *testing.T) {
 		f := newForwarder(t, Config{Upstream: b.url(), Routes: []Route{{Name: "login", Path: "/login",
-			Shield: Shield{Cap: Cap{Rate: filters.Rate{Count: 1, Period: time.Hour}, Burst: 1}}}}}, Env{})
+			Shield: Shield{Cap: Cap{Rate: filters.Rate{Count: 1, Period: time.Hour}, Burst: 1, Store: CapStoreMemory}}}}}, Env{})
 		if w := do(f, "GET", "/login", nil, clientReq("203.0.113.7")); w.Code != 200 {
 			t.Fatalf("first /login: %d", w.Code)
 		}
