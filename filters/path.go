@@ -250,14 +250,20 @@ func trimFormat(k string) string {
 // "[2001:DB8:0::1]:8080" is "2001:db8::1". A wildcard such as
 // "*.Example.com" keeps its star: "*.example.com".
 func MatchHost(h string) string {
-	if host, _, err := net.SplitHostPort(h); err == nil {
-		h = host
+	// The checks before SplitHostPort and ParseAddr spare the common host
+	// name the error each would allocate.
+	if strings.IndexByte(h, ':') >= 0 {
+		if host, _, err := net.SplitHostPort(h); err == nil {
+			h = host
+		}
 	}
 	h = strings.TrimPrefix(h, "[")
 	h = strings.TrimSuffix(h, "]")
 	h = strings.TrimRight(h, ".")
-	if a, err := netip.ParseAddr(h); err == nil {
-		return a.String()
+	if h != "" && (strings.IndexByte(h, ':') >= 0 || '0' <= h[0] && h[0] <= '9') {
+		if a, err := netip.ParseAddr(h); err == nil {
+			return a.String()
+		}
 	}
 	return strings.ToLower(h)
 }

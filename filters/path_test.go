@@ -168,6 +168,14 @@ func upperASCII(s string) string {
 	return string(b)
 }
 
+func TestMatchHostAllocatesNothingForAName(t *testing.T) {
+	for _, h := range []string{"shop.example.com", "shop.example.com:8080", "shop.example.com."} {
+		if n := testing.AllocsPerRun(100, func() { MatchHost(h) }); n != 0 {
+			t.Errorf("MatchHost(%q): %v allocations, want 0", h, n)
+		}
+	}
+}
+
 func TestMatchHost(t *testing.T) {
 	for in, want := range map[string]string{
 		"example.com":          "example.com",

@@ -402,6 +402,7 @@ type attempt struct {
 	local net.Addr // the listener address the client reached
 	tried [4]*backend
 	n     int
+	send  sendWriter // the client's writer, in the same allocation
 }
 
 type attemptKey struct{}
@@ -489,8 +490,8 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, fr *filters.
 	}
 	a := &attempt{fr: fr, route: rt, pool: p, first: b}
 	a.local, _ = r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	sw := &sendWriter{ResponseWriter: w, rc: *http.NewResponseController(w), timeout: f.send}
-	f.proxy.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), attemptKey{}, a)))
+	a.send = sendWriter{ResponseWriter: w, rc: *http.NewResponseController(w), timeout: f.send}
+	f.proxy.ServeHTTP(&a.send, r.WithContext(context.WithValue(r.Context(), attemptKey{}, a)))
 }
 
 // upgradesToH2C reports whether any Upgrade header line names h2c (case
