@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // appUpstream answers 200 everywhere but /boom, where it answers status:
@@ -130,4 +133,62 @@ route_stages:
 			t.Errorf("%s: %d, want %d", path, got, want)
 		}
 	}
+}
+
+// TestE2EStalledReadersLoseTheirSlots: two clients that request a 50 MB
+// response and never read it hold a max_in_flight: 2 route only until
+// timeouts.send (issue #11, item 4); before, they held it for as long as
+// they kept their connections open.
+func TestE2EStalledReadersLoseTheirSlots(t *testing.T) {
+	chunk := []byte(strings.Repeat("x", 64<<10))
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/big" {
+			io.WriteString(w, "small")
+			return
+		}
+		w.Header().Set("Content-Length", "52428800")
+		for range 50 << 20 / len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(up.Close)
+	p := start(t, `listen: "127.0.0.1:0"
+admin: {listen: "127.0.0.1:0"}
+stages: []
+upstreams:
+  app: {backends: ["{{upstream}}"]}
+routes:
+  - {name: dl, path: /, upstream: app, shield: {max_in_flight: 2}}
+timeouts: {send: 500ms}
+`+trustLoopback, up.URL)
+	for range 2 {
+		c, err := net.Dial("tcp", p.edge)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := c.Write([]byte("GET /big HTTP/1.1\r\nHost: shop.example\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.Contains(line, "200") {
+			t.Fatalf("stalled client: %q %v", line, err)
+		}
+	}
+	c := &http.Client{}
+	start := time.Now()
+	refused := 0
+	for {
+		got := get(t, c, p.edge, "", "/small")
+		if got == 200 {
+			break
+		}
+		refused++
+		if time.Since(start) > 15*time.Second {
+			t.Fatalf("the route still answers %d %v after two clients stopped reading", got, time.Since(start))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("served after %v (%d refusals before)", time.Since(start), refused)
 }
