@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/edgeguard/edgeguard/filters"
+	"github.com/edgeguard/edgeguard/filters/quota"
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
@@ -319,6 +320,7 @@ func (c *Config) Validate() error {
 	if c.Forward.Upstream != "" || len(c.Forward.Upstreams) > 0 || len(c.Forward.Routes) > 0 {
 		sub("", c.Forward.Validate())
 	}
+	errs = append(errs, c.validateRouteCaps())
 	errs = append(errs, c.validateRouteStages())
 	if c.Admin.Listen != "off" {
 		host, _, err := net.SplitHostPort(c.Admin.Listen)
@@ -393,6 +395,24 @@ func (c *Config) validateRouteStages() error {
 		}
 		for stage, b := range rs.Extra {
 			errs = append(errs, checkExtra(f+"."+stage, stage, b, true))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// validateRouteCaps refuses a fleet-wide route cap (store: redis, the
+// default) that nothing would share: without the quota stage's Redis store
+// the forwarder could only count it in each node's memory, and a fleet of
+// ten would quietly pass ten caps.
+func (c *Config) validateRouteCaps() error {
+	if slices.Contains(c.Stages, "quota") && c.Quota.Mode != filters.ModeOff && c.Quota.Store == quota.StoreRedis {
+		return nil
+	}
+	var errs []error
+	for i, r := range c.Forward.Routes {
+		if cp := r.Shield.Cap; !cp.Rate.IsZero() && cp.Store.Fleet() && cp.Store.Validate() == nil {
+			errs = append(errs, filters.FieldErrorf(fmt.Sprintf("routes[%d].shield.cap.store", i),
+				"a fleet-wide cap (store: redis, the default) is counted in the quota stage's Redis, and the quota stage does not run with store: redis here: enable it, or set store: memory to cap each node on its own"))
 		}
 	}
 	return errors.Join(errs...)

@@ -46,6 +46,7 @@ func TestRoundRobinEven(t *testing.T) {
 
 func TestRoundRobinSkipsUnavailable(t *testing.T) {
 	p := testPool(t, RoundRobin, 3)
+	p.outlier.panicPercent = 0 // two of three out would be panic mode
 	p.backends[1].ejectedUntil.Store(t0.Add(time.Second).UnixNano())
 	p.backends[2].up.Store(false)
 	for range 10 {
@@ -226,8 +227,9 @@ func TestPickAllocatesNothing(t *testing.T) {
 }
 
 func TestEjectionBackoff(t *testing.T) {
-	p := testPool(t, RoundRobin, 1)
-	p.outlier = outlierSettings{failures: 3, window: 10 * time.Second, ejection: 5 * time.Second, maxEjection: 30 * time.Second}
+	// Two backends: the cap (50 %) lets one of them be ejected.
+	p := testPool(t, RoundRobin, 2)
+	p.outlier = outlierSettings{failures: 3, window: 10 * time.Second, ejection: 5 * time.Second, maxEjection: 30 * time.Second, maxPercent: 50}
 	b := p.backends[0]
 	type step struct {
 		at      time.Duration // after t0
@@ -266,7 +268,7 @@ func TestEjectionBackoff(t *testing.T) {
 }
 
 func TestActiveCheckThresholds(t *testing.T) {
-	p := testPool(t, RoundRobin, 1)
+	p := testPool(t, RoundRobin, 2)
 	p.check = checkSettings{healthy: 2, unhealthy: 3}
 	b := p.backends[0]
 	seq := []struct {
@@ -284,7 +286,7 @@ func TestActiveCheckThresholds(t *testing.T) {
 	}
 	// Passing checks bring an ejected backend back before its back-off
 	// ends, but only checks made after the ejection count.
-	p.outlier = outlierSettings{failures: 1, window: time.Second, ejection: time.Hour, maxEjection: time.Hour}
+	p.outlier = outlierSettings{failures: 1, window: time.Second, ejection: time.Hour, maxEjection: time.Hour, maxPercent: 50}
 	b.fail(t0)
 	if b.available(t0.UnixNano()) {
 		t.Fatal("not ejected")

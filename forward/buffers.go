@@ -1,6 +1,10 @@
 package forward
 
-import "sync"
+import (
+	"net/http"
+	"sync"
+	"time"
+)
 
 // copyBufferSize is the size of the buffers response bodies are copied
 // through: ReverseProxy's own default.
@@ -29,3 +33,25 @@ func (c *copyBuffers) Put(b []byte) {
 	}
 	c.pool.Put((*[copyBufferSize]byte)(b))
 }
+
+// sendWriter bounds each write of a response to the client by the send
+// timeout (Timeouts.Send), so that a client that stops reading makes the
+// write fail, ReverseProxy abort the response, and the request give back
+// its route slot, instead of holding them for as long as it keeps the
+// connection open.
+type sendWriter struct {
+	http.ResponseWriter
+	rc      http.ResponseController
+	timeout time.Duration
+	off     bool // the writer takes no deadlines (a test recorder)
+}
+
+func (s *sendWriter) Write(p []byte) (int, error) {
+	if !s.off && s.rc.SetWriteDeadline(time.Now().Add(s.timeout)) != nil {
+		s.off = true
+	}
+	return s.ResponseWriter.Write(p)
+}
+
+// Unwrap lets ReverseProxy's flushes and upgrades reach the connection.
+func (s *sendWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -31,6 +32,7 @@ const (
 	DefaultResponseHeaderTimeout = 30 * time.Second
 	DefaultIdleConnTimeout       = 90 * time.Second
 	DefaultMaxIdleConnsPerHost   = 64
+	DefaultSend                  = 30 * time.Second
 	DefaultCheckInterval         = 5 * time.Second
 	DefaultCheckTimeout          = time.Second
 	DefaultHealthyThreshold      = 2
@@ -39,6 +41,8 @@ const (
 	DefaultOutlierWindow         = 10 * time.Second
 	DefaultEjection              = 5 * time.Second
 	DefaultMaxEjection           = 5 * time.Minute
+	DefaultMaxEjectionPercent    = 50
+	DefaultPanicThreshold        = 50
 	DefaultRetryAttempts         = 2
 	DefaultQueueTimeout          = 2 * time.Second
 	DefaultClosedStatus          = http.StatusServiceUnavailable
@@ -76,11 +80,20 @@ type Pool struct {
 	// "https://host:port", without path, query or user info. At least one.
 	Backends []string `yaml:"backends" json:"backends"`
 	// Balance picks the backend for each request: round_robin (the default)
-	// takes them in turn; least_outstanding takes the one with the fewest
+	// takes them in turn, each in proportion to its weight, spread evenly
+	// (smooth weighted round robin: weights 5, 1, 1 give a a b a c a a, not
+	// a a a a a b c); least_outstanding takes the one with the fewest
 	// requests in flight, so a slow backend gets less traffic;
 	// consistent_hash keeps each client (its client key) on one backend, and
 	// a backend leaving moves only its own share of clients.
 	Balance string `yaml:"balance" json:"balance"`
+	// Weights gives backends of a round_robin pool a share other than 1,
+	// keyed by the backend URL as listed in Backends: {"http://10.0.0.5:8080":
+	// 3} sends that backend three requests for each one of the others.
+	// Weights are 1 to 1000; a backend left out has weight 1. A backend that
+	// is out (ejected, down) is skipped and its share is spread over the
+	// others by their weights.
+	Weights map[string]int `yaml:"weights" json:"weights"`
 	// HealthCheck turns on active checks. Off when its path is empty.
 	HealthCheck HealthCheck `yaml:"health_check" json:"health_check"`
 	// Outlier is the passive ejection of backends that fail real requests.
@@ -119,10 +132,16 @@ type HealthCheck struct {
 }
 
 // Outlier is passive ejection: a backend whose real requests fail
-// (connection errors or 5xx answers) Failures times in a row, all within
-// Window, is taken out of the pool for an ejection time that starts at
-// Ejection and doubles with each ejection in a row, up to MaxEjection. A
-// successful request resets both counts.
+// Failures times in a row, all within Window, is taken out of the pool for
+// an ejection time that starts at Ejection and doubles with each ejection in
+// a row, up to MaxEjection. A request that does not fail resets the run.
+//
+// A failure is what the backend is to blame for: a connection that could
+// not be made, a timeout, a connection the backend dropped, or an answer
+// whose status is in Statuses. Errors caused by the client (it went away,
+// its request body broke off) never count. Because the requests are the
+// clients', ejection is capped (MaxEjectionPercent) and a pool with too few
+// backends left stops honouring it (PanicThreshold): see RATIONALE.md.
 type Outlier struct {
 	// Failures in a row that eject a backend. Default 5.
 	Failures int `yaml:"failures" json:"failures"`
@@ -132,6 +151,26 @@ type Outlier struct {
 	Ejection filters.Duration `yaml:"ejection" json:"ejection"`
 	// MaxEjection caps the growing ejection time. Default 5m.
 	MaxEjection filters.Duration `yaml:"max_ejection" json:"max_ejection"`
+	// Statuses are the answer statuses that count as failures, each 500 to
+	// 599. Default [502, 503, 504]: the gateway failures that say the
+	// backend (or what stands behind it) is unwell. A 500 is left out by
+	// default because an application answers 500 to requests it cannot
+	// handle, and any client can send those.
+	Statuses []int `yaml:"statuses" json:"statuses"`
+	// MaxEjectionPercent is the largest share of the pool's backends that
+	// may be out at once for an ejection to happen: a backend is not
+	// ejected when that would leave more than this percentage of the pool
+	// ejected or down. Whatever its value, passive ejection never takes
+	// out the last available backend, so a one-backend pool is never
+	// ejected. 0 to 100; default 50.
+	MaxEjectionPercent *int `yaml:"max_ejection_percent" json:"max_ejection_percent"`
+	// PanicThreshold is the percentage of the pool's backends that must be
+	// available (not ejected, not down) for ejections to be honoured:
+	// below it a pick ignores passive ejection and takes any backend that
+	// passes its active checks, so that a burst of failures degrades the
+	// pool rather than turning every request into a 503. 0 turns panic
+	// mode off. 0 to 100; default 50.
+	PanicThreshold *int `yaml:"panic_threshold" json:"panic_threshold"`
 }
 
 // Retry says how often a request may be tried. A request that failed to
@@ -160,8 +199,17 @@ type Route struct {
 	Host string `yaml:"host" json:"host"`
 	// Path is the path prefix, starting with "/". It matches whole
 	// segments: "/checkout" matches "/checkout" and "/checkout/pay" but not
-	// "/checkouts". Default "/".
+	// "/checkouts" (and, unless StrictPath, "/Checkout.json"). Default "/".
 	Path string `yaml:"path" json:"path"`
+	// StrictPath, when true, matches Path only as written (in normal form,
+	// see filters.MatchPath). By default a route also takes the spellings
+	// of its path that common backends serve as the same resource: case
+	// variants ("/CHECKOUT": ASP.NET, IIS, Express), a format suffix
+	// ("/checkout.json": Rails) and trailing whitespace or dots
+	// ("/checkout%20"), so that the route's shield and stage settings
+	// cannot be dodged by spelling. Set it only for a backend that serves
+	// those spellings as other resources.
+	StrictPath bool `yaml:"strict_path" json:"strict_path"`
 	// Upstream names the pool in `upstreams`. Empty: the `upstream`
 	// shorthand's pool.
 	Upstream string `yaml:"upstream" json:"upstream"`
@@ -199,11 +247,63 @@ type Cap struct {
 	// before the rate paces them. Default: the rate's count ("2000/s" lets
 	// 2000 through at once).
 	Burst int `yaml:"burst" json:"burst"`
+	// Store is where the cap is counted. redis (the default) counts it in
+	// the quota stage's Redis store, shared by every node, so the cap holds
+	// for the fleet as a whole; it needs the quota stage in the chain, not
+	// off, with store: redis, and a config without one is refused rather
+	// than left to cap each node on its own. memory counts it in this
+	// node's memory: each node admits the full rate, which is what a single
+	// node (or a cap meant per node) wants.
+	Store CapStore `yaml:"store" json:"store"`
 	// OnError is what happens when the store cannot answer: local (the
 	// default) enforces the cap in this node's memory, so during an outage
 	// the fleet may pass up to one cap per node; allow lets requests pass;
 	// deny answers 503.
-	OnError string `yaml:"on_error" json:"on_error"`
+	OnError OnError `yaml:"on_error" json:"on_error"`
+}
+
+// CapStore is where a route cap is counted: the value of Cap.Store.
+type CapStore string
+
+// Cap stores. Empty means CapStoreRedis.
+const (
+	CapStoreRedis  CapStore = "redis"
+	CapStoreMemory CapStore = "memory"
+)
+
+// Fleet reports whether s counts the cap for the whole fleet, in the quota
+// stage's shared store.
+func (s CapStore) Fleet() bool { return s != CapStoreMemory }
+
+// Validate checks s as the store field of a cap: nil for redis, memory and
+// empty (redis), a *filters.FieldError for "store" otherwise.
+func (s CapStore) Validate() error {
+	switch s {
+	case "", CapStoreRedis, CapStoreMemory:
+		return nil
+	}
+	return filters.FieldErrorf("store", "%q: want redis or memory", string(s))
+}
+
+// OnError is what a capped request gets while the cap's store fails: the
+// value of Cap.OnError.
+type OnError string
+
+// On-error modes of the route cap. Empty means OnErrorLocal.
+const (
+	OnErrorLocal OnError = "local"
+	OnErrorAllow OnError = "allow"
+	OnErrorDeny  OnError = "deny"
+)
+
+// Validate checks o as the on_error field of a cap: nil for local, allow,
+// deny and empty (local), a *filters.FieldError for "on_error" otherwise.
+func (o OnError) Validate() error {
+	switch o {
+	case "", OnErrorLocal, OnErrorAllow, OnErrorDeny:
+		return nil
+	}
+	return filters.FieldErrorf("on_error", "%q: want local, allow or deny", string(o))
 }
 
 // ClosedResponse is the answer of a closed (sold-out) route.
@@ -246,6 +346,14 @@ type Timeouts struct {
 	// MaxIdleConnsPerHost is the number of idle keep-alive connections kept
 	// per backend. Default 64.
 	MaxIdleConnsPerHost int `yaml:"max_idle_conns_per_host" json:"max_idle_conns_per_host"`
+	// Send bounds each write of a forwarded response to the client: a
+	// write (up to 32 KiB) that does not complete within it ends the
+	// response, and with it the request's hold on its route's in-flight
+	// slot and on its backend connection. A slot measures work at the
+	// backend; a client that stops reading must not keep it. It is a time
+	// without progress, not a total: a large download at a steady pace is
+	// never cut. Default 30s.
+	Send filters.Duration `yaml:"send" json:"send"`
 }
 
 func orDur(d filters.Duration, def time.Duration) time.Duration {
@@ -330,6 +438,9 @@ func (c Config) Validate() error {
 	if t.MaxIdleConnsPerHost < 0 {
 		add("timeouts.max_idle_conns_per_host", "must not be negative")
 	}
+	if t.Send < 0 {
+		add("timeouts.send", "must not be negative")
+	}
 	if err := c.ClosedSwitch.Redis.Validate(); err != nil {
 		errs = append(errs, filters.PrefixFields("closed_switch.redis", err))
 	}
@@ -379,9 +490,31 @@ func (p Pool) validate(field string) error {
 	if hc.UnhealthyThreshold < 0 {
 		add(".health_check.unhealthy_threshold", "must not be negative")
 	}
+	for u, w := range p.Weights {
+		if !slices.Contains(p.Backends, u) {
+			add(".weights", "%q is not one of the pool's backends (write it as listed there)", u)
+		}
+		if w < 1 || w > maxWeight {
+			add(".weights", "%q: weight %d, want 1 to %d", u, w, maxWeight)
+		}
+	}
+	if len(p.Weights) > 0 && p.Balance != "" && p.Balance != RoundRobin {
+		add(".weights", "weights apply to round_robin only, not %s", p.Balance)
+	}
 	o := p.Outlier
 	if o.Failures < 0 {
 		add(".outlier.failures", "must not be negative")
+	}
+	for i, st := range o.Statuses {
+		if st < 500 || st > 599 {
+			add(fmt.Sprintf(".outlier.statuses[%d]", i), "%d: want a 5xx status (a 4xx is the client's doing)", st)
+		}
+	}
+	if v := o.MaxEjectionPercent; v != nil && (*v < 0 || *v > 100) {
+		add(".outlier.max_ejection_percent", "%d: want 0 to 100", *v)
+	}
+	if v := o.PanicThreshold; v != nil && (*v < 0 || *v > 100) {
+		add(".outlier.panic_threshold", "%d: want 0 to 100", *v)
 	}
 	if orDur(o.MaxEjection, DefaultMaxEjection) < orDur(o.Ejection, DefaultEjection) {
 		add(".outlier.max_ejection", "must not be shorter than ejection")
@@ -428,10 +561,11 @@ func (r Route) validate(field string, c Config) error {
 	if s.Cap.Burst < 0 {
 		add(".shield.cap.burst", "must not be negative")
 	}
-	switch s.Cap.OnError {
-	case "", OnErrorLocal, OnErrorAllow, OnErrorDeny:
-	default:
-		add(".shield.cap.on_error", "%q: want local, allow or deny", s.Cap.OnError)
+	if err := s.Cap.OnError.Validate(); err != nil {
+		errs = append(errs, filters.PrefixFields(field+".shield.cap", err))
+	}
+	if err := s.Cap.Store.Validate(); err != nil {
+		errs = append(errs, filters.PrefixFields(field+".shield.cap", err))
 	}
 	if st := s.Closed.Status; st != 0 && (st < 200 || st > 599) {
 		add(".shield.closed.status", "%d is not a final HTTP status", st)
@@ -439,12 +573,9 @@ func (r Route) validate(field string, c Config) error {
 	return errors.Join(errs...)
 }
 
-// On-error modes of the route cap.
-const (
-	OnErrorLocal = "local"
-	OnErrorAllow = "allow"
-	OnErrorDeny  = "deny"
-)
+// maxWeight bounds a backend's weight, so that a pool's total weight stays
+// far inside an int64 however long the process runs.
+const maxWeight = 1000
 
 // maxBackends bounds a pool so a backend index fits the hash ring's entries.
 const maxBackends = 1024

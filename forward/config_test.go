@@ -48,6 +48,17 @@ func TestValidate(t *testing.T) {
 		{"max ejection below ejection", Config{Upstreams: map[string]Pool{"web": {Backends: web.Backends,
 			Outlier: Outlier{Ejection: filters.Duration(10e9), MaxEjection: filters.Duration(1e9)}}}},
 			[]string{"upstreams.web.outlier.max_ejection"}},
+		{"weights of unknown backends, out of range, for another balance", Config{Upstreams: map[string]Pool{
+			"web": {Backends: web.Backends, Weights: map[string]int{"http://127.0.0.1:9": 2}},
+			"api": {Backends: web.Backends, Weights: map[string]int{web.Backends[0]: 1001}},
+			"app": {Backends: web.Backends, Balance: LeastOutstanding, Weights: map[string]int{web.Backends[0]: 2}},
+		}}, []string{"upstreams.api.weights", "upstreams.app.weights", "upstreams.web.weights"}},
+		{"weights fine", Config{Upstreams: map[string]Pool{"web": {Backends: web.Backends, Weights: map[string]int{web.Backends[1]: 1000}}}}, nil},
+		{"outlier statuses and percentages", Config{Upstreams: map[string]Pool{"web": {Backends: web.Backends,
+			Outlier: Outlier{Statuses: []int{503, 429}, MaxEjectionPercent: ptr(101), PanicThreshold: ptr(-1)}}}},
+			[]string{"upstreams.web.outlier.max_ejection_percent", "upstreams.web.outlier.panic_threshold", "upstreams.web.outlier.statuses[1]"}},
+		{"outlier zero percentages", Config{Upstreams: map[string]Pool{"web": {Backends: web.Backends,
+			Outlier: Outlier{Statuses: []int{500}, MaxEjectionPercent: ptr(0), PanicThreshold: ptr(0)}}}}, nil},
 		{"route to unknown pool", Config{Upstreams: map[string]Pool{"web": web}, Routes: []Route{{Path: "/", Upstream: "api"}}},
 			[]string{"routes[0].upstream"}},
 		{"route without pool and no shorthand", Config{Upstreams: map[string]Pool{"web": web}, Routes: []Route{{Path: "/"}}},
@@ -87,6 +98,7 @@ func TestMatch(t *testing.T) {
 			{Name: "sub-api", Host: "*.example.com", Path: "/api/", Upstream: "web"},
 			{Name: "api", Path: "/api/", Upstream: "web"},
 			{Path: "/static", Upstream: "web"},
+			{Name: "strict", Path: "/Strict", Upstream: "web", StrictPath: true},
 		},
 	}
 	f := newForwarder(t, cfg, Env{})
@@ -111,6 +123,22 @@ func TestMatch(t *testing.T) {
 		{"example.org", "/static/app.js", "/static"},
 		{"example.org", "/", ""},
 		{"", "", ""},
+		// Spellings backends serve as the same resource take the route.
+		{"example.org", "/CHECKOUT", "checkout"},
+		{"example.org", "/Checkout/x", "checkout"},
+		{"example.org", "/checkout.json", "checkout"},
+		{"example.org", "/checkout ", "checkout"},
+		{"example.org", "/checkout\t/", "checkout"},
+		{"example.org", "/Checkout/PAY.xml", "checkout-pay"},
+		{"example.org", "/API/v1", "api"},
+		{"example.org", "/checkouts.json", ""},
+		// ... unless the route is strict.
+		{"example.org", "/Strict/x", "strict"},
+		{"example.org", "/strict", ""},
+		{"example.org", "/Strict.json", ""},
+		// Hosts in every spelling.
+		{"2001:DB8::1", "/api/v1", "api"},
+		{"Shop.Example.Com..", "/CHECKOUT", "shop-checkout"},
 	}
 	for _, tt := range tests {
 		if got, err := routeOf(f, tt.host, tt.path, ""); got != tt.want || err != nil {
@@ -156,3 +184,5 @@ func TestRouteNameFromRequest(t *testing.T) {
 		t.Fatal("default route did not reach the shorthand pool")
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -30,8 +30,10 @@ import (
 type Env struct {
 	// Logger is the structured logger; nil discards.
 	Logger *slog.Logger
-	// Limiter is the shared store behind route caps. Nil: a
-	// MemoryRouteLimiter, which caps each node on its own.
+	// Limiter is the shared store behind fleet-wide route caps (store:
+	// redis, the default). Nil: there is none, and a config with such a
+	// cap is refused (ErrNoFleetStore). Caps with store: memory count in
+	// this process and never use it.
 	Limiter RouteLimiter
 	// Redis, when set, carries the fleet-wide closed switch instead of a
 	// client built from Config.ClosedSwitch.Redis. The owner keeps it and
@@ -61,15 +63,16 @@ var ClientAddressHeaders = httpkit.ClientAddressHeaders
 // route is a built Route.
 type route struct {
 	name     string
-	host     string // lower case; "" any
+	host     string // filters.MatchHost form; "" any
 	wildcard bool   // host is "*.suffix": match by suffix (kept with its dot)
-	prefix   string
+	path     filters.PathPrefix
 	pool     *pool
 	gate     *admission.Gate // nil: no concurrency limit
 	capOn    bool
 	capKey   string
+	limiter  RouteLimiter // where the cap is counted
 	limit    filters.Limit
-	onError  string
+	onError  OnError
 	closed   ClosedResponse
 
 	closedHits, capRejects, capErrors atomic.Uint64
@@ -90,8 +93,8 @@ type Forwarder struct {
 
 	proxy     *httputil.ReverseProxy
 	transport *http.Transport
-	ppTrans   *http.Transport // for pools with proxy_protocol; no keep-alive
-	limiter   RouteLimiter
+	ppTrans   *http.Transport     // for pools with proxy_protocol; no keep-alive
+	limiter   RouteLimiter        // Env.Limiter: the fleet's store, or nil
 	local     *MemoryRouteLimiter // on_error: local
 	closed    *closedSet
 	fleet     *fleetSwitch
@@ -105,6 +108,8 @@ type Forwarder struct {
 	// clientHeader is Env.ClientIPHeader, canonical, when rewrite sets it;
 	// "" otherwise.
 	clientHeader string
+	// send is Timeouts.Send.
+	send time.Duration
 
 	noRoute, h2cRefused atomic.Uint64
 }
@@ -132,9 +137,6 @@ func New(cfg Config, env Env) (*Forwarder, error) {
 	if f.clock == nil {
 		f.clock = time.Now
 	}
-	if f.limiter == nil {
-		f.limiter = f.local
-	}
 	if hdr := env.ClientIPHeader; hdr != "" {
 		if !httpguts.ValidHeaderFieldName(hdr) {
 			return nil, fmt.Errorf("forward: client IP header %q is not a valid header name", hdr)
@@ -149,6 +151,7 @@ func New(cfg Config, env Env) (*Forwarder, error) {
 		f.closed.inherit(env.Previous.closed)
 	}
 	t := cfg.Timeouts
+	f.send = orDur(t.Send, DefaultSend)
 	dialer := &net.Dialer{Timeout: orDur(t.Dial, DefaultDialTimeout), KeepAlive: 30 * time.Second}
 	f.transport = &http.Transport{
 		DialContext:           dialer.DialContext,
@@ -191,13 +194,14 @@ func New(cfg Config, env Env) (*Forwarder, error) {
 	// Longest prefix first; at equal length a named host before a wildcard
 	// before any host.
 	slices.SortStableFunc(f.routes, func(a, b *route) int {
-		if d := len(b.prefix) - len(a.prefix); d != 0 {
+		if d := b.path.Len() - a.path.Len(); d != 0 {
 			return d
 		}
 		return hostRank(a) - hostRank(b)
 	})
 	if cfg.Upstream != "" {
-		f.def = &route{name: "", prefix: "/", pool: f.byPool[DefaultPool], closed: withClosedDefaults(ClosedResponse{})}
+		f.def = &route{name: "", path: filters.NewPathPrefix("/", filters.SegmentEnd, filters.StrictSpelling),
+			pool: f.byPool[DefaultPool], closed: withClosedDefaults(ClosedResponse{})}
 	}
 
 	f.proxy = &httputil.ReverseProxy{
@@ -248,10 +252,14 @@ func (f *Forwarder) buildRoute(rc Route) (*route, error) {
 	if poolName == "" {
 		poolName = DefaultPool
 	}
+	spell := filters.AnySpelling
+	if rc.StrictPath {
+		spell = filters.StrictSpelling
+	}
 	rt := &route{
 		name:   rc.RouteName(),
-		host:   strings.TrimSuffix(strings.ToLower(rc.Host), "."),
-		prefix: filters.MatchPath(rc.prefix()), // requests are matched cleaned
+		host:   filters.MatchHost(rc.Host),
+		path:   filters.NewPathPrefix(rc.prefix(), filters.SegmentEnd, spell),
 		pool:   f.byPool[poolName],
 		closed: withClosedDefaults(rc.Shield.Closed),
 	}
@@ -277,6 +285,13 @@ func (f *Forwarder) buildRoute(rc Route) (*route, error) {
 		rt.onError = s.Cap.OnError
 		if rt.onError == "" {
 			rt.onError = OnErrorLocal
+		}
+		rt.limiter = f.local
+		if s.Cap.Store.Fleet() {
+			if f.limiter == nil {
+				return nil, fmt.Errorf("%w: route %s: enable the quota stage with store: redis, or set the cap's store: memory to cap each node on its own", ErrNoFleetStore, rt.name)
+			}
+			rt.limiter = f.limiter
 		}
 	}
 	return rt, nil
@@ -304,6 +319,11 @@ func (f *Forwarder) startSwitch(sc SwitchConfig, rdb redis.UniversalClient) erro
 	return nil
 }
 
+// ErrNoFleetStore is New's answer for a fleet-wide route cap (store:
+// redis, the default) when Env.Limiter gives no shared store to count it
+// in: counting it per node instead would quietly multiply it by the fleet.
+var ErrNoFleetStore = errors.New("forward: a fleet-wide route cap (store: redis) has no shared store")
+
 // ErrAmbiguousPath is Route's answer for a path whose normal form and raw
 // form take different routes.
 var ErrAmbiguousPath = errors.New("forward: ambiguous request path")
@@ -313,7 +333,10 @@ var ErrAmbiguousPath = errors.New("forward: ambiguous request path")
 // before the chain runs and put the name in filters.Request.Route.
 //
 // The path is matched in its normal form (filters.MatchPath), as most
-// backends serve it: "/checkout;jsessionid=1" takes the /checkout route. A
+// backends serve it: "/checkout;jsessionid=1" takes the /checkout route.
+// Unless a route sets strict_path, it also takes the spellings of its path
+// that common backends serve as the same resource (filters.PathPrefix):
+// "/CHECKOUT", "/checkout.json", "/checkout%20". A
 // path whose raw form ("//checkout", "/static/../checkout",
 // "/admin/..%2Fupload") would take another route than its normal form is
 // refused with ErrAmbiguousPath: a backend that normalises serves it as
@@ -328,7 +351,7 @@ func (f *Forwarder) Route(r *http.Request) (string, error) {
 }
 
 func (f *Forwarder) route(r *http.Request) (*route, error) {
-	host := bareHost(r.Host)
+	host := filters.MatchHost(r.Host)
 	clean := filters.MatchPath(r.URL.Path)
 	rt := f.lookup(host, clean)
 	if raw := rawForm(r.URL); raw != clean && strings.HasPrefix(raw, "/") && f.lookup(host, raw) != rt {
@@ -351,42 +374,22 @@ func rawForm(u *url.URL) string {
 
 func (f *Forwarder) lookup(host, p string) *route {
 	for _, rt := range f.routes {
-		if rt.matchHost(host) && prefixMatch(rt.prefix, p) {
+		if rt.matchHost(host) && rt.path.Covers(p) {
 			return rt
 		}
 	}
 	return f.def
 }
 
+// matchHost reports whether host (in filters.MatchHost form) is r's.
 func (r *route) matchHost(host string) bool {
 	switch {
 	case r.host == "":
 		return true
 	case r.wildcard:
-		return len(host) > len(r.host) && strings.EqualFold(host[len(host)-len(r.host):], r.host)
+		return len(host) > len(r.host) && strings.HasSuffix(host, r.host)
 	}
-	return strings.EqualFold(host, r.host)
-}
-
-// prefixMatch matches whole path segments: "/a" matches "/a" and "/a/b",
-// not "/ab".
-func prefixMatch(prefix, path string) bool {
-	if !strings.HasPrefix(path, prefix) {
-		return false
-	}
-	return len(path) == len(prefix) || prefix[len(prefix)-1] == '/' || path[len(prefix)] == '/'
-}
-
-// bareHost drops the port, IPv6 brackets and a trailing dot from a Host
-// header.
-func bareHost(h string) string {
-	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.Contains(h[i:], "]") {
-		h = h[:i]
-	}
-	if len(h) >= 2 && h[0] == '[' && h[len(h)-1] == ']' {
-		h = h[1 : len(h)-1]
-	}
-	return strings.TrimSuffix(h, ".")
+	return host == r.host
 }
 
 // attempt is the forwarder's per-request state, carried to the Rewrite and
@@ -399,6 +402,7 @@ type attempt struct {
 	local net.Addr // the listener address the client reached
 	tried [4]*backend
 	n     int
+	send  sendWriter // the client's writer, in the same allocation
 }
 
 type attemptKey struct{}
@@ -486,7 +490,8 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, fr *filters.
 	}
 	a := &attempt{fr: fr, route: rt, pool: p, first: b}
 	a.local, _ = r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	f.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), attemptKey{}, a)))
+	a.send = sendWriter{ResponseWriter: w, rc: *http.NewResponseController(w), timeout: f.send}
+	f.proxy.ServeHTTP(&a.send, r.WithContext(context.WithValue(r.Context(), attemptKey{}, a)))
 }
 
 // upgradesToH2C reports whether any Upgrade header line names h2c (case
@@ -510,7 +515,7 @@ func (f *Forwarder) capAllows(ctx context.Context, rt *route, fr *filters.Reques
 	if now.IsZero() {
 		now = f.clock()
 	}
-	d, err := f.limiter.AllowRoute(ctx, rt.capKey, rt.limit, now)
+	d, err := rt.limiter.AllowRoute(ctx, rt.capKey, rt.limit, now)
 	if err != nil {
 		rt.capErrors.Add(1)
 		// One warning a second per route: an outage must not flood the log.

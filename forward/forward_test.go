@@ -97,29 +97,35 @@ func TestUpstreamDownIs502Once(t *testing.T) {
 	}
 }
 
-func TestAllUnhealthyIs503AtOnce(t *testing.T) {
+func TestAllDownIs503AtOnce(t *testing.T) {
 	b1 := startBackend(t, "a", nil)
 	b2 := startBackend(t, "b", nil)
 	now := t0
-	f := newForwarder(t, Config{Upstreams: map[string]Pool{"web": {Backends: []string{b1.url(), b2.url()}}},
+	f := newForwarder(t, Config{Upstreams: map[string]Pool{"web": {Backends: []string{b1.url(), b2.url()},
+		HealthCheck: HealthCheck{Path: "/healthz", Interval: filters.Duration(time.Hour), Timeout: filters.Duration(time.Second),
+			HealthyThreshold: 2, UnhealthyThreshold: 1}}},
 		Routes: []Route{{Path: "/", Upstream: "web"}}}, Env{Clock: func() time.Time { return now }})
 	p := f.byPool["web"]
-	p.backends[0].ejectedUntil.Store(t0.Add(7 * time.Second).UnixNano())
-	p.backends[1].ejectedUntil.Store(t0.Add(3500 * time.Millisecond).UnixNano())
+	waitFor(t, 2*time.Second, "the first checks", func() bool { return b1.hits.Load() > 0 && b2.hits.Load() > 0 })
+	for _, b := range p.backends {
+		b.recordCheck(false, now)
+	}
+	hits := b1.hits.Load() + b2.hits.Load()
 	start := time.Now()
 	w := do(f, "GET", "/", nil, clientReq("203.0.113.7"))
 	if took := time.Since(start); took > 100*time.Millisecond {
 		t.Fatalf("took %v, want an immediate answer", took)
 	}
-	if w.Code != 503 || w.Header().Get("Retry-After") != "4" {
-		t.Fatalf("got %d Retry-After %q, want 503 and 4 (the earliest return, rounded up)", w.Code, w.Header().Get("Retry-After"))
+	if w.Code != 503 || w.Header().Get("Retry-After") != "7200" {
+		t.Fatalf("got %d Retry-After %q, want 503 and 7200 (two check intervals)", w.Code, w.Header().Get("Retry-After"))
 	}
-	if b1.hits.Load()+b2.hits.Load() != 0 {
+	if b1.hits.Load()+b2.hits.Load() != hits {
 		t.Fatal("a backend was contacted")
 	}
-	now = t0.Add(4 * time.Second)
+	p.backends[1].recordCheck(true, now)
+	p.backends[1].recordCheck(true, now)
 	if w := do(f, "GET", "/", nil, clientReq("203.0.113.7")); w.Code != 200 || w.Header().Get("X-Backend") != "b" {
-		t.Fatalf("after the ejection: %d from %q, want 200 from b", w.Code, w.Header().Get("X-Backend"))
+		t.Fatalf("after two passing checks: %d from %q, want 200 from b", w.Code, w.Header().Get("X-Backend"))
 	}
 }
 
@@ -138,10 +144,11 @@ func TestRetryOnFailedConnect(t *testing.T) {
 			t.Fatalf("request %d: %d %q, want 200 with the body echoed", i, w.Code, w.Body.String())
 		}
 	}
-	// Round robin gives each request the dead backend first and its retry
-	// the live one, so every request was retried once.
-	if r := f.byPool["web"].retries.Load(); r != 10 {
-		t.Fatalf("%d retries, want 10", r)
+	// Smooth round robin gives the dead backend every other first try: the
+	// retry to the live one counts as the live one's turn, so the next
+	// request starts there. Every try of the dead one was retried.
+	if r := f.byPool["web"].retries.Load(); r != 5 {
+		t.Fatalf("%d retries, want 5", r)
 	}
 }
 
@@ -188,8 +195,8 @@ func TestRetryAfterSendOnlyIdempotentAndAllowed(t *testing.T) {
 	}
 }
 
-func TestPassiveEjectionOn5xx(t *testing.T) {
-	sick := startBackend(t, "sick", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) })
+func TestPassiveEjectionOnGatewayFailure(t *testing.T) {
+	sick := startBackend(t, "sick", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) })
 	well := startBackend(t, "well", nil)
 	now := t0
 	f := newForwarder(t, Config{Upstreams: map[string]Pool{"web": {

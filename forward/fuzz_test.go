@@ -50,7 +50,7 @@ func FuzzMatch(f *testing.F) {
 		}
 		if name == "" {
 			for _, rt := range fw.routes {
-				if rt.matchHost(bareHost(host)) && prefixMatch(rt.prefix, path) {
+				if rt.matchHost(filters.MatchHost(host)) && rt.path.Covers(path) {
 					t.Fatalf("Route(%q, %q) = default, but route %q matches", host, path, rt.name)
 				}
 			}
@@ -60,11 +60,11 @@ func FuzzMatch(f *testing.F) {
 		if rt == nil {
 			t.Fatalf("Route returned unknown route %q", name)
 		}
-		if !strings.HasPrefix(path, rt.prefix) || !rt.matchHost(bareHost(host)) {
+		if !rt.path.Covers(path) || !rt.matchHost(filters.MatchHost(host)) {
 			t.Fatalf("Route(%q, %q) = %q, which does not match", host, path, name)
 		}
 		for _, other := range fw.routes {
-			if len(other.prefix) > len(rt.prefix) && other.matchHost(bareHost(host)) && prefixMatch(other.prefix, path) {
+			if other.path.Len() > rt.path.Len() && other.matchHost(filters.MatchHost(host)) && other.path.Covers(path) {
 				t.Fatalf("Route(%q, %q) = %q, but longer %q matches", host, path, name, other.name)
 			}
 		}

@@ -25,12 +25,14 @@ func (f *Forwarder) CollectMetrics(emit func(filters.Sample)) {
 			g("forward_backend_ejected", "1 while the backend is passively ejected.", b2f(now < b.ejectedUntil.Load()), l...)
 			g("forward_backend_outstanding", "Requests in flight to the backend.", float64(b.outstanding.Load()), l...)
 			c("forward_backend_requests_total", "Tries sent to the backend, retries included.", float64(b.requests.Load()), l...)
-			c("forward_backend_failures_total", "Connection errors and 5xx answers from the backend.", float64(b.failures.Load()), l...)
+			c("forward_backend_failures_total", "Failures of the backend that count towards ejection: connection errors, timeouts, dropped connections and the outlier statuses.", float64(b.failures.Load()), l...)
 			c("forward_backend_ejections_total", "Passive ejections of the backend.", float64(b.ejections.Load()), l...)
+			c("forward_backend_ejections_capped_total", "Ejections of the backend refused because the pool's ejection cap was reached.", float64(b.capped.Load()), l...)
 		}
 		l := []string{"pool", p.name}
 		c("forward_retries_total", "Requests retried on another backend of the pool.", float64(p.retries.Load()), l...)
 		c("forward_upstream_errors_total", "Requests answered 502 because no backend of the pool could serve them.", float64(p.errors.Load()), l...)
+		c("forward_pool_panic_picks_total", "Backend picks made in panic mode: too few backends available, passive ejections ignored.", float64(p.panics.Load()), l...)
 		c("forward_pool_unavailable_total", "Requests answered 503 because the pool had no available backend.", float64(p.unavailable.Load()), l...)
 	}
 	for _, rt := range f.routes {

@@ -31,6 +31,12 @@ type backend struct {
 	requests  atomic.Uint64
 	failures  atomic.Uint64
 	ejections atomic.Uint64
+	capped    atomic.Uint64 // ejections the pool's cap refused
+
+	// weight and current are the smooth weighted round robin's state;
+	// current is guarded by pool.rrMu.
+	weight  int64
+	current int64
 
 	mu        sync.Mutex
 	runLen    int       // failures in a row
@@ -55,12 +61,14 @@ func (b *backend) succeed() {
 	b.mu.Unlock()
 }
 
-// fail records a connection error or 5xx answer at now, and ejects the
-// backend when the run of failures reaches the pool's threshold within its
-// window. It reports whether this failure ejected it.
+// fail records a failure at now (see Outlier for what counts), and ejects
+// the backend when the run of failures reaches the pool's threshold within
+// its window and the pool's ejection cap allows it. It reports whether this
+// failure ejected it.
 func (b *backend) fail(now time.Time) bool {
 	b.failures.Add(1)
-	o := b.pool.outlier
+	p := b.pool
+	o := p.outlier
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.dirty.Store(true)
@@ -71,17 +79,52 @@ func (b *backend) fail(now time.Time) bool {
 	if b.runLen < o.failures || now.UnixNano() < b.ejectedUntil.Load() {
 		return false
 	}
-	b.streak++
+	// The run is used up either way: a refused ejection is tried again
+	// only after another full run, which also bounds the log lines.
+	b.runLen = 0
 	d := o.ejection
-	for i := 1; i < b.streak && d < o.maxEjection; i++ {
+	for i := 1; i < b.streak+1 && d < o.maxEjection; i++ {
 		d *= 2
 	}
 	d = min(d, o.maxEjection)
-	b.ejectedUntil.Store(now.Add(d).UnixNano())
-	b.runLen, b.checkOK = 0, 0
+	if !p.eject(b, now, d) {
+		b.capped.Add(1)
+		p.log.Warn("backend not ejected: the pool's ejection cap is reached", "pool", p.name, "backend", b.host,
+			"max_ejection_percent", o.maxPercent)
+		return false
+	}
+	b.streak++
+	b.checkOK = 0
 	b.ejections.Add(1)
-	b.pool.log.Warn("backend ejected", "pool", b.pool.name, "backend", b.host,
+	p.log.Warn("backend ejected", "pool", p.name, "backend", b.host,
 		"for", d.String(), "ejections_in_a_row", b.streak)
+	return true
+}
+
+// eject takes b out of p until now+d unless that would leave more of the
+// pool out than the ejection cap allows, or no backend available at all.
+// One ejection at a time per pool, so that two backends failing together
+// cannot both slip under the cap.
+func (p *pool) eject(b *backend, now time.Time, d time.Duration) bool {
+	p.ejectMu.Lock()
+	defer p.ejectMu.Unlock()
+	t := now.UnixNano()
+	out := 0
+	for _, o := range p.backends {
+		if o != b && !o.available(t) {
+			out++
+		}
+	}
+	n := len(p.backends)
+	allowed := min(n*p.outlier.maxPercent/100, n-1)
+	if out+1 > allowed {
+		return false
+	}
+	until := now.Add(d).UnixNano()
+	b.ejectedUntil.Store(until)
+	if until > p.ejectedHorizon.Load() {
+		p.ejectedHorizon.Store(until)
+	}
 	return true
 }
 
@@ -95,6 +138,7 @@ func (b *backend) recordCheck(ok bool, now time.Time) {
 		b.checkFail++
 		if b.checkFail >= hc.unhealthy && b.up.Load() {
 			b.up.Store(false)
+			b.pool.down.Add(1)
 			b.pool.log.Warn("backend down", "pool", b.pool.name, "backend", b.host, "failed_checks", b.checkFail)
 		}
 		return
@@ -106,6 +150,7 @@ func (b *backend) recordCheck(ok bool, now time.Time) {
 	}
 	if !b.up.Load() {
 		b.up.Store(true)
+		b.pool.down.Add(-1)
 		b.pool.log.Info("backend up", "pool", b.pool.name, "backend", b.host)
 	}
 	// An ejected backend that has passed enough checks since its ejection
@@ -140,6 +185,42 @@ type outlierSettings struct {
 	failures              int
 	window                time.Duration
 	ejection, maxEjection time.Duration
+	statuses              [2]uint64 // bit s-500 set: status s is a failure
+	maxPercent            int
+	panicPercent          int
+}
+
+// failStatus reports whether an answer with status s counts as a failure.
+func (o *outlierSettings) failStatus(s int) bool {
+	i := s - 500
+	return i >= 0 && i < 100 && o.statuses[i/64]&(1<<(i%64)) != 0
+}
+
+func newOutlierSettings(cfg Outlier) outlierSettings {
+	o := outlierSettings{
+		failures:     orInt(cfg.Failures, DefaultOutlierFailures),
+		window:       orDur(cfg.Window, DefaultOutlierWindow),
+		ejection:     orDur(cfg.Ejection, DefaultEjection),
+		maxEjection:  orDur(cfg.MaxEjection, DefaultMaxEjection),
+		maxPercent:   DefaultMaxEjectionPercent,
+		panicPercent: DefaultPanicThreshold,
+	}
+	if cfg.MaxEjectionPercent != nil {
+		o.maxPercent = *cfg.MaxEjectionPercent
+	}
+	if cfg.PanicThreshold != nil {
+		o.panicPercent = *cfg.PanicThreshold
+	}
+	statuses := cfg.Statuses
+	if len(statuses) == 0 {
+		statuses = []int{http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout}
+	}
+	for _, s := range statuses {
+		if i := s - 500; i >= 0 && i < 100 {
+			o.statuses[i/64] |= 1 << (i % 64)
+		}
+	}
+	return o
 }
 
 type checkSettings struct {
@@ -154,7 +235,8 @@ type pool struct {
 	name         string
 	backends     []*backend
 	policy       policy
-	rr           atomic.Uint64
+	rr           atomic.Uint64 // least_outstanding's rotating start
+	rrMu         sync.Mutex    // guards every backend's current
 	ring         []ringPoint
 	outlier      outlierSettings
 	check        checkSettings
@@ -165,9 +247,18 @@ type pool struct {
 	transport    http.RoundTripper
 	log          *slog.Logger
 
+	// ejectMu serialises ejections (see eject). down counts backends down
+	// by active checks and ejectedHorizon is the latest end of an
+	// ejection: while down is 0 and now is past the horizon, every backend
+	// is available and a pick need not count them.
+	ejectMu        sync.Mutex
+	down           atomic.Int32
+	ejectedHorizon atomic.Int64
+
 	retries     atomic.Uint64
 	errors      atomic.Uint64
 	unavailable atomic.Uint64
+	panics      atomic.Uint64 // picks made in panic mode
 }
 
 func newPool(name string, cfg Pool, log *slog.Logger) (*pool, error) {
@@ -178,12 +269,7 @@ func newPool(name string, cfg Pool, log *slog.Logger) (*pool, error) {
 		preserveHost: cfg.PreserveHost,
 		proxyProto:   cfg.ProxyProtocol,
 		log:          log,
-		outlier: outlierSettings{
-			failures:    orInt(cfg.Outlier.Failures, DefaultOutlierFailures),
-			window:      orDur(cfg.Outlier.Window, DefaultOutlierWindow),
-			ejection:    orDur(cfg.Outlier.Ejection, DefaultEjection),
-			maxEjection: orDur(cfg.Outlier.MaxEjection, DefaultMaxEjection),
-		},
+		outlier:      newOutlierSettings(cfg.Outlier),
 		check: checkSettings{
 			path:      cfg.HealthCheck.Path,
 			interval:  orDur(cfg.HealthCheck.Interval, DefaultCheckInterval),
@@ -203,7 +289,7 @@ func newPool(name string, cfg Pool, log *slog.Logger) (*pool, error) {
 		if err != nil {
 			return nil, err
 		}
-		b := &backend{url: u, host: u.Host, pool: p}
+		b := &backend{url: u, host: u.Host, pool: p, weight: int64(orInt(cfg.Weights[raw], 1))}
 		b.up.Store(true)
 		p.backends = append(p.backends, b)
 	}
@@ -267,8 +353,14 @@ func tried(b *backend, skip []*backend) bool {
 }
 
 // pick chooses a backend that is available at now (unix nanoseconds) and
-// not in skip, or returns nil when there is none.
+// not in skip, or returns nil when there is none. In panic mode (too few of
+// the pool available, see Outlier.PanicThreshold) passive ejections are
+// ignored: any backend that passes its active checks may be picked.
 func (p *pool) pick(now int64, key filters.Key, skip []*backend) *backend {
+	panicking := p.panicking(now)
+	if panicking {
+		p.panics.Add(1)
+	}
 	bs := p.backends
 	n := uint64(len(bs))
 	switch p.policy {
@@ -280,7 +372,7 @@ func (p *pool) pick(now int64, key filters.Key, skip []*backend) *backend {
 		var bestLoad int64
 		for i := range n {
 			b := bs[(start+i)%n]
-			if !b.available(now) || tried(b, skip) {
+			if !p.eligible(b, now, skip, panicking) {
 				continue
 			}
 			if load := b.outstanding.Load(); best == nil || load < bestLoad {
@@ -303,22 +395,69 @@ func (p *pool) pick(now int64, key filters.Key, skip []*backend) *backend {
 		// Walk clockwise past unavailable backends: a client of a failed
 		// backend lands where it would if that backend were removed.
 		for i := range len(ring) {
-			b := bs[ring[(lo+i)%len(ring)].idx]
-			if b.available(now) && !tried(b, skip) {
+			if b := bs[ring[(lo+i)%len(ring)].idx]; p.eligible(b, now, skip, panicking) {
 				return b
 			}
 		}
 		return nil
 	default:
-		start := p.rr.Add(1) - 1
-		for i := range n {
-			b := bs[(start+i)%n]
-			if b.available(now) && !tried(b, skip) {
-				return b
-			}
-		}
-		return nil
+		return p.pickSmooth(now, skip, panicking)
 	}
+}
+
+// pickSmooth is nginx's smooth weighted round robin: every eligible backend
+// adds its weight to its current value, the one with the largest current
+// value is picked and gives back the total of the weights added. Over any
+// run of picks among the same backends each gets its share to within one
+// pick, spread out rather than in blocks. A backend that is not eligible
+// adds nothing, so its share goes to the others by their weights, not to
+// the one after it in the list.
+func (p *pool) pickSmooth(now int64, skip []*backend, panicking bool) *backend {
+	p.rrMu.Lock()
+	defer p.rrMu.Unlock()
+	var best *backend
+	var total int64
+	for _, b := range p.backends {
+		if !p.eligible(b, now, skip, panicking) {
+			continue
+		}
+		b.current += b.weight
+		total += b.weight
+		if best == nil || b.current > best.current {
+			best = b
+		}
+	}
+	if best != nil {
+		best.current -= total
+	}
+	return best
+}
+
+// eligible says whether b may take a request: available (or, in panic
+// mode, passing active checks) and not tried already.
+func (p *pool) eligible(b *backend, now int64, skip []*backend, panicking bool) bool {
+	if tried(b, skip) {
+		return false
+	}
+	if panicking {
+		return b.up.Load()
+	}
+	return b.available(now)
+}
+
+// panicking reports whether fewer of p's backends are available at now
+// than the panic threshold asks for.
+func (p *pool) panicking(now int64) bool {
+	if p.outlier.panicPercent == 0 || (p.down.Load() == 0 && now >= p.ejectedHorizon.Load()) {
+		return false
+	}
+	avail := 0
+	for _, b := range p.backends {
+		if b.available(now) {
+			avail++
+		}
+	}
+	return avail*100 < p.outlier.panicPercent*len(p.backends)
 }
 
 // retryAfter estimates when the pool will have a backend again: the end of

@@ -147,18 +147,20 @@ func TestRouteCap(t *testing.T) {
 	tests := []struct {
 		name    string
 		limiter RouteLimiter
-		onError string
+		onError OnError
+		store   CapStore
 		want    []int // statuses of requests 1..4 at one instant, cap 1/s burst 2
 	}{
-		{"memory store", nil, "", []int{200, 200, 503, 503}},
-		{"store down, local", down, OnErrorLocal, []int{200, 200, 503, 503}},
-		{"store down, allow", down, OnErrorAllow, []int{200, 200, 200, 200}},
-		{"store down, deny", down, OnErrorDeny, []int{503, 503, 503, 503}},
+		{"memory store", nil, "", CapStoreMemory, []int{200, 200, 503, 503}},
+		{"memory store beside a fleet store", down, "", CapStoreMemory, []int{200, 200, 503, 503}},
+		{"store down, local", down, OnErrorLocal, "", []int{200, 200, 503, 503}},
+		{"store down, allow", down, OnErrorAllow, "", []int{200, 200, 200, 200}},
+		{"store down, deny", down, OnErrorDeny, "", []int{503, 503, 503, 503}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newForwarder(t, Config{Upstream: b.url(), Routes: []Route{{Name: "sale", Path: "/sale",
-				Shield: Shield{Cap: Cap{Rate: filters.Rate{Count: 1, Period: time.Second}, Burst: 2, OnError: tt.onError}}}}},
+				Shield: Shield{Cap: Cap{Rate: filters.Rate{Count: 1, Period: time.Second}, Burst: 2, OnError: tt.onError, Store: tt.store}}}}},
 				Env{Limiter: tt.limiter})
 			for i, want := range tt.want {
 				w := do(f, "GET", "/sale", nil, clientReq("203.0.113.7"))
@@ -256,4 +258,20 @@ func TestClosedSwitchLocal(t *testing.T) {
 	if w := do(f, "GET", "/checkout", nil, clientReq("203.0.113.7")); w.Code != 200 {
 		t.Fatalf("reopened route: %d", w.Code)
 	}
+}
+
+// A fleet-wide cap (the default store) without a shared store is refused:
+// counted per node it would quietly multiply by the fleet.
+func TestFleetCapNeedsASharedStore(t *testing.T) {
+	cfg := Config{Upstream: "http://127.0.0.1:9", Routes: []Route{{Name: "sale", Path: "/sale",
+		Shield: Shield{Cap: Cap{Rate: filters.Rate{Count: 1, Period: time.Second}}}}}}
+	if _, err := New(cfg, Env{}); !errors.Is(err, ErrNoFleetStore) {
+		t.Fatalf("New without a store: %v, want ErrNoFleetStore", err)
+	}
+	cfg.Routes[0].Shield.Cap.Store = CapStoreMemory
+	f, err := New(cfg, Env{})
+	if err != nil {
+		t.Fatalf("New with store: memory: %v", err)
+	}
+	f.Close()
 }

@@ -46,7 +46,7 @@ func (t *retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
 		b.outstanding.Add(1)
 		resp, err := p.transport.RoundTrip(req)
 		if err == nil {
-			if resp.StatusCode >= 500 {
+			if p.outlier.failStatus(resp.StatusCode) {
 				b.fail(t.f.clock())
 			} else {
 				b.succeed()
@@ -61,8 +61,10 @@ func (t *retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 		b.outstanding.Add(-1)
-		if out.Context().Err() != nil {
-			return nil, err // the client left: not the backend's fault
+		if out.Context().Err() != nil || (body != nil && body.broke.Load()) {
+			// The client left, or its body broke off: not the backend's
+			// fault, and nothing that may be sent again.
+			return nil, err
 		}
 		now := t.f.clock()
 		b.fail(now)
@@ -107,18 +109,23 @@ func idempotent(method string) bool {
 }
 
 // trackedBody notes whether the transport has taken any byte of the
-// inbound body, and ignores Close: the transport closes request bodies when
+// inbound body and whether reading it failed (the client's fault, never
+// the backend's), and ignores Close: the transport closes request bodies when
 // a try fails, and a retry needs the body open. The server closes the
 // inbound body itself when the handler returns.
 type trackedBody struct {
 	io.ReadCloser
-	read atomic.Bool
+	read  atomic.Bool
+	broke atomic.Bool
 }
 
 func (t *trackedBody) Read(p []byte) (int, error) {
 	n, err := t.ReadCloser.Read(p)
 	if n > 0 {
 		t.read.Store(true)
+	}
+	if err != nil && err != io.EOF {
+		t.broke.Store(true)
 	}
 	return n, err
 }

@@ -12,12 +12,9 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -67,7 +64,7 @@ type policy struct {
 	cost    int64
 	shadow  bool
 	item    string // RateLimit-Policy member for limit
-	prefix  string
+	prefix  filters.PathPrefix
 	methods []string
 	host    string
 	tierHdr string
@@ -288,9 +285,9 @@ func compilePolicy(p Policy) policy {
 		limit:   filters.LimitOf(p.Rate, p.Burst),
 		cost:    cost,
 		shadow:  p.Mode == filters.ModeShadow,
-		prefix:  p.Match.PathPrefix,
+		prefix:  filters.NewPathPrefix(p.Match.PathPrefix, filters.AnyByte, filters.AnySpelling),
 		methods: p.Match.Methods,
-		host:    matchHost(p.Match.Host),
+		host:    filters.MatchHost(p.Match.Host),
 	}
 	c.item = policyItem(c.name, c.limit)
 	if p.Tiers != nil {
@@ -308,12 +305,13 @@ func compilePolicy(p Policy) policy {
 func (f *Filter) Name() string { return Name }
 
 // matches reports whether r is subject to p. The host is compared in its
-// normal form (matchHost); the path prefix holds when either the normal
-// form of the path (filters.MatchPath) or the path as sent has it: a
-// normalising backend routes the one, a backend that resolves nothing the
-// other, and the policy must hold for both.
+// normal form (filters.MatchHost); the path prefix holds when it covers
+// (filters.PathPrefix, every spelling) either the normal form of the path
+// (filters.MatchPath) or the path as sent: a normalising backend routes the
+// one, a backend that resolves nothing the other, and the policy must hold
+// for both.
 func (p *policy) matches(r *http.Request) bool {
-	if p.prefix != "" && !strings.HasPrefix(filters.MatchPath(r.URL.Path), p.prefix) && !strings.HasPrefix(sentPath(r.URL), p.prefix) {
+	if !p.prefix.IsZero() && !p.prefix.Covers(filters.MatchPath(r.URL.Path)) && !p.prefix.Covers(sentPath(r.URL)) {
 		return false
 	}
 	if len(p.methods) > 0 {
@@ -328,27 +326,10 @@ func (p *policy) matches(r *http.Request) bool {
 			return false
 		}
 	}
-	if p.host != "" && matchHost(r.Host) != p.host {
+	if p.host != "" && filters.MatchHost(r.Host) != p.host {
 		return false
 	}
 	return true
-}
-
-// matchHost is h as a host is matched: the port, IPv6 brackets and the
-// trailing dots of a fully qualified name removed, in lower case, and an
-// IP address in its canonical form. So "API.example.com.:443" is
-// "api.example.com" and "[2001:DB8:0::1]:8080" is "2001:db8::1".
-func matchHost(h string) string {
-	if host, _, err := net.SplitHostPort(h); err == nil {
-		h = host
-	}
-	h = strings.TrimPrefix(h, "[")
-	h = strings.TrimSuffix(h, "]")
-	h = strings.TrimRight(h, ".")
-	if a, err := netip.ParseAddr(h); err == nil {
-		return a.String()
-	}
-	return strings.ToLower(h)
 }
 
 // tierFor returns r's tier of p (the policy's own limit as tier 0). The

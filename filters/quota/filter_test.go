@@ -467,6 +467,7 @@ func TestMatchNormalForms(t *testing.T) {
 		{Name: "api", Rate: rate("1/h"), Burst: 1, Match: Match{PathPrefix: "/api/", Host: "api.example.com"}},
 		{Name: "v6", Rate: rate("1/h"), Burst: 1, Match: Match{Host: "[2001:db8::1]"}},
 		{Name: "fqdn", Rate: rate("1/h"), Burst: 1, Match: Match{Host: "Admin.Example.com."}},
+		{Name: "search", Rate: rate("1/h"), Burst: 1, Match: Match{PathPrefix: "/search", Host: "shop.example"}},
 	}}, filters.Env{})
 	tests := []struct {
 		path, host string
@@ -495,6 +496,14 @@ func TestMatchNormalForms(t *testing.T) {
 		{"/", "[2001:db8::2]", ""},
 		{"/", "admin.example.com", "fqdn"},
 		{"/", "ADMIN.example.com.:80", "fqdn"},
+		// The spellings backends serve as the same resource (issue #11).
+		{"/search", "shop.example", "search"},
+		{"/SEARCH", "shop.example", "search"},
+		{"/Search.json", "shop.example", "search"},
+		{"/search ", "shop.example", "search"},
+		{"/searches", "shop.example", "search"}, // path_prefix is a plain prefix
+		{"/API/x", "api.example.com", "api"},
+		{"/sea", "shop.example", ""},
 	}
 	for _, tt := range tests {
 		r := newReq("GET", "/", t0)
