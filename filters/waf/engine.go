@@ -200,10 +200,22 @@ func (s engineSettings) build() (coraza.WAF, error) {
 	if s.extra != "" {
 		conf = conf.WithDirectives(s.extra)
 	}
+	before, err := s.cfg.Profile.file("before")
+	if err != nil {
+		return nil, err
+	}
+	after, err := s.cfg.Profile.file("after")
+	if err != nil {
+		return nil, err
+	}
+	// The profile's settings go where crs-setup.conf's would (after it,
+	// before CRS's initialization reads them), its exclusions and the
+	// text fields' after CRS's rules, which they update.
 	conf = conf.
 		WithDirectives("Include @crs-setup.conf.example").
-		WithDirectives(s.crsSettings()).
-		WithDirectives("Include @owasp_crs/*.conf")
+		WithDirectives(s.crsSettings() + before).
+		WithDirectives("Include @owasp_crs/*.conf").
+		WithDirectives(after + textFieldExclusions(s.cfg.TextFields))
 	for _, f := range s.packFiles {
 		conf = conf.WithDirectivesFromFile(f)
 	}
