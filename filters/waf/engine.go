@@ -200,11 +200,7 @@ func (s engineSettings) build() (coraza.WAF, error) {
 	if s.extra != "" {
 		conf = conf.WithDirectives(s.extra)
 	}
-	before, err := s.cfg.Profile.file("before")
-	if err != nil {
-		return nil, err
-	}
-	after, err := s.cfg.Profile.file("after")
+	before, after, err := profileDirectives(s.cfg.Profile, s.cfg.TextFields)
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +211,7 @@ func (s engineSettings) build() (coraza.WAF, error) {
 		WithDirectives("Include @crs-setup.conf.example").
 		WithDirectives(s.crsSettings() + before).
 		WithDirectives("Include @owasp_crs/*.conf").
-		WithDirectives(after + textFieldExclusions(s.cfg.TextFields))
+		WithDirectives(after)
 	for _, f := range s.packFiles {
 		conf = conf.WithDirectivesFromFile(f)
 	}

@@ -61,13 +61,28 @@ func (p Profile) file(point string) (string, error) {
 var textFieldName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$`)
 
 // textFieldRules are the rules a declared free-text field (markdown, code,
-// prose) is exempt from, with the reason for each. Every other rule,
-// including all of CRS's XSS rules (941xxx), still reads the field, and
-// the field is exempt only on the route whose waf block declares it.
+// prose) is exempt from, each with the benign text that sets it off (found
+// by TestQualityReport's corpus). Every other rule still reads the field:
+// XSS (941100 libinjection, 941110 script tags, 941160 HTML injection and
+// the rest of 941xxx but 941390), SQL injection (942xxx but 942151), LFI
+// path traversal (930100, 930110), RFI (931xxx), Java (944xxx), and every
+// rule reads every field that is not declared. The field is exempt only
+// in the waf block (a route's, in route_stages) that declares it.
 var textFieldRules = []struct {
 	id     int
 	reason string
-}{}
+}{
+	{930120, "930120 (OS file names): prose about dot files, such as `rm -rf ~/.cache/go-build`"},
+	{932125, "932125 (shell commands after a separator): a fenced ```bash block of commands"},
+	{932235, "932235 (Unix commands): commands quoted in prose, `curl -s URL`, `git clone`"},
+	{932250, "932250 (Unix commands after a pipe or backtick): `curl ... | jq .`"},
+	{932370, "932370 (Windows commands): a fenced code block whose lines start with command names"},
+	{933150, "933150 (PHP function names): ordinary calls in Python or JS snippets, os.getcwd(), print()"},
+	{934100, "934100 (Node.js injection): console.log( in a JavaScript snippet"},
+	{934110, "934110 (SSRF): http://localhost URLs in instructions for developers"},
+	{941390, "941390 (JavaScript methods): fetch( in a JavaScript snippet; script tags, event handlers and the other XSS rules still apply"},
+	{942151, "942151 (SQL function names): res.json( in a JavaScript snippet"},
+}
 
 // textFieldExclusions returns one SecRuleUpdateTargetById per rule and
 // field (Coraza applies only the first id of a directive that lists
@@ -80,4 +95,17 @@ func textFieldExclusions(fields []string) string {
 		}
 	}
 	return b.String()
+}
+
+// profileDirectives returns the SecLang of a profile and of the declared
+// text fields: before goes after crs-setup.conf and before CRS's rules,
+// after goes after CRS's rules.
+func profileDirectives(p Profile, textFields []string) (before, after string, err error) {
+	if before, err = p.file("before"); err != nil {
+		return "", "", err
+	}
+	if after, err = p.file("after"); err != nil {
+		return "", "", err
+	}
+	return before, after + textFieldExclusions(textFields), nil
 }

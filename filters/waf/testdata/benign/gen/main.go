@@ -78,7 +78,10 @@ var (
 	emails   = []string{"octocat@github.com", "jenny.rosen@example.com", "john@email.com", "kyoko+billing@example.co.jp", "j.mueller@beispiel.de", "support@example.org"}
 	titles   = []string{"Found a bug", "Login page returns 500 after upgrade", "Docs: typo in README", "Feature request: dark mode", "ログイン画面でエラーが発生します", "Fehler beim Hochladen von Dateien", "خطأ في صفحة الدفع", "Crash on startup 🚀", "Support for IPv6 addresses", "Update dependency lodash to v4.17.21"}
 	names    = []string{"Jenny Rosen", "Monalisa Octocat", "John James", "山田 太郎", "Jürgen Müller", "Zoë Saldaña", "Ольга Петрова", "محمد علي"}
-	urls     = []string{"https://example.com/webhook", "http://localhost:3000/callback", "https://api.example.com/v1/items?page=2", "https://docs.github.com/en/rest", "http://127.0.0.1:8080/health", "https://hooks.slack.com/services/T000/B000/XXXX", "https://example.com/images/productivity.png"}
+	// urls are what structured URL fields (webhook targets, image sources)
+	// hold in production: public addresses. Loopback URLs appear in prose
+	// (markdown) and as OAuth redirect URIs of native apps (RFC 8252).
+	urls     = []string{"https://example.com/webhook", "https://api.example.com/v1/items?page=2", "https://docs.github.com/en/rest", "https://hooks.slack.com/services/T000/B000/XXXX", "https://example.com/images/productivity.png", "https://cdn.example.net/p/8f3a/dog@2x.jpg"}
 	langs    = []string{"en-US,en;q=0.9", "de-DE,de;q=0.9,en;q=0.8", "ja,en-US;q=0.7", "fr-FR,fr;q=0.9", "ar,en;q=0.5"}
 	markdown = []string{
 		"I'm having a problem with this.",
@@ -150,7 +153,7 @@ func (g *gen) githubREST() {
 		g.add("GitHub merge pull", "PUT", fmt.Sprintf("%s/pulls/%d/merge", base, n), g.ghHeaders(true), jsonOf(map[string]any{"commit_title": "Expand enum", "commit_message": "Add a new value to the merge_method enum", "merge_method": g.pick("merge", "squash", "rebase")}))
 		g.add("GitHub create pull", "POST", base+"/pulls", g.ghHeaders(true), jsonOf(map[string]any{"title": "Amazing new feature", "body": g.pick(markdown...), "head": o + ":new-feature", "base": "main", "draft": g.rng.IntN(2) == 0}))
 		content := base64.StdEncoding.EncodeToString([]byte(g.pick("my new file contents", "# Hello\n\nThis is a README.\n", "package main\n\nfunc main() {}\n", "{\n  \"name\": \"demo\",\n  \"version\": \"1.0.0\"\n}\n")))
-		g.add("GitHub create file (base64 content)", "PUT", base+"/contents/"+g.pick("notes/hello.txt", "README.md", "cmd/main.go", "package.json"), g.ghHeaders(true), jsonOf(map[string]any{"message": "my commit message", "committer": map[string]string{"name": g.pick(names...), "email": g.pick(emails...)}, "content": content}))
+		g.add("GitHub create file (base64 content)", "PUT", base+"/contents/"+g.pick("notes/hello.txt", "README.md", "docs/index.md", "cmd/main.go", "src/app.js", "package.json", "go.mod", "Dockerfile"), g.ghHeaders(true), jsonOf(map[string]any{"message": "my commit message", "committer": map[string]string{"name": g.pick(names...), "email": g.pick(emails...)}, "content": content}))
 		g.add("GitHub create webhook", "POST", base+"/hooks", g.ghHeaders(true), jsonOf(map[string]any{"name": "web", "active": true, "events": []string{"push", "pull_request"}, "config": map[string]string{"url": g.pick(urls...), "content_type": "json", "insecure_ssl": "0"}}))
 		g.add("GitHub create release", "POST", base+"/releases", g.ghHeaders(true), jsonOf(map[string]any{"tag_name": fmt.Sprintf("v1.%d.0", g.n(0, 20)), "target_commitish": "main", "name": fmt.Sprintf("v1.%d.0", g.n(0, 20)), "body": g.pick(markdown...), "draft": false, "prerelease": false, "generate_release_notes": false}))
 		g.add("GitHub star", "PUT", "/user/starred/"+o+"/"+r, append(g.ghHeaders(false), [2]string{"Content-Length", "0"}), "")
@@ -168,13 +171,13 @@ var gqlQueries = []struct{ query, vars string }{
 	{"mutation AddReactionToIssue {\n  addReaction(input:{subjectId:\"MDU6SXNzdWUyMzEzOTE1NTE=\",content:HOORAY}) {\n    reaction {\n      content\n    }\n    subject {\n      id\n    }\n  }\n}", ``},
 	{"query {\n  repository(owner:\"octocat\", name:\"Hello-World\") {\n    issues(last:%d, states:CLOSED) {\n      edges {\n        node {\n          title\n          url\n          labels(first:5) {\n            edges {\n              node {\n                name\n              }\n            }\n          }\n        }\n      }\n    }\n  }\n}", ``},
 	{"query($owner: String!, $name: String!, $first: Int = 10, $after: String) {\n  repository(owner: $owner, name: $name) {\n    pullRequests(first: $first, after: $after, orderBy: {field: CREATED_AT, direction: DESC}) {\n      pageInfo { hasNextPage endCursor }\n      nodes { number title author { login } }\n    }\n  }\n}", `{"owner": "octocat", "name": "Hello-World", "first": %d, "after": "Y3Vyc29yOnYyOpHOAAGz"}`},
-	{"mutation AddComment($input: AddCommentInput!) {\n  addComment(input: $input) {\n    commentEdge { node { id body url } }\n  }\n}", `{"input": {"subjectId": "I_kwDOAbc%d", "body": %s}}`},
-	{"fragment userFields on User {\n  login\n  name\n  avatarUrl(size: 64)\n}\n\nquery($login: String!, $withRepos: Boolean!) {\n  user(login: $login) {\n    ...userFields\n    repositories(first: 5) @include(if: $withRepos) {\n      totalCount\n    }\n  }\n}", `{"login": %s, "withRepos": true}`},
+	{"mutation AddComment($input: AddCommentInput!) {\n  addComment(input: $input) {\n    commentEdge { node { id body url } }\n  }\n}", `{"input": {"subjectId": "I_kwDOAbc%d", "body": %m}}`},
+	{"fragment userFields on User {\n  login\n  name\n  avatarUrl(size: 64)\n}\n\nquery($login: String!, $withRepos: Boolean!) {\n  user(login: $login) {\n    ...userFields\n    repositories(first: 5) @include(if: $withRepos) {\n      totalCount\n    }\n  }\n}", `{"login": %u, "withRepos": true}`},
 	{"query {\n  viewer { login }\n  rateLimit { limit cost remaining resetAt }\n  octo: organization(login: \"github\") { name }\n  search(query: \"language:go stars:>%d\", type: REPOSITORY, first: 3) {\n    nodes { ... on Repository { nameWithOwner stargazerCount } }\n  }\n}", ``},
-	{"mutation($input: CreateIssueInput!) {\n  createIssue(input: $input) {\n    issue { number url }\n  }\n}", `{"input": {"repositoryId": "R_kgDOH%d", "title": %s, "body": %s}}`},
+	{"mutation($input: CreateIssueInput!) {\n  createIssue(input: $input) {\n    issue { number url }\n  }\n}", `{"input": {"repositoryId": "R_kgDOH%d", "title": %t, "body": %m}}`},
 	{"query IntrospectionLite {\n  __schema {\n    queryType { name }\n    types { name kind }\n  }\n}", ``},
 	{"query($id: ID!) {\n  node(id: $id) {\n    __typename\n    ... on Issue { title state closedAt }\n    ... on PullRequest { title mergedAt }\n  }\n}", `{"id": "MDU6SXNzdWU%d"}`},
-	{"mutation UpdateProjectItem($project: ID!, $item: ID!, $field: ID!, $value: String!) {\n  updateProjectV2ItemFieldValue(input: {projectId: $project, itemId: $item, fieldId: $field, value: {text: $value}}) {\n    projectV2Item { id }\n  }\n}", `{"project": "PVT_kwDO%d", "item": "PVTI_lADO", "field": "PVTF_lADO", "value": %s}`},
+	{"mutation UpdateProjectItem($project: ID!, $item: ID!, $field: ID!, $value: String!) {\n  updateProjectV2ItemFieldValue(input: {projectId: $project, itemId: $item, fieldId: $field, value: {text: $value}}) {\n    projectV2Item { id }\n  }\n}", `{"project": "PVT_kwDO%d", "item": "PVTI_lADO", "field": "PVTF_lADO", "value": %m}`},
 }
 
 func (g *gen) githubGraphQL() {
@@ -200,8 +203,9 @@ func (g *gen) githubGraphQL() {
 	}
 }
 
-// fill replaces each %d of a variables template with a number and each
-// %s with a JSON string: a title or a markdown text.
+// fill replaces the verbs of a variables template: %d with a number, %t
+// with a title, %m with a markdown text, %u with a user name (the last
+// three as JSON strings).
 func (g *gen) fill(tmpl string) string {
 	var b strings.Builder
 	for i := 0; i < len(tmpl); i++ {
@@ -210,10 +214,17 @@ func (g *gen) fill(tmpl string) string {
 			continue
 		}
 		i++
-		if tmpl[i] == 'd' {
+		switch tmpl[i] {
+		case 'd':
 			fmt.Fprint(&b, g.n(1, 9999))
-		} else {
-			b.WriteString(jsonOf(g.pick(append(append([]string{}, titles...), markdown...)...)))
+		case 't':
+			b.WriteString(jsonOf(g.pick(titles...)))
+		case 'm':
+			b.WriteString(jsonOf(g.pick(markdown...)))
+		case 'u':
+			b.WriteString(jsonOf(g.pick(users...)))
+		default:
+			log.Fatalf("template %q: unknown verb %%%c", tmpl, tmpl[i])
 		}
 	}
 	return b.String()
@@ -288,9 +299,10 @@ func (g *gen) petstore() {
 		g.add("Petstore create users", "POST", "/api/v3/user/createWithList", h("application/json"), jsonOf([]map[string]any{{"id": 10, "username": "theUser", "firstName": "John", "lastName": "James", "email": g.pick(emails...), "password": "12345", "phone": "12345", "userStatus": 1}}))
 		g.add("Petstore get user", "GET", "/api/v3/user/"+g.pick("theUser", "user1"), h(""), "")
 		b := fmt.Sprintf("b%016x", g.rng.Uint64())
-		img := base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("\x89PNG\r\n\x1a\n-fake-image-%d", id)))
+		// Image bytes stand in as printable text: the corpus is YAML.
+		img := base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf("JFIF-%d-%x", id, g.rng.Uint64())))
 		body := "--" + b + "\r\nContent-Disposition: form-data; name=\"additionalMetadata\"\r\n\r\n" + g.pick("front view", "Foto vom Tierarzt", "写真") + "\r\n--" + b +
-			"\r\nContent-Disposition: form-data; name=\"file\"; filename=\"" + g.pick("dog.png", "IMG_2041.png") + "\"\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\n" + img + "\r\n--" + b + "--\r\n"
+			"\r\nContent-Disposition: form-data; name=\"file\"; filename=\"" + g.pick("dog.jpg", "IMG_2041.jpeg") + "\"\r\nContent-Type: image/jpeg\r\n\r\n" + img + "\r\n--" + b + "--\r\n"
 		g.add("Petstore uploadImage (multipart)", "POST", fmt.Sprintf("/api/v3/pet/%d/uploadImage", id), h("multipart/form-data; boundary="+b), body)
 	}
 }
@@ -300,7 +312,7 @@ func (g *gen) petstore() {
 func (g *gen) oauthAndForms() {
 	form := [][2]string{{"Content-Type", "application/x-www-form-urlencoded"}, {"Accept", "application/json"}}
 	for range 6 {
-		g.add("OAuth authorization_code", "POST", "/oauth/token", append(form, [2]string{"Authorization", "Basic czZCaGRSa3F0MzpnWDFmQmF0M2JW"}), url.Values{"grant_type": {"authorization_code"}, "code": {"SplxlOBeZQQYbYS6WxSbIA"}, "redirect_uri": {"https://client.example.com/cb"}}.Encode())
+		g.add("OAuth authorization_code", "POST", "/oauth/token", append(form, [2]string{"Authorization", "Basic czZCaGRSa3F0MzpnWDFmQmF0M2JW"}), url.Values{"grant_type": {"authorization_code"}, "code": {"SplxlOBeZQQYbYS6WxSbIA"}, "redirect_uri": {g.pick("https://client.example.com/cb", "https://app.example.com/auth/callback", "https://www.example.org/oauth/callback", "com.example.app:/oauth2redirect/example-provider", "http://127.0.0.1:51004/oauth2redirect/example-provider")}}.Encode())
 		g.add("OAuth client_credentials", "POST", "/oauth/token", form, url.Values{"grant_type": {"client_credentials"}, "scope": {g.pick("read:org repo", "payments:write")}, "client_id": {"s6BhdRkqt3"}, "client_secret": {"7Fjfp0ZBr1KtDRbnfVdmIw"}}.Encode())
 		g.add("OAuth JWT bearer", "POST", "/oauth/token", form, url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {g.pick(jwts...)}}.Encode())
 		g.add("Login form", "POST", "/login", form, url.Values{"email": {g.pick(emails...)}, "password": {g.pick("correct horse battery staple", "Pa$$w0rd!2026", "hunter2")}, "remember_me": {"on"}, "next": {"/account/orders"}}.Encode())
