@@ -73,11 +73,11 @@ func main() {
 
 // Values of the kinds real payloads carry.
 var (
-	users    = []string{"octocat", "monalisa", "hubot", "mona-lisa", "kyoko-t", "jürgen_m", "fatima.z"}
-	repos    = []string{"hello-world", "Spoon-Knife", "linguist", "docs", "edgeguard", "api-client.js"}
-	emails   = []string{"octocat@github.com", "jenny.rosen@example.com", "john@email.com", "kyoko+billing@example.co.jp", "j.mueller@beispiel.de", "support@example.org"}
-	titles   = []string{"Found a bug", "Login page returns 500 after upgrade", "Docs: typo in README", "Feature request: dark mode", "ログイン画面でエラーが発生します", "Fehler beim Hochladen von Dateien", "خطأ في صفحة الدفع", "Crash on startup 🚀", "Support for IPv6 addresses", "Update dependency lodash to v4.17.21"}
-	names    = []string{"Jenny Rosen", "Monalisa Octocat", "John James", "山田 太郎", "Jürgen Müller", "Zoë Saldaña", "Ольга Петрова", "محمد علي"}
+	users  = []string{"octocat", "monalisa", "hubot", "mona-lisa", "kyoko-t", "jürgen_m", "fatima.z"}
+	repos  = []string{"hello-world", "Spoon-Knife", "linguist", "docs", "edgeguard", "api-client.js"}
+	emails = []string{"octocat@github.com", "jenny.rosen@example.com", "john@email.com", "kyoko+billing@example.co.jp", "j.mueller@beispiel.de", "support@example.org"}
+	titles = []string{"Found a bug", "Login page returns 500 after upgrade", "Docs: typo in README", "Feature request: dark mode", "ログイン画面でエラーが発生します", "Fehler beim Hochladen von Dateien", "خطأ في صفحة الدفع", "Crash on startup 🚀", "Support for IPv6 addresses", "Update dependency lodash to v4.17.21"}
+	names  = []string{"Jenny Rosen", "Monalisa Octocat", "John James", "山田 太郎", "Jürgen Müller", "Zoë Saldaña", "Ольга Петрова", "محمد علي"}
 	// urls are what structured URL fields (webhook targets, image sources)
 	// hold in production: public addresses. Loopback URLs appear in prose
 	// (markdown) and as OAuth redirect URIs of native apps (RFC 8252).
