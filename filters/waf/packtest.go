@@ -14,8 +14,9 @@ import (
 // TestPacks runs the tests/*.yaml of each pack in dirs (go-ftw format, as
 // CRS writes its own) through the real stage over a real 127.0.0.1
 // listener. Each pack is tested on its own, loaded after CRS with the
-// settings of cfg (paranoia, thresholds, limits, exclusions), in block mode
-// whatever cfg's mode says, since the tests assert what the rules decide.
+// settings of cfg (paranoia, thresholds, limits, exclusions; the profile
+// its pack.yaml names when cfg sets none), in block mode whatever cfg's
+// mode says, since the tests assert what the rules decide.
 // It prints one line per test and a final "N passed, M failed"; err reports
 // a pack that could not be loaded or a test file that could not be read.
 func TestPacks(w io.Writer, cfg Config, env filters.Env, dirs ...string) (passed, failed int, err error) {
@@ -45,6 +46,9 @@ func runPackTests(w io.Writer, cfg Config, env filters.Env, dir string) (packCou
 		return n, fmt.Errorf("%w: %s: no tests/*.yaml", ErrPack, dir)
 	}
 	cfg.Mode = filters.ModeBlock
+	if cfg.Profile == ProfileNone {
+		cfg.Profile = pack.Meta.Profile
+	}
 	cfg.Packs = []string{pack.Dir}
 	cfg.Audit = ""
 	env.Previous = nil
