@@ -94,6 +94,7 @@ func TestProfileDecisions(t *testing.T) {
 		{name: "path traversal in a declared text field", profile: ProfileAPI, textFields: note, method: "POST", target: "/api/notes", body: `{"note":"../../../../etc/passwd"}`, deny: true, wantRules: []int{930100}},
 		{name: "command injection beside a markdown field", profile: ProfileAPI, textFields: note, method: "POST", target: "/api/notes", body: `{"note":"` + markdownNote + `","title":"x; cat /etc/passwd"}`, deny: true, wantRules: []int{932160}},
 		{name: "same key deeper is not declared", profile: ProfileAPI, textFields: note, method: "POST", target: "/api/notes", body: `{"items":[{"note":"` + markdownNote + `"}]}`, deny: true, wantRules: []int{932235}},
+		{name: "a longer key is not declared", profile: ProfileAPI, textFields: note, method: "POST", target: "/api/notes", body: `{"notes":"` + markdownNote + `"}`, deny: true, wantRules: []int{932235}},
 		{name: "declared JSON field does not cover the query string", profile: ProfileAPI, textFields: note, method: "GET", target: "/api/notes?note=x%3B+cat+%2Fetc%2Fpasswd", deny: true, wantRules: []int{932160}},
 	}
 	filtersByCfg := map[string]*Filter{}
