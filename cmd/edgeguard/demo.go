@@ -55,6 +55,7 @@ func printDemo(w io.Writer, edge, admin string) {
 Try:
   curl -i http://%[1]s/                                   # allowed, echoed by the demo upstream
   curl -i 'http://%[1]s/?id=1%%27%%20OR%%20%%271%%27=%%271'     # SQL injection: 403 from the waf stage
+  curl -i -X PATCH -H 'Content-Type: application/json' -d '{"name":"widget"}' http://%[1]s/items/7   # REST passes: waf.profile api
   curl -i -H 'X-Forwarded-For: 6.6.6.6' http://%[1]s/        # a spoofed header from an untrusted peer is ignored
   for i in $(seq 30); do curl -s -o /dev/null -w '%%{http_code} ' http://%[1]s/; done; echo   # 429s once the burst is spent
   curl -s http://%[2]s/metrics | grep ^edgeguard_requests_total

@@ -50,6 +50,27 @@ type Config struct {
 	// off (the stage is not built into the chain). Empty means block.
 	Mode filters.Mode `yaml:"mode" json:"mode"`
 
+	// Profile is the kind of traffic behind this block: web (browsers and
+	// HTML forms), api (REST and JSON: PUT, PATCH, DELETE and the JSON
+	// content types allowed) or graphql (api, plus GraphQL query documents
+	// in ARGS:json.query exempt from the rules their syntax sets off). It
+	// sets the variables CRS leaves to the operator (allowed methods,
+	// content types, restricted extensions, argument limits) and turns on
+	// the profile's narrow exclusions; the SecLang is in rules/profile-NAME,
+	// compiled into the binary. Empty means stock CRS. api and graphql
+	// require body_limit_action reject.
+	Profile Profile `yaml:"profile" json:"profile"`
+
+	// TextFields are the arguments that hold free text (markdown, code
+	// snippets, prose), named as Coraza names them: json.note for the top
+	// level JSON key note, json.post.body for a nested one, note for a form
+	// field. Each is exempt from the command-injection and SQL rules that
+	// ordinary prose about code sets off (the list and the reasons are in
+	// profile.go, textFieldRules), on this route only; every other rule,
+	// XSS included, still reads it. Put it in route_stages to limit it to
+	// the route whose payload has the field.
+	TextFields []string `yaml:"text_fields" json:"text_fields"`
+
 	// Paranoia is the CRS paranoia level, 1 to 4: higher levels run more
 	// rules, catch more attacks and raise more false positives. Zero means 1.
 	Paranoia int `yaml:"paranoia" json:"paranoia"`
@@ -224,8 +245,23 @@ func (c Config) Validate() error {
 	if c.ResponseBodyLimit < 0 {
 		errs = append(errs, filters.FieldErrorf("response_body_limit", "must not be negative"))
 	}
+	if err := c.Profile.Validate(); err != nil {
+		errs = append(errs, &filters.FieldError{Field: "profile", Err: err})
+	}
+	for i, f := range c.TextFields {
+		if !textFieldName.MatchString(f) {
+			errs = append(errs, filters.FieldErrorf(fmt.Sprintf("text_fields[%d]", i), "%q: want an argument name like json.note (letters, digits, _ . -)", f))
+		}
+	}
 	switch c.BodyLimitAction {
-	case "", BodyLimitReject, BodyLimitPartial:
+	case "", BodyLimitReject:
+	case BodyLimitPartial:
+		if c.Profile.carriesJSON() {
+			// A JSON document cut at the limit does not parse: Coraza
+			// refuses it (rule 200002, 400), so partial would refuse every
+			// large JSON body instead of inspecting its start.
+			errs = append(errs, filters.FieldErrorf("body_limit_action", "partial with profile %s: a JSON body cut at body_limit does not parse and is refused with 400; use reject (and a larger body_limit, or skip_body_paths for uploads)", c.Profile))
+		}
 	default:
 		errs = append(errs, filters.FieldErrorf("body_limit_action", "%q: want reject or partial", c.BodyLimitAction))
 	}

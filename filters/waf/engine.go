@@ -203,15 +203,23 @@ func (s engineSettings) build() (coraza.WAF, error) {
 	if s.extra != "" {
 		conf = conf.WithDirectives(s.extra)
 	}
+	before, after, err := profileDirectives(s.cfg.Profile, s.cfg.TextFields)
+	if err != nil {
+		return nil, err
+	}
+	// The profile's settings go where crs-setup.conf's would (after it,
+	// before CRS's initialization reads them), its exclusions and the
+	// text fields' after CRS's rules, which they update.
 	conf = conf.
 		WithDirectives("Include @crs-setup.conf.example").
-		WithDirectives(s.crsSettings())
+		WithDirectives(s.crsSettings() + before)
 	// CRS's plugin points: *-config.conf after the setup, *-before.conf
-	// ahead of the rules, *-after.conf behind them; packs' own files last.
+	// ahead of the rules, *-after.conf behind them (after the profile's
+	// exclusions); packs' own files last.
 	for _, f := range slices.Concat(s.packFiles.config, s.packFiles.before) {
 		conf = conf.WithDirectivesFromFile(f)
 	}
-	conf = conf.WithDirectives("Include @owasp_crs/*.conf")
+	conf = conf.WithDirectives("Include @owasp_crs/*.conf").WithDirectives(after)
 	for _, f := range slices.Concat(s.packFiles.after, s.packFiles.rules) {
 		conf = conf.WithDirectivesFromFile(f)
 	}

@@ -48,6 +48,9 @@ type PackMeta struct {
 	Version string `yaml:"version" json:"version"`
 	// Description says what the pack is for.
 	Description string `yaml:"description" json:"description"`
+	// Profile is the waf.profile the pack is written for, if any: its
+	// tests run with it when the config given to `rules test` sets none.
+	Profile Profile `yaml:"profile" json:"profile"`
 }
 
 // pluginDir is where a CRS plugin keeps its rule files.
@@ -161,6 +164,9 @@ func parsePackMeta(raw []byte) (PackMeta, error) {
 	}
 	if strings.TrimSpace(m.Name) == "" {
 		return PackMeta{}, errors.New("name is missing")
+	}
+	if err := m.Profile.Validate(); err != nil {
+		return PackMeta{}, fmt.Errorf("profile: %w", err)
 	}
 	return m, nil
 }

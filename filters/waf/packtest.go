@@ -16,10 +16,11 @@ import (
 // each pack in dirs through the real stage over a real 127.0.0.1 listener.
 // Each pack is tested on its own, loaded with CRS (a plugin's files at
 // their plugin points) and the settings of cfg (paranoia, thresholds,
-// limits, exclusions), in block mode whatever cfg's mode says, since the
-// tests assert what the rules decide. It prints one line per test and a
-// final "N passed, M failed"; err reports a pack that could not be loaded
-// or a test file that could not be read or decoded (FILE:LINE).
+// limits, exclusions; the profile its pack.yaml names when cfg sets none),
+// in block mode whatever cfg's mode says, since the tests assert what the
+// rules decide. It prints one line per test and a final "N passed, M
+// failed"; err reports a pack that could not be loaded or a test file that
+// could not be read or decoded (FILE:LINE).
 func RunPackTests(w io.Writer, cfg Config, env filters.Env, dirs ...string) (passed, failed int, err error) {
 	var errs []error
 	for _, dir := range dirs {
@@ -47,6 +48,9 @@ func runPackTests(w io.Writer, cfg Config, env filters.Env, dir string) (packCou
 		return n, fmt.Errorf("%w: %s: no tests/**/*.yaml", ErrPack, dir)
 	}
 	cfg.Mode = filters.ModeBlock
+	if cfg.Profile == ProfileNone {
+		cfg.Profile = pack.Meta.Profile
+	}
 	cfg.Packs = []string{pack.Dir}
 	cfg.Audit = ""
 	env.Previous = nil

@@ -557,7 +557,8 @@ func TestPackErrors(t *testing.T) {
 }
 
 // TestShippedPacks runs the packs in rules/ the way `edgeguard rules test`
-// does.
+// does: api-hardening with the profile its pack.yaml names (it needs the
+// api profile's content types in CRS's allow-list).
 func TestShippedPacks(t *testing.T) {
 	var out bytes.Buffer
 	passed, failed, err := RunPackTests(&out, Config{}, filters.Env{Dir: "."}, "../../rules/api-hardening", "../../rules/crs-tuning-example")
