@@ -42,8 +42,10 @@ type Config struct {
 	// refuse nothing) or off. Empty means block.
 	Mode filters.Mode `yaml:"mode" json:"mode"`
 	// Lists are files of addresses and prefixes, one a line, IPv4 or IPv6
-	// ("203.0.113.7", "198.51.100.0/24", "2001:db8::/48"); "#" starts a
-	// comment and blank lines are skipped. A prefix with bits set past its
+	// ("203.0.113.7", "198.51.100.0/24", "2001:db8::/48"); "#" or ";"
+	// starts a comment, blank lines are skipped and fields after the
+	// address are ignored unless one is an address too (so the Spamhaus
+	// DROP/EDROP and FireHOL files are read as published). A prefix with bits set past its
 	// length ("10.1.2.3/8") is refused as a likely typo. Relative paths are
 	// resolved against the config file's directory. Files are read again on
 	// Reload (SIGHUP) and when their size or modification time changes; a

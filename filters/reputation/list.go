@@ -21,9 +21,14 @@ var ErrList = errors.New("reputation: bad list")
 // that is wholly wrong (the wrong file named) must not flood the log.
 const maxListErrors = 20
 
-// ParseList reads a list: one address or prefix a line, "#" to the end of a
-// line is a comment, blank lines are skipped. Errors name the line as
-// name:LINE: message; any error means the list must not be used.
+// ParseList reads a list: one address or prefix a line, first on the line.
+// "#" or ";" starts a comment that runs to the end of the line (FireHOL
+// headers, Spamhaus DROP's "1.10.16.0/20 ; SBL256894"), blank lines are
+// skipped, and fields after the address, separated by blanks, are ignored
+// (a tag, an SBL reference) unless one is itself an address or prefix: two
+// addresses on a line are refused rather than one of them dropped. Errors
+// name the line as name:LINE: message; any error means the list must not
+// be used.
 func ParseList(r io.Reader, name string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	var errs []error
@@ -31,18 +36,14 @@ func ParseList(r io.Reader, name string) ([]netip.Prefix, error) {
 	line := 0
 	for sc.Scan() {
 		line++
-		text := sc.Text()
-		if i := strings.IndexByte(text, '#'); i >= 0 {
-			text = text[:i]
-		}
-		text = strings.TrimSpace(text)
-		if text == "" {
+		fields := strings.Fields(stripComment(sc.Text()))
+		if len(fields) == 0 {
 			continue
 		}
-		if i := strings.IndexAny(text, " \t"); i >= 0 {
-			errs = append(errs, fmt.Errorf("%w: %s:%d: one address or prefix per line, found %q after it", ErrList, name, line, strings.TrimSpace(text[i:])))
-		} else if p, err := parsePrefix(text); err != nil {
-			errs = append(errs, fmt.Errorf("%w: %s:%d: %q is not an IP address or CIDR prefix%s", ErrList, name, line, text, detail(err)))
+		if p, err := parsePrefix(fields[0]); err != nil {
+			errs = append(errs, fmt.Errorf("%w: %s:%d: %q is not an IP address or CIDR prefix%s", ErrList, name, line, fields[0], detail(err)))
+		} else if extra := addressField(fields[1:]); extra != "" {
+			errs = append(errs, fmt.Errorf("%w: %s:%d: one address or prefix per line, found %q after it", ErrList, name, line, extra))
 		} else {
 			out = append(out, p)
 		}
@@ -58,6 +59,27 @@ func ParseList(r io.Reader, name string) ([]netip.Prefix, error) {
 		return nil, errors.Join(errs...)
 	}
 	return out, nil
+}
+
+// stripComment cuts a line at its first "#" or ";".
+func stripComment(line string) string {
+	if i := strings.IndexAny(line, "#;"); i >= 0 {
+		return line[:i]
+	}
+	return line
+}
+
+// addressField returns the first of fields that reads as an address or a
+// prefix (even a malformed one, with host bits or a zone), or "".
+func addressField(fields []string) string {
+	for _, f := range fields {
+		a, _, _ := strings.Cut(f, "/")
+		a, _, _ = strings.Cut(a, "%")
+		if _, err := netip.ParseAddr(a); err == nil {
+			return f
+		}
+	}
+	return ""
 }
 
 // detail turns the parts of a parsePrefix error worth repeating (a zone, host
