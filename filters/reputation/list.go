@@ -102,7 +102,16 @@ type listFile struct {
 	modTime time.Time
 	entries []netip.Prefix // the last good contents
 	loaded  bool
-	lastErr string // the last error reported, guarded by Filter.reloadMu
+	lastErr string  // the last error reported, guarded by Filter.reloadMu
+	remote  *remote // for a list followed by URL (path is its copy on disk); nil for a file
+}
+
+// name is how logs and metrics call the list: its URL or its path.
+func (lf *listFile) name() string {
+	if lf.remote != nil {
+		return lf.remote.url
+	}
+	return lf.path
 }
 
 // lists is the immutable lookup state built from every list file. A reload
