@@ -33,8 +33,8 @@ type certFiles struct {
 
 	mu      sync.Mutex // serialises reloads; guards pairs and stamp
 	pairs   []config.CertFile
-	stamp   string // sizes and modification times of the files last tried
-	lastErr string // the last load error logged by the watcher
+	stamp   []os.FileInfo // the files as last tried; nil entries for missing ones
+	lastErr string        // the last load error logged by the watcher
 
 	certs atomic.Pointer[[]tls.Certificate]
 }
@@ -90,20 +90,28 @@ func resolve(dir, path string) string {
 	return filepath.Join(dir, path)
 }
 
-// stampOf sums up the files' sizes and modification times; a missing file
-// counts as a state of its own.
-func stampOf(pairs []config.CertFile) string {
-	var b strings.Builder
+// stampOf stats every file of pairs; a missing one is nil.
+func stampOf(pairs []config.CertFile) []os.FileInfo {
+	var out []os.FileInfo
 	for _, p := range pairs {
 		for _, f := range []string{p.Cert, p.Key} {
-			if st, err := os.Stat(f); err == nil {
-				fmt.Fprintf(&b, "%d/%d;", st.Size(), st.ModTime().UnixNano())
-			} else {
-				b.WriteString("-;")
-			}
+			st, _ := os.Stat(f)
+			out = append(out, st)
 		}
 	}
-	return b.String()
+	return out
+}
+
+// sameStamp reports whether no file changed: same size, same modification
+// time, and the same file (a replacement renamed into place within the
+// clock's granularity, with the same size, is still a change).
+func sameStamp(a, b []os.FileInfo) bool {
+	return slices.EqualFunc(a, b, func(x, y os.FileInfo) bool {
+		if x == nil || y == nil {
+			return x == nil && y == nil
+		}
+		return x.Size() == y.Size() && x.ModTime().Equal(y.ModTime()) && os.SameFile(x, y)
+	})
 }
 
 // poll reloads the pairs when a file changed since the last attempt. A
@@ -113,7 +121,7 @@ func (c *certFiles) poll() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	stamp := stampOf(c.pairs)
-	if stamp == c.stamp {
+	if sameStamp(stamp, c.stamp) {
 		return
 	}
 	c.stamp = stamp
