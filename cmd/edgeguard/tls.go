@@ -202,8 +202,12 @@ func (e *edgeTLS) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 			return c, nil
 		}
 	}
-	if e.acme != nil && (hello.ServerName != "" || e.files == nil || slices.Contains(hello.SupportedProtos, acmeTLS1)) {
-		return e.acme.magic.GetCertificate(hello)
+	challenge := slices.Contains(hello.SupportedProtos, acmeTLS1)
+	if e.acme != nil && (hello.ServerName != "" || e.files == nil || challenge) {
+		c, err := e.acme.magic.GetCertificate(hello)
+		if err == nil || e.files == nil || challenge {
+			return c, err
+		}
 	}
 	if e.files != nil {
 		if c := e.files.fallback(); c != nil {

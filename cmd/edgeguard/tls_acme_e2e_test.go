@@ -258,3 +258,27 @@ func TestE2EACMEOnDemand(t *testing.T) {
 		t.Errorf("ask URL was asked about %v", asked)
 	}
 }
+
+// TestE2EACMEWithFiles: certificate files and ACME side by side. A name a
+// file covers gets the file's certificate, a managed name the CA's, and
+// any other name the first file's rather than a failed handshake.
+func TestE2EACMEWithFiles(t *testing.T) {
+	edgePort, httpPort := freePort(t), freePort(t)
+	ca := startPebble(t, httpPort, edgePort, 0)
+	dir := t.TempDir()
+	writeCert(t, dir, "static", 7, "static.test")
+	p := startIn(t, dir, acmeConfig(ca, edgePort, httpPort, `    domains: [edge.test]
+  cert: static.crt
+  key: static.key
+`), echoUpstream(t).URL)
+	p.log.waitFor(t, 0, 60*time.Second, map[string]string{"msg": "certificate obtained", "domain": "edge.test"})
+	leaf := acmeServed(t, p.edge, "edge.test", ca.roots, time.Now().Add(30*time.Second))
+	if leaf.VerifyHostname("edge.test") != nil {
+		t.Errorf("edge.test: certificate for %v", leaf.DNSNames)
+	}
+	for _, name := range []string{"static.test", "other.test"} {
+		if got := served(t, p.edge, name); got != 7 {
+			t.Errorf("%s: serial %d, want the file's 7", name, got)
+		}
+	}
+}
