@@ -36,13 +36,17 @@ func ParseList(r io.Reader, name string) ([]netip.Prefix, error) {
 	line := 0
 	for sc.Scan() {
 		line++
-		fields := strings.Fields(stripComment(sc.Text()))
-		if len(fields) == 0 {
+		text := strings.TrimSpace(stripComment(sc.Text()))
+		if text == "" {
 			continue
 		}
-		if p, err := parsePrefix(fields[0]); err != nil {
-			errs = append(errs, fmt.Errorf("%w: %s:%d: %q is not an IP address or CIDR prefix%s", ErrList, name, line, fields[0], detail(err)))
-		} else if extra := addressField(fields[1:]); extra != "" {
+		first, rest := text, ""
+		if i := strings.IndexAny(text, " \t"); i >= 0 {
+			first, rest = text[:i], text[i+1:]
+		}
+		if p, err := parsePrefix(first); err != nil {
+			errs = append(errs, fmt.Errorf("%w: %s:%d: %q is not an IP address or CIDR prefix%s", ErrList, name, line, first, detail(err)))
+		} else if extra := addressField(rest); extra != "" {
 			errs = append(errs, fmt.Errorf("%w: %s:%d: one address or prefix per line, found %q after it", ErrList, name, line, extra))
 		} else {
 			out = append(out, p)
@@ -69,10 +73,14 @@ func stripComment(line string) string {
 	return line
 }
 
-// addressField returns the first of fields that reads as an address or a
-// prefix (even a malformed one, with host bits or a zone), or "".
-func addressField(fields []string) string {
-	for _, f := range fields {
+// addressField returns the first blank-separated field of rest that reads
+// as an address or a prefix (even a malformed one, with host bits or a
+// zone), or "".
+func addressField(rest string) string {
+	if rest == "" {
+		return ""
+	}
+	for _, f := range strings.Fields(rest) {
 		a, _, _ := strings.Cut(f, "/")
 		a, _, _ = strings.Cut(a, "%")
 		if _, err := netip.ParseAddr(a); err == nil {
