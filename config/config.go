@@ -23,7 +23,8 @@ import (
 type Config struct {
 	// Listen is the address the edge listener binds, host:port. Default ":8080".
 	Listen string `yaml:"listen" json:"listen"`
-	// TLS, when both files are set, serves HTTPS on Listen.
+	// TLS serves HTTPS on Listen: from certificate files, picked by SNI,
+	// and from certificates obtained and renewed through ACME.
 	TLS TLS `yaml:"tls" json:"tls"`
 	// Server holds the client-side limits of the edge listener.
 	Server Server `yaml:"server" json:"server"`
@@ -86,14 +87,6 @@ type RouteStages struct {
 func (rs RouteStages) Overrides(stage string) bool {
 	s, ok := LookupStage(stage)
 	return ok && s.Overrides(rs)
-}
-
-// TLS names the certificate and key files of the edge listener.
-type TLS struct {
-	// Cert is a PEM certificate chain file.
-	Cert string `yaml:"cert" json:"cert"`
-	// Key is the PEM private key file for Cert.
-	Key string `yaml:"key" json:"key"`
 }
 
 // Server bounds what a client may cost the edge listener.

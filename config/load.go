@@ -309,9 +309,7 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		field("listen", "%q is not host:port", c.Listen)
 	}
-	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
-		field("tls", "cert and key go together: set both or neither")
-	}
+	sub("tls", c.TLS.Validate())
 	errs = append(errs, c.validateChain())
 	sub("client_ip", c.ClientIP.Validate())
 	errs = append(errs, c.validateBlocks())

@@ -43,6 +43,10 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 		return errReported
 	}
 	_ = g.Close()
+	if err := checkTLSFiles(cfg, filepath.Dir(*path)); err != nil {
+		fmt.Fprintln(stdout, err)
+		return errReported
+	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
 	return nil
 }

@@ -73,6 +73,8 @@ type server struct {
 	ready     chan struct{}
 	edgeAddr  net.Addr
 	adminAddr net.Addr
+
+	tls *edgeTLS // the edge listener's certificates; nil for plain HTTP
 }
 
 func (s *server) load() (*config.Config, error) {
@@ -145,7 +147,7 @@ func restartOnly(old, cfg *config.Config) error {
 	if cfg.Listen != old.Listen {
 		changed = append(changed, "listen")
 	}
-	if cfg.TLS != old.TLS {
+	if tlsRestartOnly(old.TLS, cfg.TLS) {
 		changed = append(changed, "tls")
 	}
 	if cfg.Admin.Listen != old.Admin.Listen {
@@ -174,6 +176,9 @@ func (s *server) reload() error {
 	cfg, err := s.load()
 	if err == nil {
 		err = restartOnly(s.cur.Load().Config(), cfg)
+	}
+	if err == nil {
+		err = s.reloadTLS(cfg)
 	}
 	if err == nil {
 		err = s.install(cfg)
@@ -245,6 +250,18 @@ func (s *server) serve(ctx context.Context, cfg *config.Config, started func()) 
 		servers = append(servers, admin)
 		listeners = append(listeners, adminLn)
 	}
+	httpSrv, httpLn, err := s.httpServer(cfg)
+	if err != nil {
+		for _, ln := range listeners {
+			ln.Close()
+		}
+		return err
+	}
+	if httpSrv != nil {
+		servers = append(servers, httpSrv)
+		listeners = append(listeners, httpLn)
+	}
+	defer s.closeTLS()
 
 	errc := make(chan error, len(servers))
 	for i, srv := range servers {
@@ -254,6 +271,7 @@ func (s *server) serve(ctx context.Context, cfg *config.Config, started func()) 
 			}
 		}()
 	}
+	s.startTLS(ctx, cfg)
 	s.log.Info("serving", "listen", s.edgeAddr.String(), "admin", fmt.Sprint(s.adminAddr), "stages", cfg.Stages)
 	close(s.ready)
 	if started != nil {
@@ -298,13 +316,14 @@ func (s *server) edgeListener(cfg *config.Config) (net.Listener, error) {
 			return a.IsValid() && !g.TrustedProxy(a) && g.RefuseConn(a, time.Now())
 		},
 	}
-	if cfg.TLS.Cert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.TLS.Cert, cfg.TLS.Key)
-		if err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("load TLS certificate %s / key %s: %w", cfg.TLS.Cert, cfg.TLS.Key, err)
-		}
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}})
+	e, err := s.newEdgeTLS(cfg)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if e != nil {
+		s.tls = e
+		ln = tls.NewListener(ln, e.tlsConfig())
 	}
 	return ln, nil
 }

@@ -3,6 +3,8 @@ package reputation
 import (
 	"errors"
 	"fmt"
+	"net/url"
+	"slices"
 	"sort"
 	"time"
 
@@ -42,15 +44,28 @@ type Config struct {
 	// refuse nothing) or off. Empty means block.
 	Mode filters.Mode `yaml:"mode" json:"mode"`
 	// Lists are files of addresses and prefixes, one a line, IPv4 or IPv6
-	// ("203.0.113.7", "198.51.100.0/24", "2001:db8::/48"); "#" starts a
-	// comment and blank lines are skipped. A prefix with bits set past its
+	// ("203.0.113.7", "198.51.100.0/24", "2001:db8::/48"); "#" or ";"
+	// starts a comment, blank lines are skipped and fields after the
+	// address are ignored unless one is an address too (so the Spamhaus
+	// DROP/EDROP and FireHOL files are read as published). A prefix with bits set past its
 	// length ("10.1.2.3/8") is refused as a likely typo. Relative paths are
 	// resolved against the config file's directory. Files are read again on
 	// Reload (SIGHUP) and when their size or modification time changes; a
 	// file with a malformed line is refused whole and its previous contents
 	// stay in force. An allow entry wins over every deny entry and every ban,
 	// however specific those are.
+	//
+	// A list may instead be followed by URL ({url: …, every: 1h}): fetched
+	// with If-None-Match/If-Modified-Since when due, kept in CacheDir, and
+	// used from there across restarts. A fetch that fails, or brings a
+	// malformed or empty list, leaves the last good copy in force; without
+	// any copy (the first start) the stage does not build, rather than run
+	// with the list empty.
 	Lists []List `yaml:"lists" json:"lists"`
+	// CacheDir is where lists followed by URL are kept, one file each (and
+	// its validators in FILE.meta). Relative to the config file's
+	// directory. Default "lists-cache".
+	CacheDir string `yaml:"cache_dir" json:"cache_dir"`
 	// Strikes says how many denies from the other stages, within what time,
 	// earn a client a ban.
 	Strikes Strikes `yaml:"strikes" json:"strikes"`
@@ -89,10 +104,15 @@ type Config struct {
 	WatchInterval filters.Duration `yaml:"watch_interval" json:"watch_interval"`
 }
 
-// List is one list file.
+// List is one list: a file, or a URL followed on a schedule.
 type List struct {
 	// File is the path of the list; relative to the config file's directory.
 	File string `yaml:"file" json:"file"`
+	// URL is an http(s) URL the list is fetched from, instead of File.
+	URL string `yaml:"url" json:"url"`
+	// Every is how often URL is fetched again (a failed fetch is retried
+	// after at most 5m). Default 1h.
+	Every filters.Duration `yaml:"every" json:"every"`
 	// Action is deny or allow.
 	Action Action `yaml:"action" json:"action"`
 }
@@ -143,9 +163,7 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	for i, l := range c.Lists {
-		if l.File == "" {
-			errs = append(errs, filters.FieldErrorf(fmt.Sprintf("lists[%d].file", i), "is required"))
-		}
+		errs = append(errs, l.validateSource(fmt.Sprintf("lists[%d]", i)))
 		switch l.Action {
 		case ActionDeny, ActionAllow:
 		case "":
@@ -244,10 +262,39 @@ func (c Config) withDefaults() Config {
 	if c.KeyPrefix == "" {
 		c.KeyPrefix = DefaultKeyPrefix
 	}
+	if c.CacheDir == "" {
+		c.CacheDir = DefaultCacheDir
+	}
+	c.Lists = slices.Clone(c.Lists)
+	for i := range c.Lists {
+		if c.Lists[i].URL != "" && c.Lists[i].Every == 0 {
+			c.Lists[i].Every = filters.Duration(DefaultListEvery)
+		}
+	}
 	if c.Channel == "" {
 		c.Channel = c.KeyPrefix + "events"
 	}
 	return c
+}
+
+// validateSource checks that l names one source, file or URL.
+func (l List) validateSource(field string) error {
+	switch {
+	case l.File == "" && l.URL == "":
+		return filters.FieldErrorf(field+".file", "is required (or url, for a list fetched from the web)")
+	case l.File != "" && l.URL != "":
+		return filters.FieldErrorf(field, "file and url are two sources: set one")
+	case l.File != "" && l.Every != 0:
+		return filters.FieldErrorf(field+".every", "applies to url lists; a file is watched on disk (watch_interval)")
+	case l.Every < 0:
+		return filters.FieldErrorf(field+".every", "must not be negative")
+	}
+	if l.URL != "" {
+		if u, err := url.Parse(l.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return filters.FieldErrorf(field+".url", "%q: want an http(s) URL", l.URL)
+		}
+	}
+	return nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

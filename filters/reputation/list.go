@@ -21,9 +21,14 @@ var ErrList = errors.New("reputation: bad list")
 // that is wholly wrong (the wrong file named) must not flood the log.
 const maxListErrors = 20
 
-// ParseList reads a list: one address or prefix a line, "#" to the end of a
-// line is a comment, blank lines are skipped. Errors name the line as
-// name:LINE: message; any error means the list must not be used.
+// ParseList reads a list: one address or prefix a line, first on the line.
+// "#" or ";" starts a comment that runs to the end of the line (FireHOL
+// headers, Spamhaus DROP's "1.10.16.0/20 ; SBL256894"), blank lines are
+// skipped, and fields after the address, separated by blanks, are ignored
+// (a tag, an SBL reference) unless one is itself an address or prefix: two
+// addresses on a line are refused rather than one of them dropped. Errors
+// name the line as name:LINE: message; any error means the list must not
+// be used.
 func ParseList(r io.Reader, name string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	var errs []error
@@ -31,18 +36,18 @@ func ParseList(r io.Reader, name string) ([]netip.Prefix, error) {
 	line := 0
 	for sc.Scan() {
 		line++
-		text := sc.Text()
-		if i := strings.IndexByte(text, '#'); i >= 0 {
-			text = text[:i]
-		}
-		text = strings.TrimSpace(text)
+		text := strings.TrimSpace(stripComment(sc.Text()))
 		if text == "" {
 			continue
 		}
+		first, rest := text, ""
 		if i := strings.IndexAny(text, " \t"); i >= 0 {
-			errs = append(errs, fmt.Errorf("%w: %s:%d: one address or prefix per line, found %q after it", ErrList, name, line, strings.TrimSpace(text[i:])))
-		} else if p, err := parsePrefix(text); err != nil {
-			errs = append(errs, fmt.Errorf("%w: %s:%d: %q is not an IP address or CIDR prefix%s", ErrList, name, line, text, detail(err)))
+			first, rest = text[:i], text[i+1:]
+		}
+		if p, err := parsePrefix(first); err != nil {
+			errs = append(errs, fmt.Errorf("%w: %s:%d: %q is not an IP address or CIDR prefix%s", ErrList, name, line, first, detail(err)))
+		} else if extra := addressField(rest); extra != "" {
+			errs = append(errs, fmt.Errorf("%w: %s:%d: one address or prefix per line, found %q after it", ErrList, name, line, extra))
 		} else {
 			out = append(out, p)
 		}
@@ -58,6 +63,31 @@ func ParseList(r io.Reader, name string) ([]netip.Prefix, error) {
 		return nil, errors.Join(errs...)
 	}
 	return out, nil
+}
+
+// stripComment cuts a line at its first "#" or ";".
+func stripComment(line string) string {
+	if i := strings.IndexAny(line, "#;"); i >= 0 {
+		return line[:i]
+	}
+	return line
+}
+
+// addressField returns the first blank-separated field of rest that reads
+// as an address or a prefix (even a malformed one, with host bits or a
+// zone), or "".
+func addressField(rest string) string {
+	if rest == "" {
+		return ""
+	}
+	for _, f := range strings.Fields(rest) {
+		a, _, _ := strings.Cut(f, "/")
+		a, _, _ = strings.Cut(a, "%")
+		if _, err := netip.ParseAddr(a); err == nil {
+			return f
+		}
+	}
+	return ""
 }
 
 // detail turns the parts of a parsePrefix error worth repeating (a zone, host
@@ -80,7 +110,16 @@ type listFile struct {
 	modTime time.Time
 	entries []netip.Prefix // the last good contents
 	loaded  bool
-	lastErr string // the last error reported, guarded by Filter.reloadMu
+	lastErr string  // the last error reported, guarded by Filter.reloadMu
+	remote  *remote // for a list followed by URL (path is its copy on disk); nil for a file
+}
+
+// name is how logs and metrics call the list: its URL or its path.
+func (lf *listFile) name() string {
+	if lf.remote != nil {
+		return lf.remote.url
+	}
+	return lf.path
 }
 
 // lists is the immutable lookup state built from every list file. A reload

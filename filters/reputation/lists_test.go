@@ -84,6 +84,15 @@ func TestParseList(t *testing.T) {
 		{name: "two per line", in: "1.2.3.4 5.6.7.8\n", wantErr: []string{"deny.txt:1:", "one address or prefix per line"}},
 		{name: "zone", in: "\n\nfe80::1%eth0\n", wantErr: []string{"deny.txt:3:", "zones are not allowed"}},
 		{name: "bad length", in: "1.2.3.0/33\n", wantErr: []string{"deny.txt:1:"}},
+		{name: "spamhaus drop", in: "; Spamhaus DROP List 2026/12/01 - (c) 2026 The Spamhaus Project SLU\n; https://www.spamhaus.org/drop/drop.txt\n1.10.16.0/20 ; SBL256894\n1.19.0.0/16 ; SBL434604\n",
+			want: []string{"1.10.16.0/20", "1.19.0.0/16"}},
+		{name: "spamhaus edrop no blank before ;", in: "2.56.192.0/22;SBL459831\n", want: []string{"2.56.192.0/22"}},
+		{name: "firehol header", in: "#\n# firehol_level1\n#\n# Maintainer      : FireHOL\n#\n0.0.0.0/8\n1.10.16.0/20\n", want: []string{"0.0.0.0/8", "1.10.16.0/20"}},
+		{name: "trailing fields", in: "198.51.100.7\tscanner\tseen 2026-12-01\n2001:db8::/32 AS64496\n", want: []string{"198.51.100.7/32", "2001:db8::/32"}},
+		{name: "address among trailing fields", in: "198.51.100.7 scanner 203.0.113.9\n", wantErr: []string{"deny.txt:1:", `found "203.0.113.9" after it`}},
+		{name: "prefix among trailing fields", in: "198.51.100.7 10.1.2.3/8\n", wantErr: []string{"deny.txt:1:", `found "10.1.2.3/8" after it`}},
+		{name: "zoned address among trailing fields", in: "198.51.100.7 fe80::1%eth0\n", wantErr: []string{"deny.txt:1:", "one address or prefix per line"}},
+		{name: "garbage first, tag after", in: "SBL256894 1.10.16.0/20\n", wantErr: []string{"deny.txt:1:", `"SBL256894" is not an IP address`}},
 		{name: "every bad line", in: "x\n1.1.1.1\ny\n", wantErr: []string{"deny.txt:1:", "deny.txt:3:"}},
 	}
 	for _, tt := range tests {

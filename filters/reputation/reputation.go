@@ -1,10 +1,13 @@
 package reputation
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +53,8 @@ type Filter struct {
 	releaseSync func() error
 
 	stop      chan struct{}
+	cancel    context.CancelFunc // ends a fetch in progress at Close
+	ctx       context.Context
 	done      chan struct{}
 	closeOnce sync.Once
 }
@@ -77,16 +82,9 @@ func build(cfg Config, env filters.Env, clock func() time.Time) (*Filter, error)
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 	}
-	for _, l := range cfg.Lists {
-		f.files = append(f.files, &listFile{path: resolvePath(env.Dir, l.File), action: l.Action})
-	}
-	var errs []error
-	for _, lf := range f.files {
-		if _, err := lf.load(true); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	f.ctx, f.cancel = context.WithCancel(context.Background())
+	if err := f.openLists(cfg, env.Dir); err != nil {
+		f.cancel()
 		return nil, fmt.Errorf("reputation: loading lists: %w", err)
 	}
 	f.lists.Store(buildLists(f.files))
@@ -110,6 +108,30 @@ func build(cfg Config, env filters.Env, clock func() time.Time) (*Filter, error)
 	}
 	go f.maintain()
 	return f, nil
+}
+
+// openLists reads every list file, and every list followed by URL from its
+// copy on disk or, without one, from its URL.
+func (f *Filter) openLists(cfg Config, dir string) error {
+	cacheDir := resolvePath(dir, cfg.CacheDir)
+	client := &http.Client{Timeout: fetchTimeout}
+	var errs []error
+	for _, l := range cfg.Lists {
+		lf := &listFile{path: resolvePath(dir, l.File), action: l.Action}
+		f.files = append(f.files, lf)
+		if l.URL == "" {
+			if _, err := lf.load(true); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		lf.path = filepath.Join(cacheDir, cacheName(l.URL))
+		lf.remote = &remote{url: l.URL, every: l.Every.D(), cache: lf.path, client: client}
+		if err := openRemote(f.ctx, lf, f.clock()); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Name returns "reputation".
@@ -337,6 +359,7 @@ func (f *Filter) maintain() {
 			return
 		case <-t.C:
 			_ = f.reloadLists(false)
+			f.refreshRemote(f.ctx, f.clock())
 			f.bans.sweep(f.clock())
 		}
 	}
@@ -347,6 +370,7 @@ func (f *Filter) maintain() {
 func (f *Filter) Close() error {
 	f.closeOnce.Do(func() {
 		close(f.stop)
+		f.cancel()
 		<-f.done
 		if f.releaseSync != nil {
 			_ = f.releaseSync()
@@ -365,7 +389,7 @@ func (f *Filter) RedisConnected() bool { return f.sync != nil && f.sync.connecte
 func (f *Filter) CollectMetrics(emit func(filters.Sample)) {
 	l := f.lists.Load()
 	for i, lf := range f.files {
-		emit(gauge("reputation_list_entries", "Entries in a reputation list file.", float64(l.sizes[i]), "file", lf.path, "action", string(lf.action)))
+		emit(gauge("reputation_list_entries", "Entries in a reputation list file.", float64(l.sizes[i]), "file", lf.name(), "action", string(lf.action)))
 	}
 	emit(gauge("reputation_bans_active", "Bans held: in force, or expired within the last watch_interval and not yet swept.", float64(f.bans.held())))
 	emit(counter("reputation_bans_refused_total", "Strike bans not made because max_bans strike bans were held.", f.stats.bansRefused.Load()))
