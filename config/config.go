@@ -126,6 +126,12 @@ type Admin struct {
 	// shows the code paths and memory of the running process, and taking
 	// one costs CPU on the edge.
 	Pprof bool `yaml:"pprof" json:"pprof"`
+	// AllowedOrigins lists the web origins ("https://console.example",
+	// scheme://host[:port]) whose pages may call the admin API from a
+	// browser. Empty by default: a request with an Origin header or
+	// Sec-Fetch-Site: cross-site is refused, so that no web page the
+	// operator opens can ban, unban or close routes through the browser.
+	AllowedOrigins []string `yaml:"allowed_origins" json:"allowed_origins"`
 }
 
 // Log configures the structured log.

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/edgeguard/edgeguard/filters"
+	"github.com/edgeguard/edgeguard/internal/httpkit"
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
@@ -326,6 +327,11 @@ func (c *Config) Validate() error {
 			field("admin.listen", "%q is not host:port (or off)", c.Admin.Listen)
 		} else if !isLoopback(host) && c.Admin.Token == "" {
 			field("admin.listen", "%q is not a loopback address: set admin.token, or the ban and metrics API would be open to the network", c.Admin.Listen)
+		}
+	}
+	for i, o := range c.Admin.AllowedOrigins {
+		if _, err := httpkit.ParseOrigin(o); err != nil {
+			field(fmt.Sprintf("admin.allowed_origins[%d]", i), "%v", err)
 		}
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {

@@ -4,16 +4,21 @@
 //
 // It owns how a refusal is written (a short plain-text body that is never
 // sniffed or cached), how Retry-After is rounded, how request ids are made
-// and which inbound ids are kept, and which headers a client could use to
-// claim an address.
+// and which inbound ids are kept, which headers a client could use to claim
+// an address or to make a proxy drop what the WAF inspected, and how a web
+// origin is written.
 package httpkit
 
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -103,4 +108,39 @@ func StripClientAddress(h http.Header) {
 	for _, name := range ClientAddressHeaders {
 		delete(h, name)
 	}
+}
+
+// ErrOrigin is wrapped by ParseOrigin's errors.
+var ErrOrigin = errors.New("httpkit: not an origin")
+
+// ParseOrigin returns the normal form of a web origin as a browser sends it
+// in the Origin header ("https://console.example:8443"): the scheme and host
+// in lower case, the scheme's default port dropped. Anything else (a path, a
+// user, a query, "null", another scheme) is an error: an origin list is a
+// security setting and must say exactly which pages it admits.
+func ParseOrigin(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("%w: %q: %w", ErrOrigin, s, err)
+	}
+	scheme := strings.ToLower(u.Scheme)
+	switch {
+	case scheme != "http" && scheme != "https":
+		return "", fmt.Errorf("%w: %q: want http:// or https:// and a host, like https://console.example", ErrOrigin, s)
+	case u.Host == "" || u.Opaque != "":
+		return "", fmt.Errorf("%w: %q: no host", ErrOrigin, s)
+	case u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+		return "", fmt.Errorf("%w: %q: an origin is scheme://host[:port], with nothing after it", ErrOrigin, s)
+	}
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if strings.Contains(host, "%") {
+		return "", fmt.Errorf("%w: %q: an IPv6 zone is no part of an origin", ErrOrigin, s)
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port == "" || scheme == "http" && port == "80" || scheme == "https" && port == "443" {
+		return scheme + "://" + host, nil
+	}
+	return scheme + "://" + host + ":" + port, nil
 }
