@@ -17,6 +17,7 @@ import (
 	"github.com/edgeguard/edgeguard/filters/quota"
 	"github.com/edgeguard/edgeguard/filters/reputation"
 	"github.com/edgeguard/edgeguard/forward"
+	"github.com/edgeguard/edgeguard/internal/bodymem"
 	"github.com/edgeguard/edgeguard/internal/httpkit"
 	"github.com/edgeguard/edgeguard/ipparse"
 )
@@ -435,6 +436,9 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next passer) {
 	// not reach the upstream. Whatever arrives after this (a body still
 	// being read) lands on r, never on the copies next hands on.
 	r.Trailer = nil
+	// The rest of the body streams to the upstream: the body memory cap
+	// counts only what the stages read and hold.
+	bodymem.Stream(r.Context())
 	next.pass(req.ResponseWriter(rec), r, req)
 	g.metrics.upstream.Observe(time.Since(upstart).Seconds())
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/edgeguard/edgeguard"
 	"github.com/edgeguard/edgeguard/config"
 	"github.com/edgeguard/edgeguard/filters"
+	"github.com/edgeguard/edgeguard/internal/bodymem"
 	"github.com/edgeguard/edgeguard/ipparse"
 	"github.com/redis/go-redis/v9"
 )
@@ -218,6 +219,9 @@ func (s *server) serve(ctx context.Context, cfg *config.Config, started func()) 
 	// Redis failures themselves.
 	redis.SetLogger(redisLog{s.log})
 	s.metrics = edgeguard.NewMetrics()
+	pace := &clientPace{bodyTimeout: cfg.Server.ClientBodyTimeout.D(), sendTimeout: cfg.Server.SendTimeout.D(),
+		pool: bodymem.NewPool(int64(cfg.Server.MaxBodyMemory))}
+	pace.register(s.metrics.Registry)
 	if s.ready == nil {
 		s.ready = make(chan struct{})
 	}
@@ -232,7 +236,7 @@ func (s *server) serve(ctx context.Context, cfg *config.Config, started func()) 
 		return err
 	}
 	edge := &http.Server{
-		Handler:           http.HandlerFunc(s.serveHTTP),
+		Handler:           pace.wrap(s.serveHTTP),
 		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout.D(),
 		ReadTimeout:       cfg.Server.ReadTimeout.D(),
 		IdleTimeout:       cfg.Server.IdleTimeout.D(),
