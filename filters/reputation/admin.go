@@ -40,7 +40,7 @@ type banRequest struct {
 
 // The widest operator bans the admin API takes without "force": an IPv4 /8
 // (16.7 million addresses, one of the old class A blocks) and an IPv6 /16
-// (wider than any regional registry's allocation). A ban wider than that is
+// (far wider than any single network's allocation from a registry). A ban wider than that is
 // almost always a typo (0.0.0.0/1 for 0.0.0.0/31) and would lock out half
 // the internet, the operator included.
 const (
