@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
@@ -120,5 +121,45 @@ stages: []
 `, up.URL)
 	if s := post(100_000); s != 200 {
 		t.Fatalf("100 KB streamed body with a 4 KiB cap: %d, want 200", s)
+	}
+}
+
+// TestE2EStalledReaderCut: a client that stops reading a large response
+// loses its connection within send_timeout (it held it, and the handler,
+// forever): the request ends, its access line is written, and the client
+// never gets the whole body.
+func TestE2EStalledReaderCut(t *testing.T) {
+	const size = 50 << 20
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		chunk := make([]byte, 64<<10)
+		for sent := 0; sent < size; sent += len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	defer up.Close()
+	p := start(t, `listen: "127.0.0.1:0"
+upstream: "{{upstream}}"
+admin: {listen: "off"}
+server: {send_timeout: 1s}
+stages: []
+`, up.URL)
+	c, err := net.Dial("tcp", p.edge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.(*net.TCPConn).SetReadBuffer(64 << 10)
+	if _, err := io.WriteString(c, "GET /big HTTP/1.1\r\nHost: example.test\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	// Read nothing until edgeguard has given up on this response.
+	p.log.waitFor(t, 0, 30*time.Second, map[string]string{"msg": "access", "path": "/big"})
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	got, _ := io.Copy(io.Discard, c)
+	if got >= size {
+		t.Fatalf("the stalled client got all %d bytes", got)
 	}
 }

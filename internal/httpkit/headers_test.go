@@ -86,3 +86,52 @@ func FuzzCheckConnection(f *testing.F) {
 		}
 	})
 }
+
+// browserHeader is a typical browser request's header map.
+func browserHeader() http.Header {
+	return http.Header{
+		"Accept":          {"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"},
+		"Accept-Encoding": {"gzip, deflate, br"},
+		"Accept-Language": {"en-US,en;q=0.5"},
+		"Connection":      {"keep-alive"},
+		"Cookie":          {"session=abc123"},
+		"User-Agent":      {"Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"},
+		"Sec-Fetch-Site":  {"none"},
+		"X-Forwarded-For": {"198.51.100.7"},
+	}
+}
+
+// stripCanonicalOnly is StripClientAddress before underscore spellings
+// were removed: the baseline of BenchmarkStripClientAddress.
+func stripCanonicalOnly(h http.Header) {
+	for _, name := range ClientAddressHeaders {
+		delete(h, name)
+	}
+}
+
+// BenchmarkStripClientAddress compares the spelling-aware strip with the
+// canonical-only one it replaced, on a browser's headers, interleaved in
+// one run: go test -run X -bench StripClientAddress -benchmem -count 5 ./internal/httpkit
+func BenchmarkStripClientAddress(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		fn   func(http.Header)
+	}{{"canonical-only", stripCanonicalOnly}, {"spellings", StripClientAddress}} {
+		b.Run(bc.name, func(b *testing.B) {
+			h := browserHeader()
+			b.ReportAllocs()
+			for b.Loop() {
+				bc.fn(h)
+			}
+		})
+	}
+}
+
+// BenchmarkCheckConnection: the Connection check on a browser's headers.
+func BenchmarkCheckConnection(b *testing.B) {
+	h := browserHeader()
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = CheckConnection(h)
+	}
+}
