@@ -30,6 +30,8 @@ func newAdminGate(a config.Admin) *adminGate {
 		g.listenHost = strings.ToLower(host)
 		if addr, err := netip.ParseAddr(host); err == nil {
 			g.listenAddr = addr.Unmap()
+		} else if host == "" {
+			g.listenAddr = netip.IPv4Unspecified() // ":9090" listens on every address
 		}
 	}
 	for _, o := range a.AllowedOrigins {

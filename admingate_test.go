@@ -102,6 +102,7 @@ func TestAdminRefusesBrowsers(t *testing.T) {
 		{"the configured name", "{listen: 'admin.internal:9090', token: t}", "GET", "/healthz", "admin.internal:9090", "", map[string]string{"Authorization": "Bearer t"}, 200},
 		{"the configured address", "{listen: '10.1.2.3:9090', token: t}", "GET", "/healthz", "10.1.2.3:9090", "", map[string]string{"Authorization": "Bearer t"}, 200},
 		{"any address when listening on all", "{listen: '0.0.0.0:9090', token: t}", "GET", "/healthz", "10.9.9.9:9090", "", map[string]string{"Authorization": "Bearer t"}, 200},
+		{"any address when listening on ':port'", "{listen: ':9090', token: t}", "GET", "/healthz", "10.9.9.9:9090", "", map[string]string{"Authorization": "Bearer t"}, 200},
 		{"a name when listening on all", "{listen: '0.0.0.0:9090', token: t}", "GET", "/healthz", "evil.example:9090", "", map[string]string{"Authorization": "Bearer t"}, 421},
 		{"cross-site form", "", "POST", "/v1/bans", "127.0.0.1:9090", ban, map[string]string{"Origin": "http://evil.example"}, 403},
 		{"cross-site body-less POST", "", "POST", "/v1/routes/checkout/closed", "127.0.0.1:9090", "", map[string]string{"Origin": "http://evil.example"}, 403},
