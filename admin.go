@@ -34,13 +34,17 @@ func (g *Guard) AdminHandler() http.Handler {
 		mux.HandleFunc("/v1/bans/", notYet)
 	}
 	if g.forward != nil {
-		mux.Handle("/v1/upstreams", g.forward.AdminHandler())
-		mux.Handle("/v1/routes/", g.forward.AdminHandler())
+		fh := g.forward.AdminHandler()
+		// Both patterns: "/v1/routes/" alone would answer GET /v1/routes
+		// with a redirect to a path the forwarder does not serve.
+		mux.Handle("/v1/upstreams", fh)
+		mux.Handle("/v1/routes", fh)
+		mux.Handle("/v1/routes/", fh)
 	}
 	if g.cfg.Admin.Pprof {
 		mountPprof(mux)
 	}
-	return bearer(g.cfg.Admin.Token, mux)
+	return bearer(g.cfg.Admin.Token, newAdminGate(g.cfg.Admin).wrap(mux))
 }
 
 // mountPprof serves Go's profiler under /debug/pprof/. Index serves the

@@ -27,7 +27,7 @@ func TestAdminToken(t *testing.T) {
 		{"POST", "/v1/bans", "", http.StatusUnauthorized},
 	}
 	for _, tt := range tests {
-		r := httptest.NewRequest(tt.method, tt.path, strings.NewReader(`{"target":"192.0.2.1","ttl":"1h"}`))
+		r := adminRequest(tt.method, tt.path, strings.NewReader(`{"target":"192.0.2.1","ttl":"1h"}`))
 		if tt.auth != "" {
 			r.Header.Set("Authorization", tt.auth)
 		}
@@ -46,7 +46,7 @@ func TestAdminWithoutReputation(t *testing.T) {
 		want int
 	}{{"/healthz", 200}, {"/readyz", 200}, {"/v1/bans", http.StatusNotImplemented}} {
 		w := httptest.NewRecorder()
-		g.AdminHandler().ServeHTTP(w, httptest.NewRequest("GET", tt.path, nil))
+		g.AdminHandler().ServeHTTP(w, adminRequest("GET", tt.path, nil))
 		if w.Code != tt.want {
 			t.Errorf("%s: %d, want %d", tt.path, w.Code, tt.want)
 		}
@@ -62,7 +62,7 @@ func TestMetricsExposeStagesAndRequests(t *testing.T) {
 	do(h, "192.0.2.44:1000", nil)
 	do(h, "192.0.2.44:1000", nil)
 	w := httptest.NewRecorder()
-	g.AdminHandler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	g.AdminHandler().ServeHTTP(w, adminRequest("GET", "/metrics", nil))
 	body := w.Body.String()
 	for _, want := range []string{
 		`edgeguard_requests_total{stage="forward",verdict="allow"} 1`,
@@ -105,7 +105,7 @@ func TestAdminPprof(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			h := mustGuard(t, tt.cfg).AdminHandler()
-			r := httptest.NewRequest("GET", tt.path, nil)
+			r := adminRequest("GET", tt.path, nil)
 			if tt.auth != "" {
 				r.Header.Set("Authorization", tt.auth)
 			}
@@ -157,7 +157,7 @@ quota:
 	guards := make([]*Guard, len(tests))
 	readyz := func(g *Guard) *httptest.ResponseRecorder {
 		w := httptest.NewRecorder()
-		g.AdminHandler().ServeHTTP(w, httptest.NewRequest("GET", "/readyz", nil))
+		g.AdminHandler().ServeHTTP(w, adminRequest("GET", "/readyz", nil))
 		return w
 	}
 	for i, tt := range tests {

@@ -17,6 +17,7 @@ import (
 	"github.com/edgeguard/edgeguard/filters/quota"
 	"github.com/edgeguard/edgeguard/filters/reputation"
 	"github.com/edgeguard/edgeguard/forward"
+	"github.com/edgeguard/edgeguard/internal/bodymem"
 	"github.com/edgeguard/edgeguard/internal/httpkit"
 	"github.com/edgeguard/edgeguard/ipparse"
 )
@@ -341,9 +342,10 @@ func (g *Guard) addrs(r *http.Request) (peer, start netip.AddrPort, src filters.
 }
 
 // refusal is a request turned away before the chain: the client address
-// could not be resolved, or the path is ambiguous between routes.
+// could not be resolved, its Connection header would drop what the WAF
+// inspected, or the path is ambiguous between routes.
 type refusal struct {
-	stage  string // client_ip or route
+	stage  string // client_ip, header or route
 	status int
 	err    error
 }
@@ -372,6 +374,9 @@ func (g *Guard) intake(req *filters.Request, r *http.Request) (netip.AddrPort, *
 		req.Source = filters.SourceHeader
 	}
 	req.ForwardedFor = g.resolver.ForwardedFor(res, from.Addr(), r.Header)
+	if err := httpkit.CheckConnection(r.Header); err != nil {
+		return from, &refusal{stage: "header", status: http.StatusBadRequest, err: err}
+	}
 	if g.forward != nil {
 		route, err := g.forward.Route(r)
 		if err != nil {
@@ -427,6 +432,13 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next passer) {
 	g.metrics.passed().Inc()
 	upstart := time.Now()
 	req.Now = upstart // the forwarder's route caps meter now, not at arrival
+	// Request trailers are dropped: no stage inspects them, so they must
+	// not reach the upstream. Whatever arrives after this (a body still
+	// being read) lands on r, never on the copies next hands on.
+	r.Trailer = nil
+	// The rest of the body streams to the upstream: the body memory cap
+	// counts only what the stages read and hold.
+	bodymem.Stream(r.Context())
 	next.pass(req.ResponseWriter(rec), r, req)
 	g.metrics.upstream.Observe(time.Since(upstart).Seconds())
 }

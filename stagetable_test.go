@@ -216,7 +216,7 @@ route_stages:
 	}
 
 	w := httptest.NewRecorder()
-	g.AdminHandler().ServeHTTP(w, httptest.NewRequest("GET", "/readyz", nil))
+	g.AdminHandler().ServeHTTP(w, adminRequest("GET", "/readyz", nil))
 	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "teapot for route /tea: still heating") {
 		t.Errorf("/readyz: %d %q, want 503 naming the route's teapot", w.Code, w.Body.String())
 	}

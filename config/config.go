@@ -95,8 +95,24 @@ type Server struct {
 	// headers (slowloris). Default 10s.
 	ReadHeaderTimeout filters.Duration `yaml:"read_header_timeout" json:"read_header_timeout"`
 	// ReadTimeout bounds reading the whole request, body included; 0 (the
-	// default) leaves bodies unbounded in time, since uploads can be slow.
+	// default) leaves bodies unbounded in total time, since uploads can be
+	// slow: ClientBodyTimeout bounds a stall instead.
 	ReadTimeout filters.Duration `yaml:"read_timeout" json:"read_timeout"`
+	// ClientBodyTimeout is the longest a client may go without sending any
+	// of its body (nginx's client_body_timeout): not a total, a time without
+	// progress, so a large upload at any steady speed is fine and a client
+	// that declares a body and stalls loses its connection. Default 60s.
+	ClientBodyTimeout filters.Duration `yaml:"client_body_timeout" json:"client_body_timeout"`
+	// SendTimeout is the longest a client may go without accepting any of
+	// the response (nginx's send_timeout), again a time without progress.
+	// Default 60s.
+	SendTimeout filters.Duration `yaml:"send_timeout" json:"send_timeout"`
+	// MaxBodyMemory caps the bytes of request bodies held in memory at once,
+	// process-wide: what the stages have read (the WAF, up to its
+	// body_limit) and not yet forwarded. Counted as bytes arrive, not as
+	// Content-Length claims. A request that would go past it is answered
+	// 503 (edgeguard_body_memory_refused_total). Default 256MiB.
+	MaxBodyMemory filters.Size `yaml:"max_body_memory" json:"max_body_memory"`
 	// IdleTimeout closes keep-alive connections idle this long. Default 120s.
 	IdleTimeout filters.Duration `yaml:"idle_timeout" json:"idle_timeout"`
 	// MaxHeaderBytes caps the request line and headers. Default 64KiB.
@@ -119,6 +135,12 @@ type Admin struct {
 	// shows the code paths and memory of the running process, and taking
 	// one costs CPU on the edge.
 	Pprof bool `yaml:"pprof" json:"pprof"`
+	// AllowedOrigins lists the web origins ("https://console.example",
+	// scheme://host[:port]) whose pages may call the admin API from a
+	// browser. Empty by default: a request with an Origin header or
+	// Sec-Fetch-Site: cross-site is refused, so that no web page the
+	// operator opens can ban, unban or close routes through the browser.
+	AllowedOrigins []string `yaml:"allowed_origins" json:"allowed_origins"`
 }
 
 // Log configures the structured log.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/edgeguard/edgeguard/filters"
 	"github.com/edgeguard/edgeguard/filters/quota"
+	"github.com/edgeguard/edgeguard/internal/httpkit"
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
@@ -245,6 +246,15 @@ func (c *Config) applyDefaults() {
 	if s.IdleTimeout == 0 {
 		s.IdleTimeout = filters.Duration(120e9)
 	}
+	if s.ClientBodyTimeout == 0 {
+		s.ClientBodyTimeout = filters.Duration(60e9)
+	}
+	if s.SendTimeout == 0 {
+		s.SendTimeout = filters.Duration(60e9)
+	}
+	if s.MaxBodyMemory == 0 {
+		s.MaxBodyMemory = 256 << 20
+	}
 	if s.MaxHeaderBytes == 0 {
 		s.MaxHeaderBytes = 64 << 10
 	}
@@ -326,6 +336,19 @@ func (c *Config) Validate() error {
 			field("admin.listen", "%q is not host:port (or off)", c.Admin.Listen)
 		} else if !isLoopback(host) && c.Admin.Token == "" {
 			field("admin.listen", "%q is not a loopback address: set admin.token, or the ban and metrics API would be open to the network", c.Admin.Listen)
+		}
+	}
+	for name, d := range map[string]filters.Duration{"server.client_body_timeout": c.Server.ClientBodyTimeout, "server.send_timeout": c.Server.SendTimeout} {
+		if d < 0 {
+			field(name, "%v: must be positive", d.D())
+		}
+	}
+	if c.Server.MaxBodyMemory < 0 {
+		field("server.max_body_memory", "%d: must be positive", c.Server.MaxBodyMemory)
+	}
+	for i, o := range c.Admin.AllowedOrigins {
+		if _, err := httpkit.ParseOrigin(o); err != nil {
+			field(fmt.Sprintf("admin.allowed_origins[%d]", i), "%v", err)
 		}
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {

@@ -191,6 +191,9 @@ func New(cfg Config, env Env) (*Forwarder, error) {
 		f.routes = append(f.routes, rt)
 		f.byName[rt.name] = rt
 	}
+	if env.Previous != nil {
+		f.inheritGates(env.Previous)
+	}
 	// Longest prefix first; at equal length a named host before a wildcard
 	// before any host.
 	slices.SortStableFunc(f.routes, func(a, b *route) int {
@@ -245,6 +248,22 @@ func withClosedDefaults(c ClosedResponse) ClosedResponse {
 		c.ContentType = "text/plain; charset=utf-8"
 	}
 	return c
+}
+
+// inheritGates takes over prev's gate for each route of the same name whose
+// shield has the same shape: the requests holding or awaiting a slot under
+// the old configuration count against the new one, so a reload never lets
+// twice max_in_flight through. A route whose shield changed starts afresh.
+func (f *Forwarder) inheritGates(prev *Forwarder) {
+	for _, rt := range f.routes {
+		old, ok := prev.byName[rt.name]
+		if !ok || old.gate == nil || rt.gate == nil {
+			continue
+		}
+		if old.gate.Limit() == rt.gate.Limit() && old.gate.Room() == rt.gate.Room() && old.gate.Timeout() == rt.gate.Timeout() {
+			rt.gate = old.gate
+		}
+	}
 }
 
 func (f *Forwarder) buildRoute(rc Route) (*route, error) {

@@ -23,6 +23,7 @@ import (
 	"github.com/edgeguard/edgeguard"
 	"github.com/edgeguard/edgeguard/config"
 	"github.com/edgeguard/edgeguard/filters"
+	"github.com/edgeguard/edgeguard/internal/bodymem"
 	"github.com/edgeguard/edgeguard/ipparse"
 	"github.com/redis/go-redis/v9"
 )
@@ -65,7 +66,7 @@ type server struct {
 	level   slog.LevelVar
 	log     *slog.Logger
 	metrics *edgeguard.Metrics
-	cur     atomic.Pointer[edgeguard.Guard]
+	cur     atomic.Pointer[generation]
 	admin   atomic.Pointer[http.Handler]
 	reloadM sync.Mutex
 
@@ -115,26 +116,41 @@ func (s *server) install(cfg *config.Config) error {
 	prev := s.cur.Load()
 	opts := []edgeguard.Option{edgeguard.WithLogger(s.log), edgeguard.WithMetrics(s.metrics), edgeguard.WithDir(s.dir())}
 	if prev != nil {
-		opts = append(opts, edgeguard.WithPrevious(prev))
+		opts = append(opts, edgeguard.WithPrevious(prev.Guard))
 	}
 	g, err := edgeguard.New(cfg, opts...)
 	if err != nil {
 		return err
 	}
 	h := g.AdminHandler()
-	s.cur.Store(g)
+	s.cur.Store(newGeneration(g))
 	s.admin.Store(&h)
 	g.Activate()
 	if prev != nil {
-		// Requests already inside prev finish on it: close it (its audit
-		// file, a Redis client the new one did not take over) once they
-		// have, or after shutdown_timeout at the latest.
-		go func() {
-			prev.Drain(cfg.Server.ShutdownTimeout.D())
-			_ = prev.Close()
-		}()
+		prev.retire()
+		go s.closeWhenIdle(prev, cfg.Server.ShutdownTimeout.D())
 	}
 	return nil
+}
+
+// closeWhenIdle closes a retired generation (its audit file, a Redis
+// client the successor did not take over) once its last request has
+// finished, however long that takes: closing under a running request would
+// pull its WAF transaction or its store away. After shutdown_timeout it
+// says in the log what it is waiting for.
+func (s *server) closeWhenIdle(prev *generation, warnAfter time.Duration) {
+	t := time.NewTimer(warnAfter)
+	defer t.Stop()
+	start := time.Now()
+	select {
+	case <-prev.Idle():
+	case <-t.C:
+		s.log.Warn("the previous config still serves requests begun before the reload; it is closed when they finish",
+			"in_flight", prev.users.Load(), "after", warnAfter.String())
+		<-prev.Idle()
+	}
+	_ = prev.Close()
+	s.log.Info("previous config closed", "after", time.Since(start).String())
 }
 
 // restartOnly refuses a reload that changes what is bound at start: the
@@ -208,6 +224,9 @@ func (s *server) serve(ctx context.Context, cfg *config.Config, started func()) 
 	// Redis failures themselves.
 	redis.SetLogger(redisLog{s.log})
 	s.metrics = edgeguard.NewMetrics()
+	pace := &clientPace{bodyTimeout: cfg.Server.ClientBodyTimeout.D(), sendTimeout: cfg.Server.SendTimeout.D(),
+		pool: bodymem.NewPool(int64(cfg.Server.MaxBodyMemory))}
+	pace.register(s.metrics.Registry)
 	if s.ready == nil {
 		s.ready = make(chan struct{})
 	}
@@ -222,7 +241,7 @@ func (s *server) serve(ctx context.Context, cfg *config.Config, started func()) 
 		return err
 	}
 	edge := &http.Server{
-		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.cur.Load().ServeHTTP(w, r) }),
+		Handler:           pace.wrap(s.serveHTTP),
 		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout.D(),
 		ReadTimeout:       cfg.Server.ReadTimeout.D(),
 		IdleTimeout:       cfg.Server.IdleTimeout.D(),

@@ -140,7 +140,7 @@ stages: [reputation]
 	if s := get(t, c, p2.edge, "", "/"); s != 200 {
 		t.Fatalf("before the ban: %d", s)
 	}
-	resp, err = http.Post("http://"+p2.admin+"/v1/bans", "application/json", strings.NewReader(`{"target": "127.0.0.1", "ttl": "1h", "reason": "test"}`))
+	resp, err = http.Post("http://"+p2.admin+"/v1/bans", "application/json", strings.NewReader(`{"target": "127.0.0.1", "ttl": "1h", "reason": "test", "force": true}`)) // the admin's own peer: force
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -33,17 +34,32 @@ type banRequest struct {
 	Target string  `json:"target"`
 	TTL    *string `json:"ttl"`
 	Reason string  `json:"reason"`
+	// Force bans a target that the safety checks of checkScope refuse.
+	Force bool `json:"force"`
 }
+
+// The widest operator bans the admin API takes without "force": an IPv4 /8
+// (16.7 million addresses, one of the old class A blocks) and an IPv6 /16
+// (far wider than any single network's allocation from a registry). A ban wider than that is
+// almost always a typo (0.0.0.0/1 for 0.0.0.0/31) and would lock out half
+// the internet, the operator included.
+const (
+	MinBanBits4 = 8
+	MinBanBits6 = 16
+)
 
 // AdminHandler serves the ban API, to be mounted on the admin listener
 // (which checks the bearer token before it):
 //
 //	GET    /v1/bans           the bans in force: {"bans": [{target, reason, source, level, created, expires}]}
-//	POST   /v1/bans           {"target": "192.0.2.7" | "2001:db8::/64", "ttl": "1h", "reason": "..."}; ttl defaults to ban.ttl
+//	POST   /v1/bans           {"target": "192.0.2.7" | "2001:db8::/64", "ttl": "1h", "reason": "...", "force": false}; ttl defaults to ban.ttl
 //	DELETE /v1/bans/{target}  lift the ban of exactly that target (a lone IPv6 address means its /64 key)
 //
 // With Redis configured, bans and unbans reach every node. Errors are
-// {"error": "..."} with 400 for bad input and 404 for an unknown ban.
+// {"error": "..."} with 400 for bad input, 404 for an unknown ban and 409
+// for a ban that checkScope refuses without "force": true (wider than
+// MinBanBits4/MinBanBits6, covering an allow-listed address, or covering
+// the admin request's own peer).
 func (f *Filter) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/bans", f.listBans)
@@ -84,6 +100,12 @@ func (f *Filter) postBan(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "target: "+targetMessage(err))
 		return
 	}
+	if !req.Force {
+		if msg := f.checkScope(p, peerOf(r)); msg != "" {
+			writeError(w, http.StatusConflict, "target: "+msg+`; send "force": true to ban it anyway`)
+			return
+		}
+	}
 	ttl := f.cfg.Ban.TTL.D()
 	if req.TTL != nil {
 		d, err := time.ParseDuration(*req.TTL)
@@ -111,6 +133,41 @@ func (f *Filter) postBan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, toJSON(b))
+}
+
+// checkScope says why an operator ban of p would do more harm than the
+// operator can have meant, or "" when it would not: wider than the bound,
+// over an allow-listed address, or over peer, the address the ban request
+// itself came from (an operator who bans their own jump host or tunnel
+// locks themselves out of everything behind the edge).
+func (f *Filter) checkScope(p netip.Prefix, peer netip.Addr) string {
+	bound := MinBanBits6
+	if p.Addr().Is4() {
+		bound = MinBanBits4
+	}
+	if p.Bits() < bound {
+		return fmt.Sprintf("%s is wider than a /%d", p, bound)
+	}
+	allow := f.lists.Load().allow
+	if allow.LookupPrefix(p) {
+		return fmt.Sprintf("%s is on an allow list", formatPrefix(p))
+	}
+	for sub := range allow.Subnets(p) {
+		return fmt.Sprintf("%s covers %s, which is on an allow list", formatPrefix(p), formatPrefix(sub))
+	}
+	if peer.IsValid() && p.Contains(peer) {
+		return fmt.Sprintf("%s covers %s, the address this request came from", formatPrefix(p), peer)
+	}
+	return ""
+}
+
+// peerOf is the TCP peer of an admin request.
+func peerOf(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
 }
 
 func (f *Filter) deleteBan(w http.ResponseWriter, r *http.Request) {

@@ -116,3 +116,56 @@ func TestAdminAPIBadInput(t *testing.T) {
 		t.Errorf("bad requests made bans: %v", bans)
 	}
 }
+
+// TestAdminBanScope: a ban wider than the documented bound, over an
+// allow-listed address, or over the admin request's own peer is refused
+// with 409 unless the request says "force": true; a narrower neighbour of
+// each is taken as before.
+func TestAdminBanScope(t *testing.T) {
+	cfg := Config{Lists: []List{{File: "allow.txt", Action: ActionAllow}}}
+	const peer = "198.51.100.9" // the admin request's own TCP peer
+	tests := []struct {
+		name, target string
+		want         int // without force; with force every one is 201
+	}{
+		{"IPv4 /1", "0.0.0.0/1", http.StatusConflict},
+		{"IPv4 /7", "10.0.0.0/7", http.StatusConflict},
+		{"IPv4 /8: the bound itself", "10.0.0.0/8", http.StatusCreated},
+		{"IPv6 /1", "::/1", http.StatusConflict},
+		{"IPv6 /15", "2a00::/15", http.StatusConflict},
+		{"IPv6 /16: the bound itself", "2a00::/16", http.StatusCreated},
+		{"allow-listed address", "203.0.113.5", http.StatusConflict},
+		{"inside an allow-listed prefix", "192.0.2.128/25", http.StatusConflict},
+		{"covering an allow-listed address", "203.0.113.0/24", http.StatusConflict},
+		{"allow-listed IPv6 key", "2001:db8:1::7", http.StatusConflict},
+		{"next to the allow list", "203.0.114.5", http.StatusCreated},
+		{"own peer", peer, http.StatusConflict},
+		{"covering own peer", "198.51.100.0/24", http.StatusConflict},
+		{"next to own peer", "198.51.101.0/24", http.StatusCreated},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, force := range []bool{false, true} {
+				f := newFilter(t, cfg, map[string]string{"allow.txt": "203.0.113.5\n192.0.2.0/24\n2001:db8:1::/48\n"})
+				body := `{"target": "` + tt.target + `"}`
+				want := tt.want
+				if force {
+					body, want = `{"target": "`+tt.target+`", "force": true}`, http.StatusCreated
+				}
+				r := httptest.NewRequest("POST", "/v1/bans", strings.NewReader(body))
+				r.RemoteAddr = peer + ":41000"
+				w := httptest.NewRecorder()
+				f.AdminHandler().ServeHTTP(w, r)
+				if w.Code != want {
+					t.Fatalf("force=%v: POST %s: %d %s, want %d", force, body, w.Code, w.Body, want)
+				}
+				if banned := len(f.BansAt(t0)) == 1; banned != (want == http.StatusCreated) {
+					t.Fatalf("force=%v: %s: %d bans in force after %d", force, tt.target, len(f.BansAt(t0)), w.Code)
+				}
+				if want == http.StatusConflict && !strings.Contains(w.Body.String(), `\"force\": true`) {
+					t.Errorf("refusal does not say how to force it: %s", w.Body)
+				}
+			}
+		})
+	}
+}

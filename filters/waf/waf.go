@@ -155,7 +155,13 @@ func (f *Filter) Check(r *filters.Request) filters.Verdict {
 	it, err := st.processRequest()
 	if err != nil {
 		// The client went away or sent a broken body; nothing to forward.
-		st.verdict = filters.Verdict{Deny: true, Status: http.StatusBadRequest, Reason: "request body: " + err.Error()}
+		// A body the server could not hold says its own status (503).
+		status := http.StatusBadRequest
+		var se interface{ StatusCode() int }
+		if errors.As(err, &se) {
+			status = se.StatusCode()
+		}
+		st.verdict = filters.Verdict{Deny: true, Status: status, Reason: "request body: " + err.Error()}
 		return st.verdict
 	}
 	if st.overLimit || st.refused {
@@ -295,14 +301,15 @@ func (st *txState) rejectOverLimit() {
 }
 
 // maxPreGrow bounds what a request's Content-Length reserves before any of
-// its bytes have arrived.
-const maxPreGrow = 64 << 10
+// its bytes have arrived: one read's worth. Past it the buffer grows (by
+// doubling) only as bytes arrive, so a client that declares 60 KB and sends
+// 3 bytes holds about a kilobyte, not 64 KiB, for as long as it stalls.
+const maxPreGrow = bytes.MinRead
 
 // bodyBufferSize is the capacity to reserve for reading a body the client
 // says is contentLength bytes long: that, up to maxPreGrow (a claim is not
-// bytes: 10,000 connections declaring 1 MiB and sending nothing must not pin
-// 10 GiB; past it the buffer grows as bytes arrive), plus room for the read
-// that sees the end, so that an honest small body costs one allocation.
+// bytes), plus room for the read that sees the end, so that an honest small
+// body costs one allocation.
 func bodyBufferSize(contentLength, limit int64) int {
 	if contentLength <= 0 || contentLength > limit {
 		return 0

@@ -4,16 +4,21 @@
 //
 // It owns how a refusal is written (a short plain-text body that is never
 // sniffed or cached), how Retry-After is rounded, how request ids are made
-// and which inbound ids are kept, and which headers a client could use to
-// claim an address.
+// and which inbound ids are kept, which headers a client could use to claim
+// an address or to make a proxy drop what the WAF inspected, and how a web
+// origin is written.
 package httpkit
 
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -98,9 +103,124 @@ var ClientAddressHeaders = []string{
 	"X-Remote-Addr",
 }
 
-// StripClientAddress deletes every header of ClientAddressHeaders from h.
+// forwardingNames are every client-address and forwarding header name,
+// ClientAddressHeaders and the ones edgeguard writes itself, in lower case
+// with hyphens: the form spellingOf reduces a header name to.
+var forwardingNames = func() map[string]bool {
+	m := map[string]bool{"x-real-ip": true, "x-forwarded-for": true, "forwarded": true, "x-forwarded-host": true, "x-forwarded-proto": true}
+	for _, n := range ClientAddressHeaders {
+		m[strings.ToLower(n)] = true
+	}
+	return m
+}()
+
+// StripClientAddress deletes from h every header of ClientAddressHeaders,
+// and every spelling with underscores of any client-address or forwarding
+// header (X_Real_IP, x_forwarded_for, X-Forwarded_For): CGI, WSGI, Rack
+// and PHP read "_" and "-" alike, so such a header reaches the application
+// as HTTP_X_REAL_IP beside, or instead of, the one edgeguard set. The
+// hyphenated forms edgeguard writes itself (X-Real-IP, X-Forwarded-*) are
+// the caller's to set or remove.
 func StripClientAddress(h http.Header) {
 	for _, name := range ClientAddressHeaders {
 		delete(h, name)
 	}
+	for k := range h {
+		if strings.IndexByte(k, '_') >= 0 && forwardingNames[spellingOf(k)] {
+			delete(h, k)
+		}
+	}
+}
+
+// spellingOf reduces a header name to lower case with "_" read as "-".
+// StripClientAddress asks it only of the rare names with an underscore, so
+// the usual request costs no allocation here.
+func spellingOf(name string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '_' {
+			return '-'
+		}
+		if 'A' <= r && r <= 'Z' {
+			return r + ('a' - 'A')
+		}
+		return r
+	}, name)
+}
+
+// ErrHopByHop is wrapped by CheckConnection's errors.
+var ErrHopByHop = errors.New("httpkit: Connection names a header that must reach the upstream")
+
+// hopByHop are the headers a Connection list may name: the ones that are
+// about this connection and nothing else (RFC 9110 7.6.1), and the
+// connection options close and keep-alive.
+var hopByHop = map[string]bool{
+	"close": true, "keep-alive": true, "upgrade": true, "te": true, "trailer": true,
+	"proxy-connection": true, "http2-settings": true,
+}
+
+// framingHeaders are what the upstream needs to parse the request and its
+// body, whether or not the request carries them.
+var framingHeaders = map[string]bool{
+	"host": true, "content-type": true, "content-length": true, "content-encoding": true,
+	"transfer-encoding": true, "content-range": true,
+}
+
+// CheckConnection refuses a request whose Connection header names a header
+// that a proxy would then drop between the WAF and the upstream: one the
+// request carries (the WAF has inspected it, and the upstream would decide
+// without it) or one that frames the body (Connection: Content-Type makes
+// the upstream parse a body the WAF parsed as JSON as something else). It
+// returns nil for the hop-by-hop names and for a name the request does not
+// carry.
+func CheckConnection(h http.Header) error {
+	for _, line := range h["Connection"] {
+		for tok := range strings.SplitSeq(line, ",") {
+			tok = strings.ToLower(strings.TrimSpace(tok))
+			if tok == "" || hopByHop[tok] {
+				continue
+			}
+			if framingHeaders[tok] {
+				return fmt.Errorf("%w: %q frames the body", ErrHopByHop, tok)
+			}
+			if _, ok := h[http.CanonicalHeaderKey(tok)]; ok {
+				return fmt.Errorf("%w: %q was inspected", ErrHopByHop, tok)
+			}
+		}
+	}
+	return nil
+}
+
+// ErrOrigin is wrapped by ParseOrigin's errors.
+var ErrOrigin = errors.New("httpkit: not an origin")
+
+// ParseOrigin returns the normal form of a web origin as a browser sends it
+// in the Origin header ("https://console.example:8443"): the scheme and host
+// in lower case, the scheme's default port dropped. Anything else (a path, a
+// user, a query, "null", another scheme) is an error: an origin list is a
+// security setting and must say exactly which pages it admits.
+func ParseOrigin(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("%w: %q: %w", ErrOrigin, s, err)
+	}
+	scheme := strings.ToLower(u.Scheme)
+	switch {
+	case scheme != "http" && scheme != "https":
+		return "", fmt.Errorf("%w: %q: want http:// or https:// and a host, like https://console.example", ErrOrigin, s)
+	case u.Host == "" || u.Opaque != "":
+		return "", fmt.Errorf("%w: %q: no host", ErrOrigin, s)
+	case u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+		return "", fmt.Errorf("%w: %q: an origin is scheme://host[:port], with nothing after it", ErrOrigin, s)
+	}
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if strings.Contains(host, "%") {
+		return "", fmt.Errorf("%w: %q: an IPv6 zone is no part of an origin", ErrOrigin, s)
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port == "" || scheme == "http" && port == "80" || scheme == "https" && port == "443" {
+		return scheme + "://" + host, nil
+	}
+	return scheme + "://" + host + ":" + port, nil
 }

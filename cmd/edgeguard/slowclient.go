@@ -1,0 +1,83 @@
+package main
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/edgeguard/edgeguard/internal/bodymem"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// clientPace holds what the edge asks of a client's pace: the longest
+// stall in sending the body or in taking the response, and the pool of
+// memory that bodies being inspected may hold.
+type clientPace struct {
+	bodyTimeout, sendTimeout time.Duration
+	pool                     *bodymem.Pool
+}
+
+// serveHTTP serves r with the pace enforced: each read of the body and
+// each write of the response first pushes the connection's deadline out by
+// its timeout, so a stall (not a slow but steady transfer) ends the
+// connection; the body's bytes count against the pool until the stages
+// have passed it.
+func (p *clientPace) wrap(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		if r.Body != nil && r.Body != http.NoBody {
+			body := p.pool.Wrap(r.Body, func() { _ = rc.SetReadDeadline(time.Now().Add(p.bodyTimeout)) })
+			defer body.Release()
+			r.Body = body
+			r = r.WithContext(bodymem.NewContext(r.Context(), body))
+		}
+		// A later request on this connection starts without our deadline.
+		defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
+		next(&pacedWriter{ResponseWriter: w, rc: rc, timeout: p.sendTimeout}, r)
+	}
+}
+
+// register exposes the pool on reg.
+func (p *clientPace) register(reg *prometheus.Registry) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edgeguard_body_memory_bytes",
+			Help: "Bytes of request bodies read by the stages and held in memory now."},
+			func() float64 { return float64(p.pool.Held()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "edgeguard_body_memory_refused_total",
+			Help: "Requests answered 503 because request bodies in memory were at server.max_body_memory."},
+			func() float64 { return float64(p.pool.Refused()) }),
+	)
+}
+
+// pacedWriter pushes the write deadline out before each write. Flush,
+// Hijack and the ResponseController reach the writer underneath.
+type pacedWriter struct {
+	http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+func (w *pacedWriter) progress() { _ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout)) }
+
+func (w *pacedWriter) WriteHeader(code int) {
+	w.progress()
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *pacedWriter) Write(b []byte) (int, error) {
+	w.progress()
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *pacedWriter) Flush() {
+	w.progress()
+	_ = w.rc.Flush()
+}
+
+func (w *pacedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	_ = w.rc.SetWriteDeadline(time.Time{}) // the tunnel keeps its own pace
+	return w.rc.Hijack()
+}
+
+func (w *pacedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

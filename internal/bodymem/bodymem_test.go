@@ -1,0 +1,44 @@
+package bodymem
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+// TestPoolCountsUntilStream: bytes read count against the pool until
+// Stream, a read past the maximum fails with ErrFull and status 503 and is
+// counted, and Release gives everything back.
+func TestPoolCountsUntilStream(t *testing.T) {
+	p := NewPool(10)
+	calls := 0
+	a := p.Wrap(io.NopCloser(strings.NewReader("123456")), func() { calls++ })
+	b := p.Wrap(io.NopCloser(strings.NewReader("abcdefgh")), nil)
+	buf := make([]byte, 6)
+	if n, err := a.Read(buf); n != 6 || err != nil || p.Held() != 6 || calls != 1 {
+		t.Fatalf("a: %d %v, held %d, progress calls %d", n, err, p.Held(), calls)
+	}
+	_, err := b.Read(buf)
+	var se interface{ StatusCode() int }
+	if !errors.Is(err, ErrFull) || !errors.As(err, &se) || se.StatusCode() != 503 || p.Refused() != 1 || p.Held() != 6 {
+		t.Fatalf("b past the max: %v, held %d, refused %d", err, p.Held(), p.Refused())
+	}
+	ctx := NewContext(context.Background(), b)
+	Stream(ctx)
+	if n, _ := b.Read(buf); n == 0 || p.Held() != 6 {
+		t.Fatalf("streaming read: %d bytes, held %d; want bytes and nothing more held", n, p.Held())
+	}
+	Stream(context.Background()) // no body: nothing happens
+	a.Release()
+	b.Release()
+	if p.Held() != 0 {
+		t.Fatalf("after Release: held %d", p.Held())
+	}
+	unlimited := NewPool(0)
+	c := unlimited.Wrap(io.NopCloser(strings.NewReader(strings.Repeat("x", 1000))), nil)
+	if n, err := io.Copy(io.Discard, c); n != 1000 || err != nil || unlimited.Held() != 1000 {
+		t.Fatalf("no limit: %d %v held %d", n, err, unlimited.Held())
+	}
+}
