@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,16 +21,17 @@ import (
 )
 
 func cmdValidate(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("validate", stderr)
-	path := fs.String("config", "", "config file (YAML)")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	c := newCmdLine("validate", "validate [-config] FILE", 1, stdout, stderr)
+	flagPath := c.configFlag()
+	pos, err := c.parse(args)
+	if err != nil {
+		return err
 	}
-	if *path == "" {
-		fmt.Fprintln(stderr, "edgeguard validate: -config FILE is required")
-		return errUsage
+	path, err := c.configPath(*flagPath, pos)
+	if err != nil {
+		return err
 	}
-	s := &server{path: *path}
+	s := &server{path: path}
 	cfg, err := s.load()
 	if err != nil {
 		fmt.Fprintln(stdout, err)
@@ -39,23 +39,37 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	}
 	// Building the Guard loads what the file points at: rule packs, lists.
 	// It starts no listener and makes no request.
-	g, err := edgeguard.New(cfg, edgeguard.WithLogger(slog.New(slog.DiscardHandler)), edgeguard.WithDir(filepath.Dir(*path)))
+	g, err := edgeguard.New(cfg, edgeguard.WithLogger(slog.New(slog.DiscardHandler)), edgeguard.WithDir(filepath.Dir(path)))
 	if err != nil {
 		fmt.Fprintln(stdout, err)
 		return errReported
 	}
 	_ = g.Close()
-	fmt.Fprintf(stdout, "%s: ok\n", *path)
+	fmt.Fprintf(stdout, "%s: ok\n", path)
 	return nil
 }
 
 func cmdRules(args []string, stdout, stderr io.Writer) error {
-	if len(args) < 2 || args[0] != "test" {
+	if len(args) == 1 && isHelp(args[0]) {
+		fmt.Fprintln(stdout, "Usage: edgeguard rules test DIR...")
+		return errHelp
+	}
+	if len(args) == 0 || args[0] != "test" {
 		fmt.Fprintln(stderr, "usage: edgeguard rules test DIR...")
 		return errUsage
 	}
+	c := newCmdLine("rules test", "rules test DIR...", -1, stdout, stderr)
+	dirs, err := c.parse(args[1:])
+	if err != nil {
+		return err
+	}
+	if len(dirs) == 0 {
+		fmt.Fprintln(stderr, "edgeguard rules test: name at least one pack DIR")
+		c.help(stderr)
+		return errUsage
+	}
 	cfg := waf.Config{Mode: filters.ModeBlock}
-	passed, failed, err := waf.TestPacks(stdout, cfg, filters.Env{}, args[1:]...)
+	passed, failed, err := waf.TestPacks(stdout, cfg, filters.Env{}, dirs...)
 	if err != nil {
 		return fmt.Errorf("rules test: %w", err)
 	}
@@ -69,15 +83,16 @@ func cmdRules(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdExplain(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("explain", stderr)
-	path := fs.String("config", "", "config file (YAML)")
-	reqPath := fs.String("request", "", "raw HTTP/1.1 request file")
-	client := fs.String("client", "127.0.0.1", "TCP peer address the request comes from")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	c := newCmdLine("explain", "explain -config FILE -request FILE.http [-client IP]", 0, stdout, stderr)
+	path := c.configFlag()
+	reqPath := c.fs.String("request", "", "raw HTTP/1.1 request file")
+	client := c.fs.String("client", "127.0.0.1", "TCP peer address the request comes from")
+	if _, err := c.parse(args); err != nil {
+		return err
 	}
 	if *path == "" || *reqPath == "" {
-		fmt.Fprintln(stderr, "usage: edgeguard explain -config FILE -request FILE.http [-client IP]")
+		fmt.Fprintln(stderr, "edgeguard explain: -config FILE and -request FILE.http are required")
+		c.help(stderr)
 		return errUsage
 	}
 	peer, err := netip.ParseAddr(*client)
@@ -135,11 +150,11 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdDemo(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("demo", stderr)
-	listen := fs.String("listen", "127.0.0.1:8080", "edge address")
-	admin := fs.String("admin", "127.0.0.1:9090", "admin address")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	c := newCmdLine("demo", "demo [-listen ADDR] [-admin ADDR]", 0, stdout, stderr)
+	listen := c.fs.String("listen", "127.0.0.1:8080", "edge address")
+	admin := c.fs.String("admin", "127.0.0.1:9090", "admin address")
+	if _, err := c.parse(args); err != nil {
+		return err
 	}
 	up, err := startDemoUpstream()
 	if err != nil {
@@ -158,4 +173,11 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	return s.serve(ctx, cfg, func() { printDemo(stdout, s.edgeAddr.String(), s.adminAddr.String()) })
 }
 
-var _ = errors.New
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "help":
+		return true
+	}
+	return false
+}

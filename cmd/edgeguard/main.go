@@ -5,27 +5,35 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 )
 
 const usage = `edgeguard — a WAF-style edge filter
 
 Usage:
-  edgeguard run -config FILE        serve (SIGHUP reloads, SIGTERM drains)
-  edgeguard validate -config FILE   check a config; print FILE:LINE: message per problem
+  edgeguard run FILE                serve (SIGHUP reloads, SIGTERM drains)
+  edgeguard validate FILE           check a config; print FILE:LINE: message per problem
   edgeguard demo [-listen ADDR]     the embedded default in front of a built-in demo upstream
   edgeguard rules test DIR...       run rule packs' own tests through the WAF
   edgeguard explain -config FILE -request FILE.http [-client IP]
                                     print each stage's verdict for one raw HTTP request
-  edgeguard version                 print the version
+  edgeguard config schema           print the JSON Schema of the config file
+  edgeguard version                 print the version, commit, Go, Coraza and CRS versions
+
+FILE may also be given as -config FILE. Every command takes -h.
 `
 
-// errUsage marks a command line that could not be understood (exit 2).
-var errUsage = errors.New("usage")
+var (
+	// errUsage marks a command line that could not be understood (exit 2).
+	errUsage = errors.New("usage")
+	// errHelp marks a command line that asked for help, which was printed
+	// (exit 0).
+	errHelp = errors.New("help")
+	// errReported means the problems were already printed (exit 1).
+	errReported = errors.New("problems reported")
+)
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -39,7 +47,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch args[0] {
 	case "run":
-		err = cmdRun(args[1:], stderr)
+		err = cmdRun(args[1:], stdout, stderr)
 	case "validate":
 		err = cmdValidate(args[1:], stdout, stderr)
 	case "demo":
@@ -48,8 +56,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdRules(args[1:], stdout, stderr)
 	case "explain":
 		err = cmdExplain(args[1:], stdout, stderr)
+	case "config":
+		err = cmdConfig(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
-		fmt.Fprintln(stdout, "edgeguard", version())
+		err = cmdVersion(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
@@ -57,9 +67,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, errHelp):
 		return 0
-	case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errUsage):
 		return 2
 	case errors.Is(err, errReported):
 		return 1
@@ -67,20 +77,4 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "edgeguard:", err)
 		return 1
 	}
-}
-
-// errReported means the problems were already printed.
-var errReported = errors.New("problems reported")
-
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
-}
-
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
 }

@@ -33,17 +33,18 @@ func (r redisLog) Printf(ctx context.Context, format string, v ...any) {
 	r.l.Debug(fmt.Sprintf(format, v...), "component", "go-redis")
 }
 
-func cmdRun(args []string, stderr io.Writer) error {
-	fs := newFlags("run", stderr)
-	path := fs.String("config", "", "config file (YAML)")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+func cmdRun(args []string, stdout, stderr io.Writer) error {
+	c := newCmdLine("run", "run [-config] FILE", 1, stdout, stderr)
+	flagPath := c.configFlag()
+	pos, err := c.parse(args)
+	if err != nil {
+		return err
 	}
-	if *path == "" {
-		fmt.Fprintln(stderr, "edgeguard run: -config FILE is required")
-		return errUsage
+	path, err := c.configPath(*flagPath, pos)
+	if err != nil {
+		return err
 	}
-	s := &server{path: *path, stderr: stderr}
+	s := &server{path: path, stderr: stderr}
 	cfg, err := s.load()
 	if err != nil {
 		fmt.Fprintln(stderr, err)
