@@ -31,8 +31,9 @@ type Config struct {
 	// trusted load balancers, then forwarding headers from trusted proxies.
 	ClientIP ipparse.Config `yaml:"client_ip" json:"client_ip"`
 	// Stages is the order of the filter chain. Default: reputation,
-	// volumetric, waf, quota (cheapest and most decisive first). A stage left
-	// out does not run; each name may appear once.
+	// volumetric, waf, quota (cheapest and most decisive first), where quota
+	// is left out when the file has no quota block. A stage left out does
+	// not run; each name may appear once.
 	Stages []string `yaml:"stages" json:"stages"`
 	// Reputation: allow/deny lists and strike-driven bans.
 	Reputation reputation.Config `yaml:"reputation" json:"reputation"`
@@ -138,5 +139,7 @@ type Log struct {
 	Access *bool `yaml:"access" json:"access"`
 }
 
-// DefaultStages is the chain order when the file names none.
+// DefaultStages is the chain order when the file names none. Parse leaves
+// quota out of it when the file has no quota block: a quota is a policy
+// (how much of the API a client may use), and no number fits every API.
 var DefaultStages = []string{"reputation", "volumetric", "waf", "quota"}

@@ -20,6 +20,7 @@ Usage:
   edgeguard explain -config FILE -request FILE.http [-client IP]
                                     print each stage's verdict for one raw HTTP request
   edgeguard config schema           print the JSON Schema of the config file
+  edgeguard health [URL]            exit 0 if the admin /healthz answers 200 (container checks)
   edgeguard version                 print the version, commit, Go, Coraza and CRS versions
 
 FILE may also be given as -config FILE. Every command takes -h.
@@ -58,6 +59,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdExplain(args[1:], stdout, stderr)
 	case "config":
 		err = cmdConfig(args[1:], stdout, stderr)
+	case "health":
+		err = cmdHealth(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		err = cmdVersion(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
