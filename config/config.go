@@ -135,8 +135,47 @@ type Log struct {
 	Level string `yaml:"level" json:"level"`
 	// Format is json (default) or text.
 	Format string `yaml:"format" json:"format"`
-	// Access turns the per-request access line on (default) or off.
-	Access *bool `yaml:"access" json:"access"`
+	// Access configures the per-request access line: a block, or true
+	// (the defaults) or false (no access line).
+	Access AccessLog `yaml:"access" json:"access"`
+}
+
+// AccessLog configures the access line written for each request.
+type AccessLog struct {
+	// Enabled turns the access line on (the default) or off; "access:
+	// false" says the same.
+	Enabled *bool `yaml:"enabled" json:"enabled"`
+	// Format is json (the default: one record per request through the
+	// structured log, in log.format) or combined (the Apache/nginx
+	// combined line, for the tools that read it).
+	Format string `yaml:"format" json:"format"`
+	// Sample is the share of requests logged, above 0 and at most 1 (the
+	// default: every request). Refused requests and 5xx answers are
+	// always logged: they are the lines that answer questions.
+	Sample float64 `yaml:"sample" json:"sample"`
+	// Redact names query parameters whose values are logged as REDACTED.
+	// Default: access_token, api_key, apikey, code, key, password,
+	// secret, signature, token; [] logs every value.
+	Redact []string `yaml:"redact" json:"redact"`
+}
+
+// DefaultRedact are the query parameters whose values the access log
+// hides unless log.access.redact says otherwise: the names credentials
+// travel under in URLs.
+var DefaultRedact = []string{"access_token", "api_key", "apikey", "code", "key", "password", "secret", "signature", "token"}
+
+// On reports whether the access line is written.
+func (a AccessLog) On() bool { return a.Enabled == nil || *a.Enabled }
+
+// UnmarshalYAML accepts true or false for the whole block.
+func (a *AccessLog) UnmarshalYAML(unmarshal func(any) error) error {
+	var on bool
+	if err := unmarshal(&on); err == nil {
+		*a = AccessLog{Enabled: &on}
+		return nil
+	}
+	type block AccessLog // without this method
+	return unmarshal((*block)(a))
 }
 
 // DefaultStages is the chain order when the file names none. Parse leaves

@@ -94,23 +94,29 @@ func Parse(name string, data []byte) (cfg *Config, err error) {
 		return nil, &Error{Problems: found}
 	}
 
+	// A decoding error after the walk found problems is most likely one
+	// of them again, in the decoder's words: report it only when it is
+	// the first.
+	decodeFailed := func(line int, err error) (*Config, error) {
+		if len(found) == 0 {
+			add(line, errMessage(err))
+		}
+		return done()
+	}
 	cfg = &Config{}
 	if root != nil && root.Type() != ast.NullType {
 		if err := decode(data, root, cfg, len(found) > 0); err != nil {
-			add(errLine(err), errMessage(err))
-			return done()
+			return decodeFailed(errLine(err), err)
 		}
 		for _, s := range extraStages() {
 			if err := s.decodeExtra(cfg, root); err != nil {
-				add(blockErrLine(root, s.name, err), errMessage(err))
-				return done()
+				return decodeFailed(blockErrLine(root, s.name, err), err)
 			}
 		}
 	}
 	cfg.applyDefaults(child(root, quota.Name) != nil)
 	if err := cfg.layRouteStages(root); err != nil {
-		add(errLine(err), errMessage(err))
-		return done()
+		return decodeFailed(errLine(err), err)
 	}
 	if err := cfg.Validate(); err != nil {
 		for _, fe := range filters.FieldErrors(err) {
@@ -311,6 +317,16 @@ func (c *Config) applyDefaults(hasQuota bool) {
 	if c.Log.Format == "" {
 		c.Log.Format = "json"
 	}
+	a := &c.Log.Access
+	if a.Format == "" {
+		a.Format = "json"
+	}
+	if a.Sample == 0 {
+		a.Sample = 1
+	}
+	if a.Redact == nil {
+		a.Redact = slices.Clone(DefaultRedact)
+	}
 }
 
 // layRouteStages decodes each route's stage blocks again, this time over a
@@ -385,6 +401,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Log.Format != "json" && c.Log.Format != "text" {
 		field("log.format", "%q: want json or text", c.Log.Format)
+	}
+	if f := c.Log.Access.Format; f != "" && f != "json" && f != "combined" {
+		field("log.access.format", "%q: want json or combined", f)
+	}
+	if s := c.Log.Access.Sample; s < 0 || s > 1 {
+		field("log.access.sample", "%v: want a share above 0 and at most 1 (0.01 logs one request in a hundred)", s)
 	}
 	return errors.Join(errs...)
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/token"
 )
@@ -117,7 +118,10 @@ func isBlock(node ast.Node) bool {
 	return false
 }
 
-var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+var (
+	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+	yamlUnmarshaler = reflect.TypeFor[yaml.InterfaceUnmarshaler]()
+)
 
 // valueErrors walks the document and the Go type side by side and reports
 // every value that cannot land where it is: a scalar that a
@@ -197,6 +201,10 @@ func kindError(value ast.Node, t reflect.Type) error {
 	}
 	switch value.Type() {
 	case ast.NullType, ast.AliasType:
+		return nil
+	}
+	if reflect.PointerTo(t).Implements(yamlUnmarshaler) && !isMapping(value) {
+		// It reads other forms too (access: false); the decoder judges.
 		return nil
 	}
 	if reflect.PointerTo(t).Implements(textUnmarshaler) {

@@ -98,3 +98,11 @@ func textSchema(t reflect.Type) *jsonschema.Schema {
 	}
 	return nil
 }
+
+// JSONSchemaExtend lets the schema take access: true and access: false
+// beside the block, as the decoder does.
+func (AccessLog) JSONSchemaExtend(s *jsonschema.Schema) {
+	block := *s
+	block.Description = ""
+	*s = jsonschema.Schema{Description: s.Description, OneOf: []*jsonschema.Schema{{Type: "boolean"}, &block}}
+}

@@ -5,6 +5,11 @@ package config
 // schemaDoc holds the doc comments of the config file's types and fields,
 // by qualified name, for the JSON Schema's descriptions.
 var schemaDoc = map[string]string{
+	"github.com/edgeguard/edgeguard/config.AccessLog":                        "AccessLog configures the access line written for each request.",
+	"github.com/edgeguard/edgeguard/config.AccessLog.Enabled":                "Enabled turns the access line on (the default) or off; \"access:\nfalse\" says the same.",
+	"github.com/edgeguard/edgeguard/config.AccessLog.Format":                 "Format is json (the default: one record per request through the\nstructured log, in log.format) or combined (the Apache/nginx\ncombined line, for the tools that read it).",
+	"github.com/edgeguard/edgeguard/config.AccessLog.Redact":                 "Redact names query parameters whose values are logged as REDACTED.\nDefault: access_token, api_key, apikey, code, key, password,\nsecret, signature, token; [] logs every value.",
+	"github.com/edgeguard/edgeguard/config.AccessLog.Sample":                 "Sample is the share of requests logged, above 0 and at most 1 (the\ndefault: every request). Refused requests and 5xx answers are\nalways logged: they are the lines that answer questions.",
 	"github.com/edgeguard/edgeguard/config.Admin":                            "Admin configures the admin listener.",
 	"github.com/edgeguard/edgeguard/config.Admin.Listen":                     "Listen is the admin address. Default \"127.0.0.1:9090\"; \"off\" disables\nit. A non-loopback address without Token is refused at start.",
 	"github.com/edgeguard/edgeguard/config.Admin.Pprof":                      "Pprof mounts Go's profiler at /debug/pprof/ on the admin listener\n(behind Token like every admin route). Off by default: a profile\nshows the code paths and memory of the running process, and taking\none costs CPU on the edge.",
@@ -25,7 +30,7 @@ var schemaDoc = map[string]string{
 	"github.com/edgeguard/edgeguard/config.Config.Volumetric":                "Volumetric: the per-client leaky bucket against spikes.",
 	"github.com/edgeguard/edgeguard/config.Config.WAF":                       "WAF: OWASP CRS v4 on Coraza plus rule packs.",
 	"github.com/edgeguard/edgeguard/config.Log":                              "Log configures the structured log.",
-	"github.com/edgeguard/edgeguard/config.Log.Access":                       "Access turns the per-request access line on (default) or off.",
+	"github.com/edgeguard/edgeguard/config.Log.Access":                       "Access configures the per-request access line: a block, or true\n(the defaults) or false (no access line).",
 	"github.com/edgeguard/edgeguard/config.Log.Format":                       "Format is json (default) or text.",
 	"github.com/edgeguard/edgeguard/config.Log.Level":                        "Level is debug, info, warn or error. Default info.",
 	"github.com/edgeguard/edgeguard/config.RouteStages":                      "RouteStages holds one route's stage overrides.",

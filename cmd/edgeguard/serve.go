@@ -65,6 +65,7 @@ type server struct {
 
 	level   slog.LevelVar
 	log     *slog.Logger
+	logOut  io.Writer // the log's batched output, which access lines share
 	metrics *edgeguard.Metrics
 	cur     atomic.Pointer[edgeguard.Guard]
 	admin   atomic.Pointer[http.Handler]
@@ -112,7 +113,7 @@ func (s *server) newLogger(cfg *config.Config, out io.Writer) *slog.Logger {
 // swaps it in and closes the old one.
 func (s *server) install(cfg *config.Config) error {
 	prev := s.cur.Load()
-	opts := []edgeguard.Option{edgeguard.WithLogger(s.log), edgeguard.WithMetrics(s.metrics), edgeguard.WithDir(s.dir())}
+	opts := []edgeguard.Option{edgeguard.WithLogger(s.log), edgeguard.WithMetrics(s.metrics), edgeguard.WithDir(s.dir()), edgeguard.WithAccessWriter(s.logOut)}
 	if prev != nil {
 		opts = append(opts, edgeguard.WithPrevious(prev))
 	}
@@ -180,9 +181,11 @@ func (s *server) reload() error {
 		err = s.install(cfg)
 	}
 	if err != nil {
+		s.metrics.ReloadFailed()
 		s.log.Error("reload refused; the previous config keeps serving", "config", s.path, "error", err.Error())
 		return err
 	}
+	s.metrics.ReloadSucceeded(time.Now())
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
 	s.level.Set(lvl)
@@ -198,6 +201,7 @@ func (s *server) serve(ctx context.Context, cfg *config.Config, started func()) 
 	defer signal.Stop(hup)
 	logOut := newBatchWriter(s.stderr)
 	defer logOut.Close()
+	s.logOut = logOut
 	s.log = s.newLogger(cfg, logOut)
 	// go-redis reports pool dial failures through its own global logger;
 	// route them into ours, once, at debug: the stages count and log
@@ -211,6 +215,7 @@ func (s *server) serve(ctx context.Context, cfg *config.Config, started func()) 
 		fmt.Fprintln(s.stderr, err)
 		return errReported
 	}
+	s.metrics.Loaded(time.Now())
 	defer func() { _ = s.cur.Load().Close() }()
 
 	edgeLn, err := s.edgeListener(cfg)
