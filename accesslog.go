@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/edgeguard/edgeguard/config"
 	"github.com/edgeguard/edgeguard/filters"
@@ -24,14 +25,18 @@ import (
 type accessLog struct {
 	log      *slog.Logger
 	combined io.Writer       // set for format combined
+	direct   io.Writer       // set for format json with an access writer: lines encoded here
 	every    bool            // sample 1: no draw
 	below    uint64          // sample as a threshold on a uniform uint64
 	redact   map[string]bool // query parameters whose values are hidden
 }
 
-// WithAccessWriter sends the combined access lines (log.access.format:
-// combined) to w; default os.Stderr. JSON access lines go through the
-// logger like every other record.
+// WithAccessWriter writes the access lines to w: the combined lines
+// (log.access.format: combined; default os.Stderr), and the JSON lines,
+// which then skip the logger's handler and are encoded in the shape of
+// slog's JSON records (time, level, msg "access", the fields). Pass the
+// JSON logger's own output: the handler costs more than the line on a
+// cheap request. Without it, JSON access lines go through the logger.
 func WithAccessWriter(w io.Writer) Option { return func(o *options) { o.accessOut = w } }
 
 // newAccessLog returns nil when cfg turns the access line off.
@@ -43,11 +48,13 @@ func newAccessLog(cfg config.AccessLog, l *slog.Logger, out io.Writer) *accessLo
 	if !a.every {
 		a.below = uint64(cfg.Sample * math.MaxUint64)
 	}
-	if cfg.Format == "combined" {
-		if out == nil {
-			out = os.Stderr
-		}
+	switch {
+	case cfg.Format == "combined" && out == nil:
+		a.combined = os.Stderr
+	case cfg.Format == "combined":
 		a.combined = out
+	default:
+		a.direct = out
 	}
 	if len(cfg.Redact) > 0 {
 		a.redact = make(map[string]bool, len(cfg.Redact))
@@ -75,36 +82,50 @@ func (a *accessLog) write(req *filters.Request, rec *recorder, arrived time.Time
 	if !a.log.Enabled(context.Background(), slog.LevelInfo) {
 		return
 	}
+	if a.direct != nil {
+		a.writeJSON(req, rec, status, took)
+		return
+	}
 	r := req.HTTP
-	attrs := [...]slog.Attr{
+	// Fields a request does not have (no query, no refusal, no upstream)
+	// are left out rather than written empty: each field costs the
+	// handler time on every request.
+	var buf [18]slog.Attr
+	attrs := append(buf[:0],
 		slog.String("request_id", req.ID),
 		slog.String("client", req.Client.String()),
 		slog.String("client_source", req.Source.String()),
 		slog.String("method", r.Method),
 		slog.String("host", r.Host),
 		slog.String("path", r.URL.Path),
-		slog.String("query", a.query(r.URL.RawQuery)),
+	)
+	if r.URL.RawQuery != "" {
+		attrs = append(attrs, slog.String("query", a.query(r.URL.RawQuery)))
+	}
+	attrs = append(attrs,
 		slog.String("protocol", r.Proto),
 		slog.String("user_agent", r.UserAgent()),
 		slog.Int("status", status),
 		slog.Int64("bytes_in", max(r.ContentLength, 0)),
 		slog.Int64("bytes_out", rec.bytes),
 		slog.Float64("duration", took.Seconds()),
-		slog.String("route", req.Route),
-		slog.String("stage", rec.stage),
-		slog.Any("rule_ids", ruleIDs(rec.rules)),
-		slog.String("upstream", req.Upstream),
-		slog.Float64("upstream_duration", rec.upstream.Seconds()),
+	)
+	if req.Route != "" {
+		attrs = append(attrs, slog.String("route", req.Route))
 	}
-	a.log.LogAttrs(context.Background(), slog.LevelInfo, "access", attrs[:]...)
-}
-
-// ruleIDs keeps an empty list out of the line's way: null, not [].
-func ruleIDs(ids []int) any {
-	if len(ids) == 0 {
-		return nil
+	if rec.stage != "" {
+		attrs = append(attrs, slog.String("stage", rec.stage))
+		if len(rec.rules) > 0 {
+			attrs = append(attrs, slog.Any("rule_ids", rec.rules))
+		}
 	}
-	return ids
+	if req.Upstream != "" {
+		attrs = append(attrs, slog.String("upstream", req.Upstream))
+	}
+	if rec.upstream > 0 {
+		attrs = append(attrs, slog.Float64("upstream_duration", rec.upstream.Seconds()))
+	}
+	a.log.LogAttrs(context.Background(), slog.LevelInfo, "access", attrs...)
 }
 
 // query returns raw with the values of redacted parameters replaced. A
@@ -189,4 +210,118 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// writeJSON encodes the JSON line itself, with the fields and the
+// omissions of the slog path, one allocation for the line.
+func (a *accessLog) writeJSON(req *filters.Request, rec *recorder, status int, took time.Duration) {
+	r := req.HTTP
+	b := make([]byte, 0, 512)
+	b = append(b, `{"time":"`...)
+	b = time.Now().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":"INFO","msg":"access"`...)
+	str := func(k, v string) {
+		b = append(b, ',', '"')
+		b = append(b, k...)
+		b = append(b, '"', ':')
+		b = appendJSONString(b, v)
+	}
+	num := func(k string, v int64) {
+		b = append(b, ',', '"')
+		b = append(b, k...)
+		b = append(b, '"', ':')
+		b = strconv.AppendInt(b, v, 10)
+	}
+	secs := func(k string, d time.Duration) {
+		b = append(b, ',', '"')
+		b = append(b, k...)
+		b = append(b, '"', ':')
+		b = strconv.AppendFloat(b, d.Seconds(), 'g', -1, 64)
+	}
+	str("request_id", req.ID)
+	b = append(b, `,"client":"`...)
+	b = req.Client.AppendTo(b)
+	b = append(b, '"')
+	str("client_source", req.Source.String())
+	str("method", r.Method)
+	str("host", r.Host)
+	str("path", r.URL.Path)
+	if r.URL.RawQuery != "" {
+		str("query", a.query(r.URL.RawQuery))
+	}
+	str("protocol", r.Proto)
+	str("user_agent", r.UserAgent())
+	num("status", int64(status))
+	num("bytes_in", max(r.ContentLength, 0))
+	num("bytes_out", rec.bytes)
+	secs("duration", took)
+	if req.Route != "" {
+		str("route", req.Route)
+	}
+	if rec.stage != "" {
+		str("stage", rec.stage)
+		if len(rec.rules) > 0 {
+			b = append(b, `,"rule_ids":[`...)
+			for i, id := range rec.rules {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = strconv.AppendInt(b, int64(id), 10)
+			}
+			b = append(b, ']')
+		}
+	}
+	if req.Upstream != "" {
+		str("upstream", req.Upstream)
+	}
+	if rec.upstream > 0 {
+		secs("upstream_duration", rec.upstream)
+	}
+	b = append(b, '}', '\n')
+	_, _ = a.direct.Write(b)
+}
+
+// appendJSONString appends s as a JSON string: quotes, backslashes and
+// control characters escaped, invalid UTF-8 replaced by U+FFFD (as
+// encoding/json and slog do), everything else as it is.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }

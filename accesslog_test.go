@@ -74,7 +74,7 @@ func TestAccessLogJSONFields(t *testing.T) {
 	for k, want := range map[string]any{
 		"method": "POST", "host": "shop.example.test", "path": "/cart", "query": "token=REDACTED&item=7",
 		"protocol": "HTTP/1.1", "user_agent": "probe/1.0", "status": 200.0, "bytes_in": 8.0, "bytes_out": 5.0,
-		"stage": "", "client": "192.0.2.9", "rule_ids": nil,
+		"stage": nil, "client": "192.0.2.9", "rule_ids": nil, // what a request lacks is left out
 	} {
 		if ok[k] != want {
 			t.Errorf("allowed request: %s = %#v, want %#v", k, ok[k], want)
@@ -85,7 +85,7 @@ func TestAccessLogJSONFields(t *testing.T) {
 			t.Errorf("%s = %#v, want seconds as a float", k, ok[k])
 		}
 	}
-	if refused["stage"] != "volumetric" || refused["status"] != 429.0 || refused["upstream_duration"] != 0.0 {
+	if refused["stage"] != "volumetric" || refused["status"] != 429.0 || refused["upstream_duration"] != nil {
 		t.Errorf("refused request: stage %v status %v upstream %v", refused["stage"], refused["status"], refused["upstream_duration"])
 	}
 }
@@ -202,4 +202,75 @@ edgeguard_config_reloads_total{result="success"} 0
 	if !sawBuild || !sawUpstream {
 		t.Errorf("build_info with a crs label: %v; upstream time with pool=none: %v", sawBuild, sawUpstream)
 	}
+}
+
+// TestAccessLogDirectMatchesSlog: the line encoded straight to the access
+// writer has the fields and values of the one the logger's JSON handler
+// writes, for an allowed and a refused request.
+func TestAccessLogDirectMatchesSlog(t *testing.T) {
+	const cfg = "stages: [volumetric]\nvolumetric: {rate: 1/m, burst: 1}\n"
+	records := func(direct bool) []map[string]any {
+		out := &syncBuffer{}
+		opts := []Option{WithLogger(slog.New(slog.NewJSONHandler(out, nil)))}
+		if direct {
+			opts = append(opts, WithAccessWriter(out))
+		}
+		g, err := New(mustConfig(t, cfg), opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Close()
+		h := g.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("hello")) }))
+		send(h, "GET", "http://example.test/caf%C3%A9?q=%22x%22&token=t")
+		send(h, "GET", "http://example.test/%01%FF")
+		var recs []map[string]any
+		for _, l := range out.lines() {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Fatalf("not JSON: %q", l)
+			}
+			delete(m, "time")
+			for _, k := range []string{"request_id", "duration", "upstream_duration"} {
+				if _, ok := m[k]; ok {
+					m[k] = "present"
+				}
+			}
+			recs = append(recs, m)
+		}
+		return recs
+	}
+	viaSlog, direct := records(false), records(true)
+	if len(viaSlog) != 2 || len(direct) != 2 {
+		t.Fatalf("records: %d through slog, %d direct", len(viaSlog), len(direct))
+	}
+	for i := range viaSlog {
+		a, _ := json.Marshal(viaSlog[i])
+		b, _ := json.Marshal(direct[i])
+		if string(a) != string(b) {
+			t.Errorf("record %d:\nslog   %s\ndirect %s", i, a, b)
+		}
+	}
+}
+
+// FuzzAppendJSONString: any string encodes to a valid JSON string that
+// decodes to what encoding/json makes of it.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "plain", "quote\" back\\slash", "ctl\x00\x01\x1f\n\r\t", "café", "bad\xff\xfeutf8", "\u2028<&>"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := appendJSONString(nil, s)
+		if !json.Valid(out) {
+			t.Fatalf("invalid JSON for %q: %s", s, out)
+		}
+		var got, want string
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatal(err)
+		}
+		ref, _ := json.Marshal(s)
+		json.Unmarshal(ref, &want)
+		if got != want {
+			t.Fatalf("%q: decodes to %q, encoding/json's to %q", s, got, want)
+		}
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -193,4 +194,60 @@ func exitStatus(err error) int {
 		return 0
 	}
 	return exitCode(err)
+}
+
+// TestE2EReloadMetricsAndAccessLine: a refused and an accepted SIGHUP are
+// counted apart, the last-reload time moves only on success, and the
+// access line has the fields the README lists.
+func TestE2EReloadMetricsAndAccessLine(t *testing.T) {
+	up := echoUpstream(t)
+	const cfg = "upstream: {{upstream}}\nlisten: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0}\nstages: []\n"
+	p := start(t, cfg, up.URL)
+	resp, err := http.Get("http://" + p.edge + "/shop?token=s3cret&page=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	m, from := p.log.waitFor(t, 0, 10*time.Second, map[string]string{"msg": "access", "path": "/shop"})
+	for k, want := range map[string]string{"query": "token=REDACTED&page=2", "protocol": "HTTP/1.1", "status": "200", "upstream": strings.TrimPrefix(up.URL, "http://")} {
+		if fmt.Sprint(m[k]) != want {
+			t.Errorf("access line %s = %v, want %s", k, m[k], want)
+		}
+	}
+	if d, ok := m["duration"].(float64); !ok || d <= 0 || d > 10 {
+		t.Errorf("access line duration = %#v, want seconds", m["duration"])
+	}
+	metric := func(name string) string {
+		t.Helper()
+		for _, l := range strings.Split(fetchText(t, "http://"+p.admin+"/metrics"), "\n") {
+			if strings.HasPrefix(l, name+" ") {
+				return strings.TrimPrefix(l, name+" ")
+			}
+		}
+		t.Fatalf("/metrics lacks %s", name)
+		return ""
+	}
+	loaded := metric("edgeguard_config_last_reload_success_timestamp_seconds")
+	p.writeConfig(t, cfg+"waf: {paranoia: high}\n", up.URL)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	_, from = p.log.waitFor(t, from, 10*time.Second, map[string]string{"msg": "reload refused; the previous config keeps serving"})
+	if got := metric(`edgeguard_config_reloads_total{result="failure"}`); got != "1" {
+		t.Errorf("failures after a refused reload: %s", got)
+	}
+	if got := metric("edgeguard_config_last_reload_success_timestamp_seconds"); got != loaded {
+		t.Errorf("a refused reload moved the last-reload time: %s -> %s", loaded, got)
+	}
+	time.Sleep(10 * time.Millisecond) // the timestamp must be able to move
+	p.writeConfig(t, cfg, up.URL)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.log.waitFor(t, from, 10*time.Second, map[string]string{"msg": "reloaded"})
+	if got := metric(`edgeguard_config_reloads_total{result="success"}`); got != "1" {
+		t.Errorf("successes after a good reload: %s", got)
+	}
+	if got := metric("edgeguard_config_last_reload_success_timestamp_seconds"); got == loaded {
+		t.Errorf("a good reload left the last-reload time at %s", got)
+	}
+	if !regexp.MustCompile(`(?m)^edgeguard_build_info\{.*coraza="v3\..*crs="v4\..*\} 1$`).MatchString(fetchText(t, "http://"+p.admin+"/metrics")) {
+		t.Error("/metrics lacks edgeguard_build_info with the Coraza version")
+	}
 }

@@ -113,7 +113,13 @@ func (s *server) newLogger(cfg *config.Config, out io.Writer) *slog.Logger {
 // swaps it in and closes the old one.
 func (s *server) install(cfg *config.Config) error {
 	prev := s.cur.Load()
-	opts := []edgeguard.Option{edgeguard.WithLogger(s.log), edgeguard.WithMetrics(s.metrics), edgeguard.WithDir(s.dir()), edgeguard.WithAccessWriter(s.logOut)}
+	opts := []edgeguard.Option{edgeguard.WithLogger(s.log), edgeguard.WithMetrics(s.metrics), edgeguard.WithDir(s.dir())}
+	if cfg.Log.Format == "json" || cfg.Log.Access.Format == "combined" {
+		// JSON access lines are encoded by the Guard straight into the
+		// log's output, cheaper than through the handler; under a text
+		// log they go through the handler like every other record.
+		opts = append(opts, edgeguard.WithAccessWriter(s.logOut))
+	}
 	if prev != nil {
 		opts = append(opts, edgeguard.WithPrevious(prev))
 	}
