@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -28,7 +29,7 @@ import (
 type Guard struct {
 	cfg      *config.Config
 	log      *slog.Logger
-	access   bool
+	access   *accessLog // nil: no access line
 	resolver *ipparse.Resolver
 	chain    *filters.Chain
 	stages   []routeStage              // every stage instance built; route "" is the shared chain's
@@ -50,10 +51,11 @@ type Guard struct {
 type Option func(*options)
 
 type options struct {
-	logger   *slog.Logger
-	metrics  *Metrics
-	dir      string
-	previous *Guard
+	logger    *slog.Logger
+	metrics   *Metrics
+	dir       string
+	previous  *Guard
+	accessOut io.Writer
 }
 
 // WithLogger sets the structured logger (default: slog.Default()).
@@ -85,7 +87,7 @@ func New(cfg *config.Config, opts ...Option) (*Guard, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("edgeguard: invalid config: %w", err)
 	}
-	g := &Guard{cfg: cfg, log: o.logger, metrics: o.metrics, access: cfg.Log.Access == nil || *cfg.Log.Access}
+	g := &Guard{cfg: cfg, log: o.logger, metrics: o.metrics, access: newAccessLog(cfg.Log.Access, o.logger, o.accessOut)}
 	resolver, err := ipparse.NewResolver(cfg.ClientIP)
 	if err != nil {
 		return nil, fmt.Errorf("edgeguard: build client-ip resolver: %w", err)
@@ -424,7 +426,7 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next passer) {
 	v := g.chainFor(req.Route).Run(req)
 	addHeaders(rec.Header(), v.Headers)
 	if v.Deny {
-		rec.stage = v.Stage
+		rec.stage, rec.rules = v.Stage, v.RuleIDs
 		g.metrics.denied(v.Stage).Inc()
 		writeDeny(rec, req, v)
 		return
@@ -440,13 +442,17 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next passer) {
 	// counts only what the stages read and hold.
 	bodymem.Stream(r.Context())
 	next.pass(req.ResponseWriter(rec), r, req)
-	g.metrics.upstream.Observe(time.Since(upstart).Seconds())
+	rec.upstream = time.Since(upstart)
+	g.metrics.upstreamTime(req.Pool).Observe(rec.upstream.Seconds())
 }
 
 // finish releases what the stages held for x's request and logs it.
 func (g *Guard) finish(x *exchange) {
 	x.req.Finish()
-	g.logAccess(&x.req, &x.rec, time.Since(x.arrived))
+	g.metrics.answered(x.req.HTTP.Method, x.rec.status).Inc()
+	if g.access != nil {
+		g.access.write(&x.req, &x.rec, x.arrived, time.Since(x.arrived))
+	}
 }
 
 // refuse answers a request refused before the chain.
@@ -534,28 +540,6 @@ func (g *Guard) logDeny(e filters.Event) {
 	}
 	g.log.Debug("deny", "request_id", e.Request.ID, "stage", v.Stage, "reason", v.Reason,
 		"shadow", v.Shadow, "client", e.Request.Client.String())
-}
-
-func (g *Guard) logAccess(req *filters.Request, rec *recorder, took time.Duration) {
-	if !g.access || !g.log.Enabled(context.Background(), slog.LevelInfo) {
-		return
-	}
-	status := rec.status
-	if status == 0 {
-		status = http.StatusOK
-	}
-	g.log.LogAttrs(context.Background(), slog.LevelInfo, "access",
-		slog.String("request_id", req.ID),
-		slog.String("client", req.Client.String()),
-		slog.String("client_source", req.Source.String()),
-		slog.String("method", req.HTTP.Method),
-		slog.String("host", req.HTTP.Host),
-		slog.String("path", req.HTTP.URL.Path),
-		slog.Int("status", status),
-		slog.String("stage", rec.stage),
-		slog.String("route", req.Route),
-		slog.Duration("duration", took),
-	)
 }
 
 // RefuseConn reports whether a connection from addr should be closed at

@@ -17,10 +17,13 @@ type Metrics struct {
 	Registry *prometheus.Registry
 
 	requests      *prometheus.CounterVec   // stage, verdict
+	responses     *prometheus.CounterVec   // method, code (class)
 	stageLatency  *prometheus.HistogramVec // stage
-	upstream      prometheus.Histogram
+	upstream      *prometheus.HistogramVec // pool
 	activeConns   prometheus.Gauge
 	clientSources *prometheus.CounterVec // source
+	reloads       *prometheus.CounterVec // result
+	lastReload    prometheus.Gauge
 
 	// The request path's series, each resolved on first use (so /metrics
 	// shows what has happened, as before) and then kept: a vector's
@@ -28,6 +31,9 @@ type Metrics struct {
 	allows, denies, shadowDenies children[prometheus.Counter] // requests, by stage
 	bySource                     children[prometheus.Counter] // clientSources
 	stageDurations               children[prometheus.Observer]
+	upstreamByPool               children[prometheus.Observer]
+	// answeredBy[method] holds that method's counters by status class.
+	answeredBy [len(knownMethods) + 1]children[prometheus.Counter]
 
 	sources atomic.Pointer[[]metricsSource]
 }
@@ -45,11 +51,30 @@ func NewMetrics() *Metrics {
 		Help:    "Time one stage took to decide one request.",
 		Buckets: []float64{1e-6, 5e-6, 25e-6, 100e-6, 500e-6, 1e-3, 5e-3, 25e-3, 100e-3, 500e-3},
 	}, []string{"stage"})
-	m.upstream = prometheus.NewHistogram(prometheus.HistogramOpts{
+	m.upstream = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "edgeguard_upstream_duration_seconds",
-		Help:    "Time from handing a request to the forwarder to its response being written.",
+		Help:    "Time from handing a request to the forwarder to its response being written, by upstream pool (\"none\": no pool was reached, or the Guard wraps a handler).",
 		Buckets: prometheus.DefBuckets,
+	}, []string{"pool"})
+	m.responses = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edgeguard_responses_total",
+		Help: "Answers to clients by request method (OTHER for methods outside the standard ones) and status class (2xx, 4xx, ...).",
+	}, []string{"method", "code"})
+	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edgeguard_config_reloads_total",
+		Help: "Config reloads by result: success, or failure (the previous config kept serving).",
+	}, []string{"result"})
+	m.lastReload = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "edgeguard_config_last_reload_success_timestamp_seconds",
+		Help: "When the config in service was loaded (start or the last successful reload), in Unix seconds.",
 	})
+	bi := ReadBuildInfo()
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "edgeguard_build_info",
+		Help:        "Always 1; the labels say what is running.",
+		ConstLabels: prometheus.Labels{"version": bi.Version, "commit": bi.Commit, "go_version": bi.GoVersion, "coraza": bi.Coraza, "crs": bi.CRS},
+	})
+	buildInfo.Set(1)
 	m.activeConns = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "edgeguard_active_connections",
 		Help: "Client connections open on the edge listener.",
@@ -63,7 +88,18 @@ func NewMetrics() *Metrics {
 	m.denies.resolve = func(stage string) prometheus.Counter { return m.requests.WithLabelValues(stage, "deny") }
 	m.shadowDenies.resolve = func(stage string) prometheus.Counter { return m.requests.WithLabelValues(stage, "shadow_deny") }
 	m.stageDurations.resolve = func(stage string) prometheus.Observer { return m.stageLatency.WithLabelValues(stage) }
-	m.Registry.MustRegister(m.requests, m.stageLatency, m.upstream, m.activeConns, m.clientSources,
+	m.upstreamByPool.resolve = func(pool string) prometheus.Observer { return m.upstream.WithLabelValues(pool) }
+	for i := range m.answeredBy {
+		method := "OTHER"
+		if i < len(knownMethods) {
+			method = knownMethods[i]
+		}
+		m.answeredBy[i].resolve = func(class string) prometheus.Counter { return m.responses.WithLabelValues(method, class) }
+	}
+	m.reloads.WithLabelValues("success")
+	m.reloads.WithLabelValues("failure")
+	m.Registry.MustRegister(m.requests, m.responses, m.stageLatency, m.upstream, m.activeConns, m.clientSources,
+		m.reloads, m.lastReload, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		stageCollector{m})
 	return m
@@ -73,6 +109,55 @@ func NewMetrics() *Metrics {
 func (m *Metrics) observeStage(stage string, took time.Duration, v filters.Verdict) {
 	m.stageDurations.get(stage).Observe(took.Seconds())
 }
+
+// knownMethods are the methods that get a label value of their own; any
+// other (a client may send any token) counts as OTHER, so that clients
+// cannot grow the series without bound.
+var knownMethods = [...]string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
+
+// statusClasses are the code label's values by status/100.
+var statusClasses = [...]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// answered is the counter of answers with status to requests of method
+// (status 0, nothing written, is a 200 as net/http sends it).
+func (m *Metrics) answered(method string, status int) prometheus.Counter {
+	i := len(knownMethods)
+	for j, k := range knownMethods {
+		if method == k {
+			i = j
+			break
+		}
+	}
+	if status == 0 {
+		status = 200
+	}
+	class := statusClasses[0]
+	if c := status / 100; c >= 1 && c <= 5 {
+		class = statusClasses[c]
+	}
+	return m.answeredBy[i].get(class)
+}
+
+// upstreamTime is the histogram of upstream time for pool.
+func (m *Metrics) upstreamTime(pool string) prometheus.Observer {
+	if pool == "" {
+		pool = "none"
+	}
+	return m.upstreamByPool.get(pool)
+}
+
+// ReloadSucceeded counts a reload that put a new config in service at
+// now; Loaded records the first config's start without counting a reload.
+func (m *Metrics) ReloadSucceeded(now time.Time) {
+	m.reloads.WithLabelValues("success").Inc()
+	m.Loaded(now)
+}
+
+// Loaded records that a config went into service at now.
+func (m *Metrics) Loaded(now time.Time) { m.lastReload.Set(float64(now.UnixNano()) / 1e9) }
+
+// ReloadFailed counts a reload that was refused.
+func (m *Metrics) ReloadFailed() { m.reloads.WithLabelValues("failure").Inc() }
 
 // clientSource is the counter of requests whose client came from src.
 func (m *Metrics) clientSource(src filters.Source) prometheus.Counter {
@@ -147,14 +232,24 @@ func (c stageCollector) Collect(ch chan<- prometheus.Metric) {
 	if srcs == nil {
 		return
 	}
+	// The route label tells apart the instances of routes with stage
+	// settings of their own; with none, every series is the shared
+	// chain's and carries no route label at all. With some, the shared
+	// chain's series say route="*" (every route without its own).
+	perRoute := false
+	for _, src := range *srcs {
+		perRoute = perRoute || (src.stage && src.route != "")
+	}
 	descs := map[string]*prometheus.Desc{}
 	for _, src := range *srcs {
 		src.src.CollectMetrics(func(s filters.Sample) {
 			names, values := splitLabels(s.Labels)
-			if src.stage {
-				// Routes with stage settings of their own have their own
-				// instances; the route label keeps their series apart.
-				names, values = append(names, "route"), append(values, src.route)
+			if src.stage && perRoute {
+				route := src.route
+				if route == "" {
+					route = "*"
+				}
+				names, values = append(names, "route"), append(values, route)
 			}
 			key := s.Name + "\x00" + joinNames(names)
 			d, ok := descs[key]

@@ -4,15 +4,20 @@ import (
 	"bufio"
 	"net"
 	"net/http"
+	"time"
 )
 
-// recorder remembers the status written to the client for the access log,
-// while passing Flush and Hijack through so that streaming responses and
+// recorder remembers what the access log and the metrics report about the
+// answer (status, bytes, who decided, how long the upstream took), while
+// passing Flush and Hijack through so that streaming responses and
 // WebSocket upgrades keep working behind the Guard.
 type recorder struct {
 	http.ResponseWriter
-	status int
-	stage  string
+	status   int
+	bytes    int64         // body bytes written to the client
+	stage    string        // the stage that refused the request, if one did
+	rules    []int         // the WAF rules behind the refusal
+	upstream time.Duration // time in the forwarder (or the wrapped handler)
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -27,7 +32,9 @@ func (r *recorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
 		r.status = http.StatusOK
 	}
-	return r.ResponseWriter.Write(b)
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
 }
 
 func (r *recorder) Flush() {

@@ -32,8 +32,9 @@ type Config struct {
 	// trusted load balancers, then forwarding headers from trusted proxies.
 	ClientIP ipparse.Config `yaml:"client_ip" json:"client_ip"`
 	// Stages is the order of the filter chain. Default: reputation,
-	// volumetric, waf, quota (cheapest and most decisive first). A stage left
-	// out does not run; each name may appear once.
+	// volumetric, waf, quota (cheapest and most decisive first), where quota
+	// is left out when the file has no quota block. A stage left out does
+	// not run; each name may appear once.
 	Stages []string `yaml:"stages" json:"stages"`
 	// Reputation: allow/deny lists and strike-driven bans.
 	Reputation reputation.Config `yaml:"reputation" json:"reputation"`
@@ -149,9 +150,50 @@ type Log struct {
 	Level string `yaml:"level" json:"level"`
 	// Format is json (default) or text.
 	Format string `yaml:"format" json:"format"`
-	// Access turns the per-request access line on (default) or off.
-	Access *bool `yaml:"access" json:"access"`
+	// Access configures the per-request access line: a block, or true
+	// (the defaults) or false (no access line).
+	Access AccessLog `yaml:"access" json:"access"`
 }
 
-// DefaultStages is the chain order when the file names none.
+// AccessLog configures the access line written for each request.
+type AccessLog struct {
+	// Enabled turns the access line on (the default) or off; "access:
+	// false" says the same.
+	Enabled *bool `yaml:"enabled" json:"enabled"`
+	// Format is json (the default: one record per request through the
+	// structured log, in log.format) or combined (the Apache/nginx
+	// combined line, for the tools that read it).
+	Format string `yaml:"format" json:"format"`
+	// Sample is the share of requests logged, above 0 and at most 1 (the
+	// default: every request). Refused requests and 5xx answers are
+	// always logged: they are the lines that answer questions.
+	Sample float64 `yaml:"sample" json:"sample"`
+	// Redact names query parameters whose values are logged as REDACTED.
+	// Default: access_token, api_key, apikey, code, key, password,
+	// secret, signature, token; [] logs every value.
+	Redact []string `yaml:"redact" json:"redact"`
+}
+
+// DefaultRedact are the query parameters whose values the access log
+// hides unless log.access.redact says otherwise: the names credentials
+// travel under in URLs.
+var DefaultRedact = []string{"access_token", "api_key", "apikey", "code", "key", "password", "secret", "signature", "token"}
+
+// On reports whether the access line is written.
+func (a AccessLog) On() bool { return a.Enabled == nil || *a.Enabled }
+
+// UnmarshalYAML accepts true or false for the whole block.
+func (a *AccessLog) UnmarshalYAML(unmarshal func(any) error) error {
+	var on bool
+	if err := unmarshal(&on); err == nil {
+		*a = AccessLog{Enabled: &on}
+		return nil
+	}
+	type block AccessLog // without this method
+	return unmarshal((*block)(a))
+}
+
+// DefaultStages is the chain order when the file names none. Parse leaves
+// quota out of it when the file has no quota block: a quota is a policy
+// (how much of the API a client may use), and no number fits every API.
 var DefaultStages = []string{"reputation", "volumetric", "waf", "quota"}

@@ -27,6 +27,20 @@ func TestDefaults(t *testing.T) {
 		cfg.Log.Format != "json" || cfg.Server.MaxHeaderBytes != 64<<10 {
 		t.Fatalf("defaults not applied: %+v", cfg)
 	}
+	cfg, err = Parse("one-line.yaml", []byte("upstream: http://127.0.0.1:9000\n"))
+	if err != nil {
+		t.Fatalf("a config of one line must load: %v", err)
+	}
+	if got := strings.Join(cfg.Stages, ","); got != "reputation,volumetric,waf" {
+		t.Errorf("one-line config runs %s, want reputation,volumetric,waf (no quota without a policy)", got)
+	}
+	if cfg.Volumetric.Rate.String() != "50/s" || cfg.Volumetric.Burst != 100 {
+		t.Errorf("volumetric defaults: %s burst %d, want 50/s burst 100", cfg.Volumetric.Rate, cfg.Volumetric.Burst)
+	}
+	cfg, err = Parse("own-rate.yaml", []byte("upstream: http://127.0.0.1:9000\nvolumetric: {rate: 5/s}\n"))
+	if err != nil || cfg.Volumetric.Burst != 0 {
+		t.Errorf("a rate of the file's own keeps burst 0 (the rate's count), got %d, %v", cfg.Volumetric.Burst, err)
+	}
 	cfg, err = Parse("empty-stages.yaml", []byte("upstream: http://127.0.0.1:9000\nstages: []\n"))
 	if err != nil || len(cfg.Stages) != 0 {
 		t.Fatalf("stages: [] must mean no stages, got %v, %v", cfg.Stages, err)
@@ -51,10 +65,19 @@ func TestErrors(t *testing.T) {
 		{name: "bad duration", yaml: "upstream: http://x:1\nclient_ip:\n  proxy_protocol:\n    header_timeout: 5\n", want: []string{"4: client_ip.proxy_protocol.header_timeout:"}},
 		{name: "syntax error", yaml: "upstream: http://x:1\nvolumetric: {rate: 5/s\n", want: []string{"2: "}},
 		{name: "wrong type", yaml: "upstream: http://x:1\nvolumetric:\n  burst: many\n", want: []string{"3: "}},
+		{name: "a word for a number, in the user's terms", yaml: "upstream: http://x:1\nwaf:\n  paranoia: high\n",
+			want: []string{`3: waf.paranoia: want an integer, got "high"`}},
+		{name: "wrong kinds, each at its line", yaml: "upstream: http://x:1\nclient_ip:\n  trusted_proxies: 10.0.0.0/8\nadmin:\n  pprof: yes please\nwaf: [paranoia]\nlog:\n  level: [info]\n",
+			want: []string{`3: client_ip.trusted_proxies: want a list, got "10.0.0.0/8"`, `5: admin.pprof: want true or false, got "yes please"`,
+				`6: waf: want a block of keys, got a list`, `8: log.level: want a single value, got a list`}},
+		{name: "unknown keys, bad values and semantic problems, all in one run", yaml: "upstream: http://x:1\nstages: [waf, firewall]\nwaf:\n  paranoia: high\n  paranoya: 2\nvolumetric: {rate: 5/s, burst: -1}\nlog: {level: chatty}\n",
+			want: []string{`2: stages[1]: unknown stage "firewall"`, `4: waf.paranoia: want an integer`, `5: waf: unknown key "paranoya"`, `7: log.level: "chatty"`}},
+		{name: "a refused value is not reported again by validation", yaml: "upstream: http://x:1\nstages: [volumetric]\nvolumetric:\n  rate: fast\n",
+			want: []string{`4: volumetric.rate: filters: bad rate "fast"`}},
 		{name: "unknown stage and a repeat", yaml: "upstream: http://x:1\nstages:\n  - waf\n  - firewall\n  - waf\n",
 			want: []string{`4: stages[1]: unknown stage "firewall"`, `5: stages[2]: stage "waf" named twice`}},
-		{name: "a stage in the chain without its block is reported at the chain", yaml: "upstream: http://x:1\nstages: [volumetric]\n",
-			want: []string{"2: volumetric.rate:"}},
+		{name: "a stage in the chain without its block is reported at the chain", yaml: "upstream: http://x:1\nstages: [quota]\n",
+			want: []string{"2: quota.policies:"}},
 		{name: "admin off loopback without token", yaml: "upstream: http://x:1\nstages: []\nadmin:\n  listen: 0.0.0.0:9090\n",
 			want: []string{"4: admin.listen:"}},
 		{name: "stage validation names the field's line", yaml: "upstream: http://x:1\nstages: [volumetric]\nvolumetric:\n  rate: 5/s\n  burst: -1\n",

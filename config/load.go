@@ -81,41 +81,94 @@ func Parse(name string, data []byte) (cfg *Config, err error) {
 
 	var found []Problem
 	add := func(line int, msg string) { found = append(found, Problem{File: name, Line: line, Msg: msg}) }
-	walkErrors(root, reflect.TypeFor[Config](), "", func(path string, line int, err error) {
+	unknownKeys(root, configType, "", func(path string, line int, err error) {
 		add(line, pathPrefix(path)+err.Error())
 	})
-	if len(found) > 0 {
+	var bad []string // values already reported, whose validation would repeat them
+	valueErrors(root, configType, "", func(path string, line int, err error) {
+		path = strings.TrimPrefix(path, ".")
+		bad = append(bad, path)
+		add(line, pathPrefix(path)+err.Error())
+	})
+	done := func() (*Config, error) {
 		slices.SortStableFunc(found, func(a, b Problem) int { return a.Line - b.Line })
 		return nil, &Error{Problems: found}
 	}
 
+	// A decoding error after the walk found problems is most likely one
+	// of them again, in the decoder's words: report it only when it is
+	// the first.
+	decodeFailed := func(line int, err error) (*Config, error) {
+		if len(found) == 0 {
+			add(line, errMessage(err))
+		}
+		return done()
+	}
 	cfg = &Config{}
 	if root != nil && root.Type() != ast.NullType {
-		if err := yaml.UnmarshalWithOptions(data, cfg, decodeOptions()...); err != nil {
-			return nil, problems(Problem{File: name, Line: errLine(err), Msg: errMessage(err)})
+		if err := decode(data, root, cfg, len(found) > 0); err != nil {
+			return decodeFailed(errLine(err), err)
 		}
 		for _, s := range extraStages() {
 			if err := s.decodeExtra(cfg, root); err != nil {
-				return nil, problems(Problem{File: name, Line: blockErrLine(root, s.name, err), Msg: errMessage(err)})
+				return decodeFailed(blockErrLine(root, s.name, err), err)
 			}
 		}
 	}
-	cfg.applyDefaults()
+	cfg.applyDefaults(child(root, quota.Name) != nil)
 	if err := cfg.layRouteStages(root); err != nil {
-		return nil, problems(Problem{File: name, Line: errLine(err), Msg: errMessage(err)})
+		return decodeFailed(errLine(err), err)
 	}
 	if err := cfg.Validate(); err != nil {
 		for _, fe := range filters.FieldErrors(err) {
-			if fe.Field == "" {
+			switch {
+			case overlaps(fe.Field, bad):
+				// The value was refused above and decoded as unset.
+			case fe.Field == "":
 				add(lineOf(root, ""), fe.Err.Error())
-				continue
+			default:
+				add(fieldLine(root, fe.Field), fe.Error())
 			}
-			add(fieldLine(root, fe.Field), fe.Error())
 		}
-		slices.SortStableFunc(found, func(a, b Problem) int { return a.Line - b.Line })
-		return nil, &Error{Problems: found}
+	}
+	if len(found) > 0 {
+		return done()
 	}
 	return cfg, nil
+}
+
+// decode decodes the document into cfg. A file with problems already
+// reported has had its bad values nulled in root and its unknown keys
+// reported: it is decoded from the tree, leniently, so that validation can
+// still look at everything else.
+func decode(data []byte, root ast.Node, cfg *Config, reported bool) error {
+	if !reported {
+		return yaml.UnmarshalWithOptions(data, cfg, decodeOptions()...)
+	}
+	var opts []yaml.DecodeOption
+	for _, s := range extraStages() {
+		opts = append(opts, yaml.AllowFieldPrefixes(s.name))
+	}
+	return yaml.NodeToValue(root, cfg, opts...)
+}
+
+// overlaps reports whether field is one of paths, inside one, or holds one.
+func overlaps(field string, paths []string) bool {
+	for _, p := range paths {
+		if within(field, p) || within(p, field) {
+			return true
+		}
+	}
+	return false
+}
+
+// within reports whether path is base or below it.
+func within(path, base string) bool {
+	if !strings.HasPrefix(path, base) {
+		return false
+	}
+	rest := path[len(base):]
+	return rest == "" || rest[0] == '.' || rest[0] == '['
 }
 
 // fieldLine is the line of a field for a validation problem. A stage that
@@ -173,13 +226,8 @@ func errMessage(err error) string {
 	return err.Error()
 }
 
-// walkErrors reports unknown keys and bad scalar values everywhere in the
-// document at once (the decoder stops at the first).
-func walkErrors(root ast.Node, t reflect.Type, path string, report func(path string, line int, err error)) {
-	unknownKeys(root, t, path, report)
-	scalarErrors(root, t, path, report)
-}
-
+// unknownKeys reports every key the type has no field for, everywhere in
+// the document at once (the decoder stops at the first).
 func unknownKeys(node ast.Node, t reflect.Type, path string, report func(path string, line int, err error)) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -232,12 +280,21 @@ func eachPairKey(node ast.Node, fn func(ast.MapKeyNode)) {
 	}
 }
 
-func (c *Config) applyDefaults() {
+// applyDefaults fills in what the file leaves out. hasQuota says whether
+// the file has a quota block: without one the default chain leaves the
+// quota stage out, since no quota fits every API (see DefaultStages).
+func (c *Config) applyDefaults(hasQuota bool) {
 	if c.Listen == "" {
 		c.Listen = ":8080"
 	}
 	if c.Stages == nil {
 		c.Stages = slices.Clone(DefaultStages)
+		if !hasQuota {
+			c.Stages = slices.DeleteFunc(c.Stages, func(s string) bool { return s == quota.Name })
+		}
+	}
+	for _, st := range Stages() {
+		st.defaults(c)
 	}
 	s := &c.Server
 	if s.ReadHeaderTimeout == 0 {
@@ -269,6 +326,16 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Log.Format == "" {
 		c.Log.Format = "json"
+	}
+	a := &c.Log.Access
+	if a.Format == "" {
+		a.Format = "json"
+	}
+	if a.Sample == 0 {
+		a.Sample = 1
+	}
+	if a.Redact == nil {
+		a.Redact = slices.Clone(DefaultRedact)
 	}
 }
 
@@ -356,6 +423,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Log.Format != "json" && c.Log.Format != "text" {
 		field("log.format", "%q: want json or text", c.Log.Format)
+	}
+	if f := c.Log.Access.Format; f != "" && f != "json" && f != "combined" {
+		field("log.access.format", "%q: want json or combined", f)
+	}
+	if s := c.Log.Access.Sample; s < 0 || s > 1 {
+		field("log.access.sample", "%v: want a share above 0 and at most 1 (0.01 logs one request in a hundred)", s)
 	}
 	return errors.Join(errs...)
 }

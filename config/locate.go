@@ -2,10 +2,12 @@ package config
 
 import (
 	"encoding"
+	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
 
+	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/token"
 )
@@ -116,48 +118,161 @@ func isBlock(node ast.Node) bool {
 	return false
 }
 
-var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+var (
+	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+	yamlUnmarshaler = reflect.TypeFor[yaml.InterfaceUnmarshaler]()
+)
 
-// scalarErrors walks the document and the Go type side by side and tries
-// every scalar that lands in a TextUnmarshaler (durations, sizes, rates,
-// prefixes, modes), so that each bad value is reported at its own line,
-// all of them at once. The YAML library returns such errors without a
-// position.
-func scalarErrors(node ast.Node, t reflect.Type, path string, report func(path string, line int, err error)) {
+// valueErrors walks the document and the Go type side by side and reports
+// every value that cannot land where it is: a scalar that a
+// TextUnmarshaler (durations, sizes, rates, prefixes, modes) refuses, or a
+// value of the wrong kind (a word for a number, a list for a block). Each
+// is reported at its own line, in the user's terms, all of them at once;
+// the YAML library stops at the first, in Go's terms. A bad value is then
+// replaced by null in the tree, so that the rest of the file can still be
+// decoded and validated in the same run.
+func valueErrors(node ast.Node, t reflect.Type, path string, report func(path string, line int, err error)) {
+	eachValue(node, t, func(key string, value ast.Node, vt reflect.Type, set func(ast.Node)) {
+		p := path + key
+		if err := kindError(value, vt); err != nil {
+			report(p, value.GetToken().Position.Line, err)
+			set(ast.Null(value.GetToken()))
+			return
+		}
+		valueErrors(value, vt, p, report)
+	})
+}
+
+// eachValue calls fn for each value below node that the type t gives a
+// type to: the fields of a struct (by key), the values of a map, the
+// elements of a list. key is the path step (".name" or "[i]"); set
+// replaces the value in the tree.
+func eachValue(node ast.Node, t reflect.Type, fn func(key string, value ast.Node, vt reflect.Type, set func(ast.Node))) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	node = unwrap(node)
-	if node == nil {
+	if node == nil || reflect.PointerTo(t).Implements(textUnmarshaler) {
 		return
 	}
-	if reflect.PointerTo(t).Implements(textUnmarshaler) {
-		if s, ok := node.(ast.ScalarNode); ok && node.Type() != ast.NullType {
-			v := reflect.New(t).Interface().(encoding.TextUnmarshaler)
-			if err := v.UnmarshalText([]byte(scalarText(s))); err != nil {
-				report(path, node.GetToken().Position.Line, err)
-			}
-		}
-		return
-	}
+	step := func(key string) string { return "." + key }
 	switch t.Kind() {
 	case reflect.Struct:
-		eachPair(node, func(key string, value ast.Node) {
-			if ft, ok := blockType(t, key); ok {
-				scalarErrors(value, ft, join(path, key), report)
+		eachPairNode(node, func(kv *ast.MappingValueNode) {
+			if ft, ok := blockType(t, keyName(kv.Key)); ok && kv.Value != nil {
+				fn(step(keyName(kv.Key)), kv.Value, ft, func(n ast.Node) { kv.Value = n })
 			}
 		})
 	case reflect.Map:
-		eachPair(node, func(key string, value ast.Node) {
-			scalarErrors(value, t.Elem(), join(path, key), report)
+		eachPairNode(node, func(kv *ast.MappingValueNode) {
+			if kv.Value != nil {
+				fn(step(keyName(kv.Key)), kv.Value, t.Elem(), func(n ast.Node) { kv.Value = n })
+			}
 		})
 	case reflect.Slice, reflect.Array:
 		if seq, ok := node.(*ast.SequenceNode); ok {
 			for i, v := range seq.Values {
-				scalarErrors(v, t.Elem(), path+"["+strconv.Itoa(i)+"]", report)
+				fn("["+strconv.Itoa(i)+"]", v, t.Elem(), func(n ast.Node) { seq.Values[i] = n })
 			}
 		}
 	}
+}
+
+func eachPairNode(node ast.Node, fn func(*ast.MappingValueNode)) {
+	switch n := node.(type) {
+	case *ast.MappingNode:
+		for _, kv := range n.Values {
+			fn(kv)
+		}
+	case *ast.MappingValueNode:
+		fn(n)
+	}
+}
+
+// kindError says, in the file's terms, why value cannot be a t: nil when
+// it can (or when the decoder is the better judge, as for aliases).
+func kindError(value ast.Node, t reflect.Type) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	value = unwrap(value)
+	if value == nil {
+		return nil
+	}
+	switch value.Type() {
+	case ast.NullType, ast.AliasType:
+		return nil
+	}
+	if reflect.PointerTo(t).Implements(yamlUnmarshaler) && !isMapping(value) {
+		// It reads other forms too (access: false); the decoder judges.
+		return nil
+	}
+	if reflect.PointerTo(t).Implements(textUnmarshaler) {
+		s, ok := value.(ast.ScalarNode)
+		if !ok {
+			return fmt.Errorf("want a single value, got %s", describe(value))
+		}
+		v := reflect.New(t).Interface().(encoding.TextUnmarshaler)
+		return v.UnmarshalText([]byte(scalarText(s)))
+	}
+	want := ""
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		if value.Type() != ast.IntegerType {
+			want = "an integer"
+		}
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		if n, ok := value.(*ast.IntegerNode); !ok || strings.HasPrefix(n.String(), "-") {
+			want = "a whole number, 0 or more"
+		}
+	case reflect.Float32, reflect.Float64:
+		if value.Type() != ast.IntegerType && value.Type() != ast.FloatType {
+			want = "a number"
+		}
+	case reflect.Bool:
+		if value.Type() != ast.BoolType {
+			want = "true or false"
+		}
+	case reflect.String:
+		if _, ok := value.(ast.ScalarNode); !ok {
+			want = "a single value"
+		}
+	case reflect.Struct, reflect.Map:
+		if !isMapping(value) {
+			want = "a block of keys"
+		}
+	case reflect.Slice, reflect.Array:
+		if value.Type() != ast.SequenceType {
+			want = "a list"
+		}
+	}
+	if want == "" {
+		return nil
+	}
+	return fmt.Errorf("want %s, got %s", want, describe(value))
+}
+
+func isMapping(n ast.Node) bool {
+	switch n.(type) {
+	case *ast.MappingNode, *ast.MappingValueNode:
+		return true
+	}
+	return false
+}
+
+// describe names a value as the user wrote it: a scalar quoted, a
+// block or list by its kind.
+func describe(n ast.Node) string {
+	switch {
+	case isMapping(n):
+		return "a block of keys"
+	case n.Type() == ast.SequenceType:
+		return "a list"
+	}
+	if s, ok := n.(ast.ScalarNode); ok {
+		return strconv.Quote(scalarText(s))
+	}
+	return n.Type().String()
 }
 
 func scalarText(s ast.ScalarNode) string {

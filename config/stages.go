@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/edgeguard/edgeguard/filters"
 	"github.com/edgeguard/edgeguard/filters/quota"
@@ -35,6 +36,7 @@ var (
 			Name:       volumetric.Name,
 			Mode:       func(c volumetric.Config) filters.Mode { return c.Mode },
 			Field:      func(c *Config) *volumetric.Config { return &c.Volumetric },
+			Defaults:   volumetricDefaults,
 			PerRoute:   true,
 			RouteField: func(rs *RouteStages) **volumetric.Config { return &rs.Volumetric },
 		}),
@@ -54,6 +56,18 @@ var (
 		}),
 	}
 )
+
+// volumetricDefaults lets a file without a volumetric block run the stage:
+// 50 requests a second per client, bursts of 100, generous for a person
+// with a browser (a page and its assets) and far below what a flood sends.
+func volumetricDefaults(c *volumetric.Config) {
+	if c.Rate.IsZero() {
+		c.Rate = filters.Rate{Count: 50, Period: time.Second}
+		if c.Burst == 0 {
+			c.Burst = 100
+		}
+	}
+}
 
 // StageConfig is a stage's settings block: the stage's own Config type, the
 // one struct that serves the file, the Go API and the Caddy JSON.
@@ -78,6 +92,10 @@ type Entry[T StageConfig] struct {
 	// read and set it typed (cfg.WAF). Nil keeps it in Config.Extra under
 	// Name.
 	Field func(*Config) *T
+	// Defaults fills in what a file's top-level block leaves out, before
+	// route blocks are laid over it and before Validate. Nil: the block's
+	// zero values stand (its Build applies its own defaults).
+	Defaults func(*T)
 	// PerRoute lets route_stages override the stage. A route's block is
 	// laid over the top-level one key by key: what it sets replaces, what
 	// it leaves out is inherited; the route then runs an instance of its
@@ -96,6 +114,7 @@ type Stage struct {
 	typed    bool // the top-level block has a field of its own in Config
 	mode     func(StageConfig) filters.Mode
 	top      func(*Config) StageConfig
+	defaults func(*Config)                  // fills in the top-level block's defaults
 	route    func(*RouteStages) StageConfig // nil when the route sets none
 	// decodeExtra decodes the top-level block of a stage kept in Extra.
 	decodeExtra func(c *Config, root ast.Node) error
@@ -115,6 +134,19 @@ func StageOf[T StageConfig](e Entry[T]) Stage {
 	s := Stage{name: e.Name, perRoute: e.PerRoute, typ: reflect.TypeFor[T](), typed: e.Field != nil}
 	s.mode = func(b StageConfig) filters.Mode { return e.Mode(b.(T)) }
 	s.top = func(c *Config) StageConfig { return top(c) }
+	s.defaults = func(c *Config) {
+		if e.Defaults == nil {
+			return
+		}
+		if e.Field != nil {
+			e.Defaults(e.Field(c))
+			return
+		}
+		if v, ok := c.Extra[e.Name].(T); ok {
+			e.Defaults(&v)
+			c.Extra[e.Name] = v
+		}
+	}
 	s.route = func(rs *RouteStages) StageConfig {
 		switch {
 		case !e.PerRoute:

@@ -90,6 +90,10 @@ type Request struct {
 	// client first, then the trusted hops and the peer (entries left of the
 	// client are the client's own inventions and are dropped).
 	ForwardedFor string
+	// Pool and Upstream are the upstream pool and the backend (host:port)
+	// the forwarder chose, for the access log and the metrics; empty when
+	// the request was not forwarded.
+	Pool, Upstream string
 
 	// Notes are per-stage annotations for logs and explain (matched rule ids,
 	// quota results). Stages append; nobody removes.

@@ -507,6 +507,7 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, fr *filters.
 		refuse(w, fr, http.StatusServiceUnavailable, p.retryAfter(now), "no healthy backend")
 		return
 	}
+	fr.Pool, fr.Upstream = p.name, b.host // for the access log and metrics
 	a := &attempt{fr: fr, route: rt, pool: p, first: b}
 	a.local, _ = r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	a.send = sendWriter{ResponseWriter: w, rc: *http.NewResponseController(w), timeout: f.send}

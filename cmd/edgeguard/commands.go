@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,16 +19,17 @@ import (
 )
 
 func cmdValidate(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("validate", stderr)
-	path := fs.String("config", "", "config file (YAML)")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	c := newCmdLine("validate", "validate [-config] FILE", 1, stdout, stderr)
+	flagPath := c.configFlag()
+	pos, err := c.parse(args)
+	if err != nil {
+		return err
 	}
-	if *path == "" {
-		fmt.Fprintln(stderr, "edgeguard validate: -config FILE is required")
-		return errUsage
+	path, err := c.configPath(*flagPath, pos)
+	if err != nil {
+		return err
 	}
-	s := &server{path: *path}
+	s := &server{path: path}
 	cfg, err := s.load()
 	if err != nil {
 		fmt.Fprintln(stdout, err)
@@ -37,30 +37,31 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	}
 	// Building the Guard loads what the file points at: rule packs, lists.
 	// It starts no listener and makes no request.
-	g, err := edgeguard.New(cfg, edgeguard.WithLogger(slog.New(slog.DiscardHandler)), edgeguard.WithDir(filepath.Dir(*path)))
+	g, err := edgeguard.New(cfg, edgeguard.WithLogger(slog.New(slog.DiscardHandler)), edgeguard.WithDir(filepath.Dir(path)))
 	if err != nil {
 		fmt.Fprintln(stdout, err)
 		return errReported
 	}
 	_ = g.Close()
-	if err := checkTLSFiles(cfg, filepath.Dir(*path)); err != nil {
+	if err := checkTLSFiles(cfg, filepath.Dir(path)); err != nil {
 		fmt.Fprintln(stdout, err)
 		return errReported
 	}
-	fmt.Fprintf(stdout, "%s: ok\n", *path)
+	fmt.Fprintf(stdout, "%s: ok\n", path)
 	return nil
 }
 
 func cmdExplain(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("explain", stderr)
-	path := fs.String("config", "", "config file (YAML)")
-	reqPath := fs.String("request", "", "raw HTTP/1.1 request file")
-	client := fs.String("client", "127.0.0.1", "TCP peer address the request comes from")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	c := newCmdLine("explain", "explain -config FILE -request FILE.http [-client IP]", 0, stdout, stderr)
+	path := c.configFlag()
+	reqPath := c.fs.String("request", "", "raw HTTP/1.1 request file")
+	client := c.fs.String("client", "127.0.0.1", "TCP peer address the request comes from")
+	if _, err := c.parse(args); err != nil {
+		return err
 	}
 	if *path == "" || *reqPath == "" {
-		fmt.Fprintln(stderr, "usage: edgeguard explain -config FILE -request FILE.http [-client IP]")
+		fmt.Fprintln(stderr, "edgeguard explain: -config FILE and -request FILE.http are required")
+		c.help(stderr)
 		return errUsage
 	}
 	peer, err := netip.ParseAddr(*client)
@@ -118,11 +119,11 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdDemo(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("demo", stderr)
-	listen := fs.String("listen", "127.0.0.1:8080", "edge address")
-	admin := fs.String("admin", "127.0.0.1:9090", "admin address")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	c := newCmdLine("demo", "demo [-listen ADDR] [-admin ADDR]", 0, stdout, stderr)
+	listen := c.fs.String("listen", "127.0.0.1:8080", "edge address")
+	admin := c.fs.String("admin", "127.0.0.1:9090", "admin address")
+	if _, err := c.parse(args); err != nil {
+		return err
 	}
 	up, err := startDemoUpstream()
 	if err != nil {
@@ -141,4 +142,11 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	return s.serve(ctx, cfg, func() { printDemo(stdout, s.edgeAddr.String(), s.adminAddr.String()) })
 }
 
-var _ = errors.New
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "help":
+		return true
+	}
+	return false
+}

@@ -59,7 +59,9 @@ Try:
   curl -i -H 'X-Forwarded-For: 6.6.6.6' http://%[1]s/        # a spoofed header from an untrusted peer is ignored
   for i in $(seq 30); do curl -s -o /dev/null -w '%%{http_code} ' http://%[1]s/; done; echo   # 429s once the burst is spent
   curl -s http://%[2]s/metrics | grep ^edgeguard_requests_total
-  curl -s http://%[2]s/v1/bans                               # 10 refusals within a minute ban a client for a minute (403)
+  curl -s http://%[2]s/v1/bans                               # 50 refusals within a minute ban a client for a minute
+    # a banned client's connections are closed at accept: curl says "Empty reply from server".
+    # Lift a ban with: curl -X DELETE http://%[2]s/v1/bans/127.0.0.1
 Ctrl-C stops it.
 `, edge, admin)
 }

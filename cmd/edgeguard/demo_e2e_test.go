@@ -81,6 +81,29 @@ func TestE2EDemo(t *testing.T) {
 	if code, body := get("/", map[string]string{"X-Forwarded-For": "6.6.6.6"}); code != 200 || regexp.MustCompile(`6\.6\.6\.6`).MatchString(body) {
 		t.Fatalf("spoofed X-Forwarded-For: %d %s", code, body)
 	}
+	// The printed loop, twice, as a curious user runs it: 429s once the
+	// burst is spent, and never a ban (a closed connection) for trying.
+	for round := 1; round <= 2; round++ {
+		codes := map[int]int{}
+		for i := 0; i < 30; i++ {
+			resp, err := http.Get("http://" + edge + "/")
+			if err != nil {
+				t.Fatalf("loop round %d, request %d: %v (banned by the demo's own loop?)", round, i+1, err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			codes[resp.StatusCode]++
+		}
+		if round == 1 && codes[429] == 0 {
+			t.Errorf("loop round 1 saw no 429: %v", codes)
+		}
+		if codes[403] > 0 {
+			t.Errorf("loop round %d: %d answers 403: %v", round, codes[403], codes)
+		}
+	}
+	if code, _ := get("/", nil); code != 200 && code != 429 {
+		t.Errorf("after the loops: %d", code)
+	}
 	resp, err := http.Get("http://" + admin + "/metrics")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("admin /metrics: %v", err)

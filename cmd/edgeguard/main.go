@@ -5,18 +5,16 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 )
 
 const usage = `edgeguard — a WAF-style edge filter
 
 Usage:
-  edgeguard run -config FILE        serve (SIGHUP reloads, SIGTERM drains)
-  edgeguard validate -config FILE   check a config; print FILE:LINE: message per problem
+  edgeguard run FILE                serve (SIGHUP reloads, SIGTERM drains)
+  edgeguard validate FILE           check a config; print FILE:LINE: message per problem
   edgeguard demo [-listen ADDR]     the embedded default in front of a built-in demo upstream
   edgeguard rules test [-config FILE] DIR...
                                     run rule packs' own tests through the WAF
@@ -24,11 +22,22 @@ Usage:
                                     print each stage's verdict for one raw HTTP request
   edgeguard tune -audit FILE -out DIR [-config FILE]
                                     propose an exclusion pack from the WAF's audit events
-  edgeguard version                 print the version
+  edgeguard config schema           print the JSON Schema of the config file
+  edgeguard health [URL]            exit 0 if the admin /healthz answers 200 (container checks)
+  edgeguard version                 print the version, commit, Go, Coraza and CRS versions
+
+FILE may also be given as -config FILE. Every command takes -h.
 `
 
-// errUsage marks a command line that could not be understood (exit 2).
-var errUsage = errors.New("usage")
+var (
+	// errUsage marks a command line that could not be understood (exit 2).
+	errUsage = errors.New("usage")
+	// errHelp marks a command line that asked for help, which was printed
+	// (exit 0).
+	errHelp = errors.New("help")
+	// errReported means the problems were already printed (exit 1).
+	errReported = errors.New("problems reported")
+)
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -42,7 +51,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch args[0] {
 	case "run":
-		err = cmdRun(args[1:], stderr)
+		err = cmdRun(args[1:], stdout, stderr)
 	case "validate":
 		err = cmdValidate(args[1:], stdout, stderr)
 	case "demo":
@@ -53,8 +62,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdExplain(args[1:], stdout, stderr)
 	case "tune":
 		err = cmdTune(args[1:], stdout, stderr)
+	case "config":
+		err = cmdConfig(args[1:], stdout, stderr)
+	case "health":
+		err = cmdHealth(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
-		fmt.Fprintln(stdout, "edgeguard", version())
+		err = cmdVersion(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
@@ -62,9 +75,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, errHelp):
 		return 0
-	case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errUsage):
 		return 2
 	case errors.Is(err, errReported):
 		return 1
@@ -72,20 +85,4 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "edgeguard:", err)
 		return 1
 	}
-}
-
-// errReported means the problems were already printed.
-var errReported = errors.New("problems reported")
-
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
-}
-
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
 }

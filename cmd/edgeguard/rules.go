@@ -15,18 +15,24 @@ import (
 // limits, profile) when given, CRS's defaults otherwise. Without DIR it
 // tests the packs FILE names.
 func cmdRules(args []string, stdout, stderr io.Writer) error {
+	const synopsis = "rules test [-config FILE] DIR..."
+	if len(args) == 1 && isHelp(args[0]) {
+		fmt.Fprintln(stdout, "Usage: edgeguard "+synopsis)
+		return errHelp
+	}
 	if len(args) < 1 || args[0] != "test" {
-		fmt.Fprintln(stderr, "usage: edgeguard rules test [-config FILE] DIR...")
+		fmt.Fprintln(stderr, "usage: edgeguard "+synopsis)
 		return errUsage
 	}
-	fs := newFlags("rules test", stderr)
-	path := fs.String("config", "", "config file whose waf: settings the tests run with")
-	if err := fs.Parse(args[1:]); err != nil {
-		return errUsage
+	c := newCmdLine("rules test", synopsis, -1, stdout, stderr)
+	path := c.fs.String("config", "", "config file whose waf: settings the tests run with")
+	named, err := c.parse(args[1:])
+	if err != nil {
+		return err
 	}
 	cfg := waf.Config{Mode: filters.ModeBlock}
 	env := filters.Env{}
-	dirs := fs.Args()
+	dirs := named
 	if *path != "" {
 		c, err := config.Load(*path)
 		if err != nil {
@@ -39,14 +45,15 @@ func cmdRules(args []string, stdout, stderr io.Writer) error {
 		}
 		// Directories named on the command line are the user's, relative
 		// to where they stand, not to the config file.
-		for i, d := range fs.Args() {
+		for i, d := range named {
 			if abs, err := filepath.Abs(d); err == nil {
 				dirs[i] = abs
 			}
 		}
 	}
 	if len(dirs) == 0 {
-		fmt.Fprintln(stderr, "usage: edgeguard rules test [-config FILE] DIR...")
+		fmt.Fprintln(stderr, "edgeguard rules test: name at least one pack DIR, or a -config whose waf.packs name some")
+		c.help(stderr)
 		return errUsage
 	}
 	passed, failed, err := waf.RunPackTests(stdout, cfg, env, dirs...)

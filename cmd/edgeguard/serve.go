@@ -34,17 +34,18 @@ func (r redisLog) Printf(ctx context.Context, format string, v ...any) {
 	r.l.Debug(fmt.Sprintf(format, v...), "component", "go-redis")
 }
 
-func cmdRun(args []string, stderr io.Writer) error {
-	fs := newFlags("run", stderr)
-	path := fs.String("config", "", "config file (YAML)")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+func cmdRun(args []string, stdout, stderr io.Writer) error {
+	c := newCmdLine("run", "run [-config] FILE", 1, stdout, stderr)
+	flagPath := c.configFlag()
+	pos, err := c.parse(args)
+	if err != nil {
+		return err
 	}
-	if *path == "" {
-		fmt.Fprintln(stderr, "edgeguard run: -config FILE is required")
-		return errUsage
+	path, err := c.configPath(*flagPath, pos)
+	if err != nil {
+		return err
 	}
-	s := &server{path: *path, stderr: stderr}
+	s := &server{path: path, stderr: stderr}
 	cfg, err := s.load()
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -65,6 +66,7 @@ type server struct {
 
 	level   slog.LevelVar
 	log     *slog.Logger
+	logOut  io.Writer // the log's batched output, which access lines share
 	metrics *edgeguard.Metrics
 	cur     atomic.Pointer[generation]
 	admin   atomic.Pointer[http.Handler]
@@ -115,6 +117,12 @@ func (s *server) newLogger(cfg *config.Config, out io.Writer) *slog.Logger {
 func (s *server) install(cfg *config.Config) error {
 	prev := s.cur.Load()
 	opts := []edgeguard.Option{edgeguard.WithLogger(s.log), edgeguard.WithMetrics(s.metrics), edgeguard.WithDir(s.dir())}
+	if cfg.Log.Format == "json" || cfg.Log.Access.Format == "combined" {
+		// JSON access lines are encoded by the Guard straight into the
+		// log's output, cheaper than through the handler; under a text
+		// log they go through the handler like every other record.
+		opts = append(opts, edgeguard.WithAccessWriter(s.logOut))
+	}
 	if prev != nil {
 		opts = append(opts, edgeguard.WithPrevious(prev.Guard))
 	}
@@ -200,9 +208,11 @@ func (s *server) reload() error {
 		err = s.install(cfg)
 	}
 	if err != nil {
+		s.metrics.ReloadFailed()
 		s.log.Error("reload refused; the previous config keeps serving", "config", s.path, "error", err.Error())
 		return err
 	}
+	s.metrics.ReloadSucceeded(time.Now())
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
 	s.level.Set(lvl)
@@ -218,6 +228,7 @@ func (s *server) serve(ctx context.Context, cfg *config.Config, started func()) 
 	defer signal.Stop(hup)
 	logOut := newBatchWriter(s.stderr)
 	defer logOut.Close()
+	s.logOut = logOut
 	s.log = s.newLogger(cfg, logOut)
 	// go-redis reports pool dial failures through its own global logger;
 	// route them into ours, once, at debug: the stages count and log
@@ -234,6 +245,7 @@ func (s *server) serve(ctx context.Context, cfg *config.Config, started func()) 
 		fmt.Fprintln(s.stderr, err)
 		return errReported
 	}
+	s.metrics.Loaded(time.Now())
 	defer func() { _ = s.cur.Load().Close() }()
 
 	edgeLn, err := s.edgeListener(cfg)

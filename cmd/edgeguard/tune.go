@@ -15,17 +15,18 @@ import (
 // and writes a proposed exclusion pack to DIR for the operator to review,
 // test (`edgeguard rules test -config FILE DIR`) and commit.
 func cmdTune(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("tune", stderr)
-	audit := fs.String("audit", "", "WAF audit events (JSON lines, waf.audit)")
-	out := fs.String("out", "", "directory to write the proposed pack to (must not exist)")
-	path := fs.String("config", "", "config file whose routes group the events")
-	name := fs.String("name", "tuned", "the pack's name")
-	samples := fs.Int("samples", 3, "sampled requests per rule and variable turned into tests")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	c := newCmdLine("tune", "tune -audit FILE -out DIR [-config FILE] [-name NAME] [-samples N]", 0, stdout, stderr)
+	audit := c.fs.String("audit", "", "WAF audit events (JSON lines, waf.audit)")
+	out := c.fs.String("out", "", "directory to write the proposed pack to (must not exist)")
+	path := c.fs.String("config", "", "config file whose routes group the events")
+	name := c.fs.String("name", "tuned", "the pack's name")
+	samples := c.fs.Int("samples", 3, "sampled requests per rule and variable turned into tests")
+	if _, err := c.parse(args); err != nil {
+		return err
 	}
-	if *audit == "" || *out == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: edgeguard tune -audit FILE -out DIR [-config FILE] [-name NAME] [-samples N]")
+	if *audit == "" || *out == "" {
+		fmt.Fprintln(stderr, "edgeguard tune: -audit FILE and -out DIR are required")
+		c.help(stderr)
 		return errUsage
 	}
 	opt := waf.TuneOptions{Name: *name, Samples: *samples}

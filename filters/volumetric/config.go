@@ -41,7 +41,8 @@ type Config struct {
 
 	// Rate is the steady rate each client may keep up forever: "50/s",
 	// "3000/m", "10/5s". One request then "costs" the emission interval
-	// period/count (20ms at 50/s). Required unless mode is off.
+	// period/count (20ms at 50/s). Required unless mode is off; the config
+	// file defaults it to 50/s, with a burst of 100.
 	Rate filters.Rate `yaml:"rate" json:"rate"`
 
 	// Burst is how many requests a client that has been idle long enough
