@@ -334,6 +334,9 @@ func (c *Config) ValidateEdge() error {
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		field("tls", "cert and key go together: set both or neither")
 	}
+	if _, _, err := net.SplitHostPort(c.Auth.Listen); c.Auth.Listen != "" && err != nil {
+		field("auth.listen", "%q is not host:port", c.Auth.Listen)
+	}
 	if c.Admin.Listen != "off" {
 		host, _, err := net.SplitHostPort(c.Admin.Listen)
 		if err != nil {

@@ -73,6 +73,7 @@ type server struct {
 	ready     chan struct{}
 	edgeAddr  net.Addr
 	adminAddr net.Addr
+	authAddr  net.Addr
 }
 
 func (s *server) load() (*config.Config, error) {
@@ -83,7 +84,7 @@ func (s *server) load() (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Forward.Upstream == "" && len(cfg.Forward.Upstreams) == 0 {
+	if cfg.Forward.Upstream == "" && len(cfg.Forward.Upstreams) == 0 && cfg.Auth.Listen == "" {
 		return nil, fmt.Errorf("%s:1: upstream: required to run (or upstreams and routes)", s.path)
 	}
 	return cfg, nil
@@ -150,6 +151,9 @@ func restartOnly(old, cfg *config.Config) error {
 	}
 	if cfg.Admin.Listen != old.Admin.Listen {
 		changed = append(changed, "admin.listen")
+	}
+	if cfg.Auth.Listen != old.Auth.Listen {
+		changed = append(changed, "auth.listen")
 	}
 	if !reflect.DeepEqual(cfg.ClientIP.ProxyProtocol, old.ClientIP.ProxyProtocol) {
 		changed = append(changed, "client_ip.proxy_protocol")
@@ -246,6 +250,16 @@ func (s *server) serve(ctx context.Context, cfg *config.Config, started func()) 
 		listeners = append(listeners, adminLn)
 	}
 
+	if srv, ln, err := s.authServer(cfg); err != nil {
+		for _, l := range listeners {
+			l.Close()
+		}
+		return err
+	} else if srv != nil {
+		servers = append(servers, srv)
+		listeners = append(listeners, ln)
+	}
+
 	errc := make(chan error, len(servers))
 	for i, srv := range servers {
 		go func() {
@@ -254,7 +268,7 @@ func (s *server) serve(ctx context.Context, cfg *config.Config, started func()) 
 			}
 		}()
 	}
-	s.log.Info("serving", "listen", s.edgeAddr.String(), "admin", fmt.Sprint(s.adminAddr), "stages", cfg.Stages)
+	s.log.Info("serving", "listen", s.edgeAddr.String(), "admin", fmt.Sprint(s.adminAddr), "auth", fmt.Sprint(s.authAddr), "stages", cfg.Stages)
 	close(s.ready)
 	if started != nil {
 		started()
