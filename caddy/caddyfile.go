@@ -100,7 +100,15 @@ func (h *Handler) setBlocks(d *caddyfile.Dispenser, blocks map[string]any) error
 	if len(blocks) == 0 {
 		return nil
 	}
-	blocks["stages"] = []string{}
+	// Each block is checked whole, as the stage will run it: a block
+	// here replaces the file's, it does not patch it.
+	var stages []string
+	for _, s := range config.StageNames() {
+		if _, ok := blocks[s]; ok {
+			stages = append(stages, s)
+		}
+	}
+	blocks["stages"] = stages
 	doc, err := yaml.Marshal(blocks)
 	if err != nil {
 		return d.Errf("edgeguard: encode the stage blocks: %v", err)

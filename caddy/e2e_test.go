@@ -76,7 +76,7 @@ func TestE2ECaddy(t *testing.T) {
 		t.Skip("end-to-end: builds Caddy")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "caddy")
+	bin := filepath.Join(dir, "caddy-edgeguard") // not "caddy": that is its config directory under XDG_CONFIG_HOME
 	build := exec.Command("go", "build", "-o", bin, "./cmd/caddy")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/caddy: %v\n%s", err, out)

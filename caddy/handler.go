@@ -199,7 +199,12 @@ func (h *Handler) Cleanup() error {
 	if h.key == "" {
 		return nil
 	}
-	_, err := guards.Delete(h.key)
+	closed, err := guards.Delete(h.key)
+	if closed {
+		// A handler of this name added later must not take over the
+		// state of a closed Guard.
+		latest.CompareAndDelete(h.Name, h.guard.Guard)
+	}
 	return err
 }
 
