@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -61,7 +62,10 @@ type options struct {
 // WithLogger sets the structured logger (default: slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
-// WithMetrics reports into m, which outlives reloads (default: a new one).
+// WithMetrics reports into m, which outlives reloads. Without it the
+// Guard has a Metrics of its own and reports into it from the start; with
+// it, call Activate when the Guard starts serving (after a reload's swap),
+// so that m never shows two Guards' stages at once.
 func WithMetrics(m *Metrics) Option { return func(o *options) { o.metrics = m } }
 
 // WithDir resolves relative paths in the config against dir (the config
@@ -73,15 +77,17 @@ func WithDir(dir string) Option { return func(o *options) { o.dir = dir } }
 // the swap.
 func WithPrevious(prev *Guard) Option { return func(o *options) { o.previous = prev } }
 
-// New builds the chain cfg describes. cfg must have come from config.Parse
-// or config.Load (defaults applied, validated), or be filled in by hand and
-// pass cfg.Validate.
+// New builds the chain cfg describes. cfg comes from config.Parse or
+// config.Load, from DefaultConfig, or is filled in by hand; it must pass
+// cfg.Validate. The keys only the binary reads (listen, tls, admin, log
+// level and format) are not needed and not checked here.
 func New(cfg *config.Config, opts ...Option) (*Guard, error) {
 	o := options{logger: slog.Default()}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if o.metrics == nil {
+	own := o.metrics == nil
+	if own {
 		o.metrics = NewMetrics()
 	}
 	if err := cfg.Validate(); err != nil {
@@ -112,6 +118,9 @@ func New(cfg *config.Config, opts ...Option) (*Guard, error) {
 			g.Close()
 			return nil, fmt.Errorf("edgeguard: build forwarder: %w", err)
 		}
+	}
+	if own {
+		g.Activate() // no other Guard reports into a Metrics New made
 	}
 	return g, nil
 }
@@ -335,12 +344,23 @@ func (g *Guard) addrs(r *http.Request) (peer, start netip.AddrPort, src filters.
 		}
 		return peer, start, filters.SourcePeer
 	}
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return netip.AddrPort{}, netip.AddrPort{}, filters.SourcePeer
-	}
-	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	ap := remoteAddr(r.RemoteAddr)
 	return ap, ap, filters.SourcePeer
+}
+
+// remoteAddr reads an http.Request's RemoteAddr: "host:port" as net/http
+// sets it, or a bare address as some servers and test harnesses leave it
+// (port 0). Anything else is the zero AddrPort, which the resolver refuses
+// with ipparse.ErrNoStart.
+func remoteAddr(s string) netip.AddrPort {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(a.Unmap(), 0)
 }
 
 // refusal is a request turned away before the chain: the client address

@@ -65,6 +65,9 @@ type Config struct {
 	Extra map[string]StageConfig `yaml:"-" json:"-"`
 	// Admin is the admin listener: health, readiness, metrics, bans.
 	Admin Admin `yaml:"admin" json:"admin"`
+	// Auth is the forward-auth listener nginx, Traefik and Envoy ask
+	// before they serve a request. Off unless auth.listen is set.
+	Auth Auth `yaml:"auth" json:"auth"`
 	// Log sets the structured log.
 	Log Log `yaml:"log" json:"log"`
 }
@@ -142,6 +145,16 @@ type Admin struct {
 	// Sec-Fetch-Site: cross-site is refused, so that no web page the
 	// operator opens can ban, unban or close routes through the browser.
 	AllowedOrigins []string `yaml:"allowed_origins" json:"allowed_origins"`
+}
+
+// Auth configures the forward-auth listener.
+type Auth struct {
+	// Listen is its address, host:port; empty (the default) binds none.
+	// It answers /nginx (auth_request), /traefik (ForwardAuth) and
+	// /envoy/PATH (ext_authz over HTTP), and only peers in
+	// client_ip.trusted_proxies. With it set, upstream is optional: the
+	// proxies serve, edgeguard only decides.
+	Listen string `yaml:"listen" json:"listen"`
 }
 
 // Log configures the structured log.

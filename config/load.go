@@ -119,7 +119,7 @@ func Parse(name string, data []byte) (cfg *Config, err error) {
 	if err := cfg.layRouteStages(root); err != nil {
 		return decodeFailed(errLine(err), err)
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := errors.Join(cfg.Validate(), cfg.ValidateEdge()); err != nil {
 		for _, fe := range filters.FieldErrors(err) {
 			switch {
 			case overlaps(fe.Field, bad):
@@ -370,23 +370,23 @@ func layOver[T any](base T, block ast.Node, key string) (*T, error) {
 	return &v, nil
 }
 
-// Validate checks the whole config, each block with its own Validate; every
-// problem is a *filters.FieldError whose Field is the path from the top of
-// the file.
+// Validate checks what the filter chain needs (the stages, the client-IP
+// rule, forwarding and route overrides), each block with its own Validate;
+// every problem is a *filters.FieldError whose Field is the path from the
+// top of the file. The binary's own keys (listen, tls, admin, log) are
+// ValidateEdge's: middleware has no listener and no log of its own.
 func (c *Config) Validate() error {
 	var errs []error
-	field := func(f, format string, args ...any) {
-		errs = append(errs, filters.FieldErrorf(f, format, args...))
-	}
 	sub := func(prefix string, err error) {
 		if err != nil {
 			errs = append(errs, filters.PrefixFields(prefix, err))
 		}
 	}
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		field("listen", "%q is not host:port", c.Listen)
+	if c.Stages == nil {
+		// Parse fills it in; a Config built in code that leaves it out
+		// would otherwise run no stage at all, silently.
+		errs = append(errs, filters.FieldErrorf("stages", "not set: name the stages to run, or start from edgeguard.DefaultConfig()"))
 	}
-	sub("tls", c.TLS.Validate())
 	errs = append(errs, c.validateChain())
 	sub("client_ip", c.ClientIP.Validate())
 	errs = append(errs, c.validateBlocks())
@@ -397,6 +397,25 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.validateRouteCaps())
 	errs = append(errs, c.validateRouteStages())
+	return errors.Join(errs...)
+}
+
+// ValidateEdge checks the keys only the binary reads: the listeners and
+// the log. Parse checks them beside Validate's.
+func (c *Config) ValidateEdge() error {
+	var errs []error
+	field := func(f, format string, args ...any) {
+		errs = append(errs, filters.FieldErrorf(f, format, args...))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		field("listen", "%q is not host:port", c.Listen)
+	}
+	if err := c.TLS.Validate(); err != nil {
+		errs = append(errs, filters.PrefixFields("tls", err))
+	}
+	if _, _, err := net.SplitHostPort(c.Auth.Listen); c.Auth.Listen != "" && err != nil {
+		field("auth.listen", "%q is not host:port", c.Auth.Listen)
+	}
 	if c.Admin.Listen != "off" {
 		host, _, err := net.SplitHostPort(c.Admin.Listen)
 		if err != nil {

@@ -98,6 +98,10 @@ type Request struct {
 	// Notes are per-stage annotations for logs and explain (matched rule ids,
 	// quota results). Stages append; nobody removes.
 	Notes []Note
+	// Explaining marks a request that explain runs through the chain:
+	// stages may then note their reasons in detail (each matched WAF rule),
+	// which would cost too much on every request.
+	Explaining bool
 
 	deferred []func()
 	wrappers []func(http.ResponseWriter) http.ResponseWriter

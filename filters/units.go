@@ -120,6 +120,12 @@ type Rate struct {
 var ErrRate = errors.New("filters: bad rate")
 
 func (r *Rate) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		// The zero Rate's text (MarshalText): "not set", which each
+		// stage's Validate refuses where a rate is required.
+		*r = Rate{}
+		return nil
+	}
 	parsed, err := ParseRate(string(b))
 	if err != nil {
 		return err
@@ -157,7 +163,15 @@ func ParseRate(s string) (Rate, error) {
 	return Rate{Count: n, Period: period}, nil
 }
 
-func (r Rate) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+// MarshalText writes the zero Rate (not set) as "", which UnmarshalText
+// reads back: a config written as JSON (Caddy's) and read again is the
+// same config.
+func (r Rate) MarshalText() ([]byte, error) {
+	if r == (Rate{}) {
+		return nil, nil
+	}
+	return []byte(r.String()), nil
+}
 
 func (r Rate) String() string {
 	switch r.Period {

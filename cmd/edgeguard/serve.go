@@ -76,6 +76,7 @@ type server struct {
 	ready     chan struct{}
 	edgeAddr  net.Addr
 	adminAddr net.Addr
+	authAddr  net.Addr
 
 	tls *edgeTLS // the edge listener's certificates; nil for plain HTTP
 }
@@ -88,7 +89,7 @@ func (s *server) load() (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Forward.Upstream == "" && len(cfg.Forward.Upstreams) == 0 {
+	if cfg.Forward.Upstream == "" && len(cfg.Forward.Upstreams) == 0 && cfg.Auth.Listen == "" {
 		return nil, fmt.Errorf("%s:1: upstream: required to run (or upstreams and routes)", s.path)
 	}
 	return cfg, nil
@@ -176,6 +177,9 @@ func restartOnly(old, cfg *config.Config) error {
 	}
 	if cfg.Admin.Listen != old.Admin.Listen {
 		changed = append(changed, "admin.listen")
+	}
+	if cfg.Auth.Listen != old.Auth.Listen {
+		changed = append(changed, "auth.listen")
 	}
 	if !reflect.DeepEqual(cfg.ClientIP.ProxyProtocol, old.ClientIP.ProxyProtocol) {
 		changed = append(changed, "client_ip.proxy_protocol")
@@ -294,6 +298,16 @@ func (s *server) serve(ctx context.Context, cfg *config.Config, started func()) 
 	}
 	defer s.closeTLS()
 
+	if srv, ln, err := s.authServer(cfg); err != nil {
+		for _, l := range listeners {
+			l.Close()
+		}
+		return err
+	} else if srv != nil {
+		servers = append(servers, srv)
+		listeners = append(listeners, ln)
+	}
+
 	errc := make(chan error, len(servers))
 	for i, srv := range servers {
 		go func() {
@@ -303,7 +317,7 @@ func (s *server) serve(ctx context.Context, cfg *config.Config, started func()) 
 		}()
 	}
 	s.startTLS(ctx, cfg)
-	s.log.Info("serving", "listen", s.edgeAddr.String(), "admin", fmt.Sprint(s.adminAddr), "stages", cfg.Stages)
+	s.log.Info("serving", "listen", s.edgeAddr.String(), "admin", fmt.Sprint(s.adminAddr), "auth", fmt.Sprint(s.authAddr), "stages", cfg.Stages)
 	close(s.ready)
 	if started != nil {
 		started()

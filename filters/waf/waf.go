@@ -149,6 +149,9 @@ func (f *Filter) Check(r *filters.Request) filters.Verdict {
 	}
 	st := &txState{f: f, tx: tx, r: r}
 	r.Defer(st.finish)
+	if r.Explaining {
+		defer noteMatches(r, tx) // before finish closes tx
+	}
 	if tx.IsRuleEngineOff() {
 		return filters.Allow
 	}
