@@ -20,8 +20,11 @@ test:
 	# every CRS attack input must still block with the proposed pack.
 	$(GO) test -count=1 -timeout 20m -run '^TestTuneEndToEnd$$' -v ./filters/waf/ | grep -vE '^ *(=== RUN)'
 	$(GO) test -count=1 -timeout 10m -run TestE2EWAFBudgetFlood ./cmd/edgeguard/
-	# The bench harness's own tools (report parser, attack generator).
-	cd bench && $(GO) test -count=1 ./cmd/...
+	# The bench harness's own tools (report parser, attack generator, WAF
+	# decisions, soak sampler).
+	cd bench && $(GO) test -count=1 ./cmd/... ./internal/...
+	# The Caddy module, its own Go module; its end-to-end test builds Caddy.
+	cd caddy && $(GO) test -count=1 -timeout 20m ./...
 
 build:
 	$(GO) build -o bin/edgeguard ./cmd/edgeguard
