@@ -43,7 +43,36 @@ type sendWriter struct {
 	http.ResponseWriter
 	rc      http.ResponseController
 	timeout time.Duration
-	off     bool // the writer takes no deadlines (a test recorder)
+	off     bool // the writer takes no deadlines (a test recorder), or a SendPacer sets them
+}
+
+// SendPacer is a ResponseWriter further out that itself pushes the write
+// deadline out before each write (the binary's server.send_timeout). Two
+// layers each setting the deadline would leave the outer one's, set last,
+// in force; so where a pacer is found, the route's send timeout shortens
+// the pacer's instead of setting deadlines of its own.
+type SendPacer interface {
+	// ShortenSendTimeout makes the pace for the rest of the request at most d.
+	ShortenSendTimeout(d time.Duration)
+}
+
+// newSendWriter bounds the writes to w by timeout, through a SendPacer
+// among w and the writers it wraps when there is one.
+func newSendWriter(w http.ResponseWriter, timeout time.Duration) sendWriter {
+	s := sendWriter{ResponseWriter: w, rc: *http.NewResponseController(w), timeout: timeout}
+	for u := w; u != nil; {
+		if p, ok := u.(SendPacer); ok {
+			p.ShortenSendTimeout(timeout)
+			s.off = true
+			break
+		}
+		uw, ok := u.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			break
+		}
+		u = uw.Unwrap()
+	}
+	return s
 }
 
 func (s *sendWriter) Write(p []byte) (int, error) {

@@ -510,7 +510,7 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, fr *filters.
 	fr.Pool, fr.Upstream = p.name, b.host // for the access log and metrics
 	a := &attempt{fr: fr, route: rt, pool: p, first: b}
 	a.local, _ = r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	a.send = sendWriter{ResponseWriter: w, rc: *http.NewResponseController(w), timeout: f.send}
+	a.send = newSendWriter(w, f.send)
 	f.proxy.ServeHTTP(&a.send, r.WithContext(context.WithValue(r.Context(), attemptKey{}, a)))
 }
 

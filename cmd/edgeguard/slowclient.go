@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/edgeguard/edgeguard/forward"
 	"github.com/edgeguard/edgeguard/internal/bodymem"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -60,6 +61,15 @@ type pacedWriter struct {
 
 func (w *pacedWriter) progress() { _ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout)) }
 
+// ShortenSendTimeout lets a route's send timeout (forward's timeouts.send)
+// bound this request's writes when it is shorter than server.send_timeout
+// (forward.SendPacer).
+func (w *pacedWriter) ShortenSendTimeout(d time.Duration) {
+	if d > 0 && d < w.timeout {
+		w.timeout = d
+	}
+}
+
 func (w *pacedWriter) WriteHeader(code int) {
 	w.progress()
 	w.ResponseWriter.WriteHeader(code)
@@ -81,3 +91,5 @@ func (w *pacedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 func (w *pacedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+var _ forward.SendPacer = (*pacedWriter)(nil)
