@@ -74,6 +74,18 @@ func (c *cmdLine) configFlag() *string {
 	return c.fs.String("config", "", "config file (YAML); may also be given as the first argument")
 }
 
+// configFile parses args for a command that takes its config file as
+// -config FILE or as its one positional argument (add the command's other
+// flags to c.fs first), and returns the file.
+func (c *cmdLine) configFile(args []string) (string, error) {
+	flagPath := c.configFlag()
+	pos, err := c.parse(args)
+	if err != nil {
+		return "", err
+	}
+	return c.configPath(*flagPath, pos)
+}
+
 // configPath is the config file named by -config or by the one positional
 // argument, which must not both be given.
 func (c *cmdLine) configPath(flagValue string, pos []string) (string, error) {

@@ -15,12 +15,7 @@ import (
 
 func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	c := newCmdLine("validate", "validate [-config] FILE", 1, stdout, stderr)
-	flagPath := c.configFlag()
-	pos, err := c.parse(args)
-	if err != nil {
-		return err
-	}
-	path, err := c.configPath(*flagPath, pos)
+	path, err := c.configFile(args)
 	if err != nil {
 		return err
 	}

@@ -18,34 +18,10 @@ import (
 // -config) on cfg and waits until it serves.
 func runPositional(t *testing.T, cfg string) *proc {
 	t.Helper()
-	bin := binary(t)
 	dir := t.TempDir()
-	p := &proc{dir: dir, config: filepath.Join(dir, "edgeguard.yaml"), log: newLogBuffer(), done: make(chan error, 1)}
+	p := newProc(dir)
 	p.writeConfig(t, cfg, "")
-	p.cmd = exec.Command(bin, "run", p.config)
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go p.log.consume(stderr)
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("edgeguard log:\n%s", p.log.String())
-		}
-	})
-	m, _ := p.log.waitFor(t, 0, 60*time.Second, map[string]string{"msg": "serving"})
-	p.edge, p.admin = fmt.Sprint(m["listen"]), fmt.Sprint(m["admin"])
+	m := p.launch(t, dir, "run", p.config)
 	if got := fmt.Sprint(m["stages"]); got != "[reputation volumetric waf]" {
 		t.Errorf("serving stages %s, want the defaults [reputation volumetric waf]", got)
 	}

@@ -146,12 +146,25 @@ type proc struct {
 // `edgeguard run` on it, waiting until it serves.
 func start(t *testing.T, cfg string, upstream string) *proc {
 	t.Helper()
-	bin := binary(t)
 	dir := t.TempDir()
-	p := &proc{dir: dir, config: filepath.Join(dir, "edgeguard.yaml"), log: newLogBuffer(), done: make(chan error, 1)}
+	p := newProc(dir)
 	p.writeConfig(t, cfg, upstream)
-	p.cmd = exec.Command(bin, "run", "-config", p.config)
-	p.cmd.Dir = dir
+	p.launch(t, dir, "run", "-config", p.config)
+	return p
+}
+
+// newProc is a proc whose config is dir/edgeguard.yaml, not yet started.
+func newProc(dir string) *proc {
+	return &proc{dir: dir, config: filepath.Join(dir, "edgeguard.yaml"), log: newLogBuffer(), done: make(chan error, 1)}
+}
+
+// launch runs the binary with args in workDir, stops it when the test
+// ends (failing a test whose process reported a data race), waits until
+// it serves and returns the fields of its "serving" log line.
+func (p *proc) launch(t *testing.T, workDir string, args ...string) map[string]any {
+	t.Helper()
+	p.cmd = exec.Command(binary(t), args...)
+	p.cmd.Dir = workDir
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +192,7 @@ func start(t *testing.T, cfg string, upstream string) *proc {
 	m, _ := p.log.waitFor(t, 0, 60*time.Second, map[string]string{"msg": "serving"})
 	p.edge = fmt.Sprint(m["listen"])
 	p.admin = fmt.Sprint(m["admin"])
-	return p
+	return m
 }
 
 func (p *proc) writeConfig(t *testing.T, cfg, upstream string) {

@@ -24,16 +24,11 @@ const explainUsage = "usage: edgeguard explain -config FILE -request FILE.http [
 // strike, no ban, nothing is written to Redis.
 func cmdExplain(args []string, stdout, stderr io.Writer) error {
 	c := newCmdLine("explain", "explain [-config] FILE -request FILE.http [-peer IP | -client IP] [-json]", 1, stdout, stderr)
-	flagPath := c.configFlag()
 	reqPath := c.fs.String("request", "", "raw HTTP/1.1 request file")
 	peerFlag := c.fs.String("peer", "", "TCP peer the request comes from; the client is resolved from it and the request's headers (default 127.0.0.1)")
 	clientFlag := c.fs.String("client", "", "the client itself: the request comes straight from it, its forwarding headers are dropped")
 	asJSON := c.fs.Bool("json", false, "print the explanation as JSON")
-	pos, err := c.parse(args)
-	if err != nil {
-		return err
-	}
-	cfgPath, err := c.configPath(*flagPath, pos)
+	cfgPath, err := c.configFile(args)
 	if err != nil {
 		return err
 	}

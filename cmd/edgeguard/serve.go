@@ -36,12 +36,7 @@ func (r redisLog) Printf(ctx context.Context, format string, v ...any) {
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {
 	c := newCmdLine("run", "run [-config] FILE", 1, stdout, stderr)
-	flagPath := c.configFlag()
-	pos, err := c.parse(args)
-	if err != nil {
-		return err
-	}
-	path, err := c.configPath(*flagPath, pos)
+	path, err := c.configFile(args)
 	if err != nil {
 		return err
 	}

@@ -75,35 +75,11 @@ func served(t *testing.T, addr, name string) int64 {
 // that the test can put files beside the config first.
 func startIn(t *testing.T, dir, cfg, upstream string) *proc {
 	t.Helper()
-	bin := binary(t)
-	p := &proc{dir: dir, config: filepath.Join(dir, "edgeguard.yaml"), log: newLogBuffer(), done: make(chan error, 1)}
+	p := newProc(dir)
 	p.writeConfig(t, cfg, upstream)
-	p.cmd = exec.Command(bin, "run", "-config", p.config)
-	p.cmd.Dir = t.TempDir() // not the config's: relative paths must resolve against the config
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go p.log.consume(stderr)
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("edgeguard log:\n%s", p.log.String())
-		}
-	})
-	m, _ := p.log.waitFor(t, 0, 60*time.Second, map[string]string{"msg": "serving"})
-	p.edge = fmt.Sprint(m["listen"])
-	p.admin = fmt.Sprint(m["admin"])
+	// Not the config's directory: relative paths must resolve against the
+	// config, not where the process runs.
+	p.launch(t, t.TempDir(), "run", "-config", p.config)
 	return p
 }
 
