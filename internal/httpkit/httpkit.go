@@ -213,6 +213,9 @@ func ParseOrigin(s string) (string, error) {
 		return "", fmt.Errorf("%w: %q: an origin is scheme://host[:port], with nothing after it", ErrOrigin, s)
 	}
 	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if host == "" {
+		return "", fmt.Errorf("%w: %q: no host", ErrOrigin, s)
+	}
 	if strings.Contains(host, "%") {
 		return "", fmt.Errorf("%w: %q: an IPv6 zone is no part of an origin", ErrOrigin, s)
 	}
