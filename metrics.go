@@ -1,6 +1,7 @@
 package edgeguard
 
 import (
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -100,7 +101,12 @@ func NewMetrics() *Metrics {
 	m.reloads.WithLabelValues("failure")
 	m.Registry.MustRegister(m.requests, m.responses, m.stageLatency, m.upstream, m.activeConns, m.clientSources,
 		m.reloads, m.lastReload, buildInfo,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		// The live heap (what the last GC kept) beside the classic memstats:
+		// heap in use swings with the GC cycle and cannot tell a leak from
+		// garbage not yet collected; the live heap can.
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+			collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/live:bytes$`)})),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		stageCollector{m})
 	return m
 }
