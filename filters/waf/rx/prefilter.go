@@ -253,11 +253,21 @@ func lowerASCII(c byte) byte {
 // lacks cannot occur, which settles most literals without a scan. On long
 // inputs, where the set says little, an OR of many literals is searched in
 // one Aho-Corasick pass instead.
+//
+// Each node also carries two summaries of its condition, checked before
+// anything else: the shortest input that can satisfy it (minLen) and the
+// bytes every input that satisfies it holds (need). Most of CRS's patterns
+// need a word of five or more letters, and most values an API receives
+// are shorter than that or lack one of its letters: such a value is ruled
+// out without walking the tree.
 type prefilter struct {
 	and  []*prefilter
 	or   []*prefilter
 	lits []literal
 	ac   *ahocorasick.AhoCorasick
+
+	minLen int
+	need   byteSet
 }
 
 type literal struct {
@@ -265,22 +275,45 @@ type literal struct {
 	bytes byteSet // of s, lower-cased
 }
 
-// byteSet is a set of bytes, ASCII letters in lower case.
-type byteSet [4]uint64
+// byteSet is a set of bytes, ASCII letters in lower case, folded onto 128
+// bits: a byte above 127 stands for itself and for that byte minus 128.
+// Folding only makes a set say "present" more often, which for a necessary
+// condition means "maybe" more often, never a wrong "no"; in exchange the
+// set of an input is built in two registers without a branch.
+type byteSet struct{ lo, hi uint64 }
 
-func (b *byteSet) add(c byte) { b[c>>6] |= 1 << (c & 63) }
+func (b *byteSet) add(c byte) {
+	if c&64 == 0 {
+		b.lo |= 1 << (c & 63)
+	} else {
+		b.hi |= 1 << (c & 63)
+	}
+}
 
 // within reports whether every byte of b is in of.
 func (b *byteSet) within(of *byteSet) bool {
-	return b[0]&^of[0] == 0 && b[1]&^of[1] == 0 && b[2]&^of[2] == 0 && b[3]&^of[3] == 0
+	return b.lo&^of.lo == 0 && b.hi&^of.hi == 0
 }
 
+func (b byteSet) union(o byteSet) byteSet     { return byteSet{b.lo | o.lo, b.hi | o.hi} }
+func (b byteSet) intersect(o byteSet) byteSet { return byteSet{b.lo & o.lo, b.hi & o.hi} }
+
+// upperLetters are the bits of A to Z in byteSet.hi; shifted left by 32
+// they are a to z.
+const upperLetters = (1<<26 - 1) << 1
+
+// bytesOf is the set of s's bytes, each upper-case ASCII letter also
+// standing for its lower case.
 func bytesOf(s string) byteSet {
-	var b byteSet
+	var lo, hi uint64
 	for i := 0; i < len(s); i++ {
-		b.add(lowerASCII(s[i]))
+		c := s[i]
+		bit := uint64(1) << (c & 63)
+		upper := -uint64(c >> 6 & 1) // all ones when bit 6 of c is set
+		hi |= bit & upper
+		lo |= bit &^ upper
 	}
-	return b
+	return byteSet{lo, hi | (hi&upperLetters)<<32}
 }
 
 // acMinLiterals and acMinInput: when an OR has that many literals and the
@@ -322,6 +355,7 @@ func buildPrefilter(c *cond) *prefilter {
 	for _, l := range lits {
 		p.lits = append(p.lits, literal{s: l, bytes: bytesOf(l)})
 	}
+	p.summarize()
 	if len(lits) >= acMinLiterals {
 		b := ahocorasick.NewAhoCorasickBuilder(ahocorasick.Opts{
 			AsciiCaseInsensitive: true,
@@ -332,6 +366,34 @@ func buildPrefilter(c *cond) *prefilter {
 		p.ac = &ac
 	}
 	return p
+}
+
+// summarize sets p's minLen and need from its literals and subtrees: an
+// AND needs what each of its parts needs, an OR the least of what its
+// alternatives do.
+func (p *prefilter) summarize() {
+	if p.and != nil {
+		for _, sub := range p.and {
+			p.minLen = max(p.minLen, sub.minLen)
+			p.need = p.need.union(sub.need)
+		}
+		return
+	}
+	first := true
+	alt := func(minLen int, need byteSet) {
+		if first {
+			p.minLen, p.need, first = minLen, need, false
+			return
+		}
+		p.minLen = min(p.minLen, minLen)
+		p.need = p.need.intersect(need)
+	}
+	for _, l := range p.lits {
+		alt(len(l.s), l.bytes)
+	}
+	for _, sub := range p.or {
+		alt(sub.minLen, sub.need)
+	}
 }
 
 // minimalLiterals drops, from literals any one of which must occur, each
@@ -357,11 +419,17 @@ func minimalLiterals(lits []string) []string {
 
 // mayMatch is false only if the condition is false for s.
 func (p *prefilter) mayMatch(s string) bool {
+	if len(s) < p.minLen {
+		return false
+	}
 	present := bytesOf(s)
 	return p.eval(s, &present)
 }
 
 func (p *prefilter) eval(s string, present *byteSet) bool {
+	if !p.need.within(present) {
+		return false
+	}
 	if p.and != nil {
 		for _, sub := range p.and {
 			if !sub.eval(s, present) {

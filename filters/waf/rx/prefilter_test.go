@@ -111,6 +111,65 @@ func TestPrefilterMayMatch(t *testing.T) {
 	}
 }
 
+// TestPrefilterSummary: the length and the bytes a pattern's condition
+// needs, which rule an input out before the tree is walked.
+func TestPrefilterSummary(t *testing.T) {
+	tests := []struct {
+		pattern string
+		minLen  int
+		need    string // every byte in it, lower-cased
+	}{
+		{`union`, 5, "nuio"},
+		{`(?i)UNION\s+SELECT`, 5, "unioelct"}, // AND: the longest part, every byte
+		{`(?:foo|bar)baz`, 6, "baz"},          // concatenated into foobaz and barbaz
+		{`(?:foo|barbar)\s+(?:baz|x)`, 3, ""}, // OR: the shortest, the shared bytes
+		{`(?:cat|act)\s*/`, 3, "act/"},
+		{`(?:abc|abd)\s+`, 3, "ab"},
+		{`é.x`, 2, "\xc3\xa9x"},
+	}
+	for _, tt := range tests {
+		re, err := syntax.Parse("(?sm)"+tt.pattern, syntax.Perl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pre := newPrefilter(re)
+		if pre == nil {
+			t.Fatalf("%s: no prefilter", tt.pattern)
+		}
+		if pre.minLen != tt.minLen || pre.need != bytesOf(tt.need) {
+			t.Errorf("%s: minLen %d, need %v; want %d, bytes of %q", tt.pattern, pre.minLen, pre.need, tt.minLen, tt.need)
+		}
+	}
+}
+
+// TestBytesOf: the set stands for each byte and, for upper-case letters,
+// their lower case; bytes above 127 fold onto the byte 128 below.
+func TestBytesOf(t *testing.T) {
+	tests := []struct {
+		in, has, hasNot string
+	}{
+		{"Select", "selectS", "ELCTx"},
+		{"a-1 z", "a-1 z", "bAZ0"},
+		{"\xe9", "\xe9i", "\xe8"}, // 0xE9 - 128 is 'i'
+		{"", "", "a\x00"},
+	}
+	for _, tt := range tests {
+		set := bytesOf(tt.in)
+		for i := 0; i < len(tt.has); i++ {
+			if one := bytesOf(tt.has[i : i+1]); !one.within(&set) {
+				t.Errorf("bytesOf(%q) lacks %q", tt.in, tt.has[i])
+			}
+		}
+		for i := 0; i < len(tt.hasNot); i++ {
+			var one byteSet
+			one.add(tt.hasNot[i])
+			if one.within(&set) {
+				t.Errorf("bytesOf(%q) has %q", tt.in, tt.hasNot[i])
+			}
+		}
+	}
+}
+
 func TestMatchesArbitraryBytes(t *testing.T) {
 	tests := []struct {
 		pattern string

@@ -1,9 +1,17 @@
 // Package transform owns the WAF's transformation functions: versions of
-// the SecLang transformations CRS applies most that give exactly the
-// output and the "changed" flag of Coraza's own, without allocating when
-// the input comes out unchanged (the common case: most values hold no
-// comment and no whitespace to remove). Register installs them in Coraza
-// under the names the rules use; rules compiled afterwards call them.
+// SecLang transformations CRS applies that give exactly the output and the
+// "changed" flag of Coraza's own, without allocating when the value comes
+// out unchanged. Register installs them in Coraza under the names the
+// rules use; rules compiled afterwards call them.
+//
+// Only the transformations where Coraza's own allocate for a value that
+// comes out unchanged, or scan it slowly, are here: replaceComments
+// (Coraza copies every value), removeWhitespace (Coraza allocates on every
+// call), compressWhitespace and cmdLine (Coraza copies any value holding a
+// space), and htmlEntityDecode (a byte search in place of a rune loop). Coraza's lowercase, urlDecodeUni, jsDecode, cssDecode,
+// utf8toUnicode and removeNulls already return a value they leave alone
+// without copying it, and allocate once when they do change it; a copy of
+// them here would only be a second thing to keep identical.
 //
 // Each function is fuzzed against Coraza's own (transform_test.go), which
 // the tests reach through a stock WAF, since Coraza keeps them internal.
@@ -11,8 +19,6 @@ package transform
 
 import (
 	"strings"
-	"unicode"
-	"unicode/utf8"
 	"unsafe"
 
 	"github.com/corazawaf/coraza/v3/experimental/plugins"
@@ -25,6 +31,9 @@ import (
 func Register() {
 	plugins.RegisterTransformation("replaceComments", ReplaceComments)
 	plugins.RegisterTransformation("removeWhitespace", RemoveWhitespace)
+	plugins.RegisterTransformation("compressWhitespace", CompressWhitespace)
+	plugins.RegisterTransformation("cmdLine", CmdLine)
+	plugins.RegisterTransformation("htmlEntityDecode", HTMLEntityDecode)
 }
 
 // ReplaceComments replaces each C-style comment (/* ... */, or /* to the
@@ -51,47 +60,6 @@ func ReplaceComments(s string) (string, bool, error) {
 	b = append(b, s...)
 	return bytesString(b), true, nil
 }
-
-// RemoveWhitespace drops every Unicode white-space character. As Coraza's
-// does (it maps over runes), it also writes each byte that is not valid
-// UTF-8 as U+FFFD when it rewrites the input, but changed is true only
-// when white space was removed.
-func RemoveWhitespace(s string) (string, bool, error) {
-	i := 0
-	for i < len(s) && s[i] < utf8.RuneSelf && !asciiSpace[s[i]] {
-		i++
-	}
-	if i == len(s) {
-		return s, false, nil
-	}
-	var b []byte // nil until the output differs from s
-	changed := false
-	for j := i; j < len(s); {
-		r, w := utf8.DecodeRuneInString(s[j:])
-		switch {
-		case unicode.IsSpace(r):
-			if b == nil {
-				b = append(make([]byte, 0, len(s)), s[:j]...)
-			}
-			changed = true
-		case r == utf8.RuneError && w == 1:
-			if b == nil {
-				b = append(make([]byte, 0, len(s)+2), s[:j]...)
-			}
-			b = utf8.AppendRune(b, utf8.RuneError)
-		case b != nil:
-			b = append(b, s[j:j+w]...)
-		}
-		j += w
-	}
-	if b == nil {
-		return s, false, nil
-	}
-	return bytesString(b), changed, nil
-}
-
-// asciiSpace marks the ASCII bytes unicode.IsSpace reports.
-var asciiSpace = [utf8.RuneSelf]bool{'\t': true, '\n': true, '\v': true, '\f': true, '\r': true, ' ': true}
 
 // bytesString returns b as a string without copying it: the callers build
 // b for the result and never touch it again.

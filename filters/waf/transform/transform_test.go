@@ -69,6 +69,9 @@ type transformation struct {
 var all = []transformation{
 	{"replaceComments", ReplaceComments},
 	{"removeWhitespace", RemoveWhitespace},
+	{"compressWhitespace", CompressWhitespace},
+	{"cmdLine", CmdLine},
+	{"htmlEntityDecode", HTMLEntityDecode},
 }
 
 // seeds are the table for every transformation and the fuzz seeds.
@@ -76,12 +79,26 @@ var seeds = []string{
 	"", "a", "plain text", "/*", "*/", "/**/", "/*/", "a/*b*/c", "a/*b", "a/*b*/c/*d", "a/*b/*c*/d*/e", "/*a*//*b*/",
 	" ", "\t\n\v\f\r ", "a b\tc", "\u0085\u00a0x\u2003y\u3000", "\xff", "a\xffb c", "\xe2\x80", "é è", "select/**/1",
 	"1 union/*!50000select*/ 2", "\x00 \x00",
+	// compressWhitespace: NBSP as a character, as a Latin-1 byte where a
+	// character starts, and as the tail of one (à is C3 A0).
+	"a  b", "a \tb", " a ", "a\u00a0b", "a \u00a0b", "a\xa0b", "a \xa0", "\xe2\xa0b", "à la carte", "a\u0085b", "a\xc2 b",
+	// cmdLine.
+	"cat /etc/passwd", "cat  /etc", "cat /(x)", "a (b)", "x^y", `"a" 'b' \c`, "A,B;C", "a,,b", "a, b", "a ;b", "; /", "leave at the door",
+	"ls\t-l\r\n", "^ ^", " ^/",
+	// htmlEntityDecode: references with and without ';', numeric ones,
+	// one that decodes to as many bytes as it took (&acE;), and no
+	// reference at all.
+	"&lt;script&gt;", "a&b", "&amp", "&#60;&#x3c;&#X3C", "&acE;", "&unknown;", "?page=2&sort=price", "&", "&#0;", "&#x110000;",
 }
 
 // Stock values whose output is not the input while changed is false: the
 // rewriting of bytes that are not valid UTF-8 (see RemoveWhitespace).
 func TestAgainstCoraza(t *testing.T) {
-	ref := newStock(t, "replaceComments", "removeWhitespace")
+	names := make([]string, len(all))
+	for i, tr := range all {
+		names[i] = tr.name
+	}
+	ref := newStock(t, names...)
 	for _, tr := range all {
 		for _, in := range seeds {
 			wantOut, wantChanged := ref.run(t, tr.name, in)
@@ -93,12 +110,31 @@ func TestAgainstCoraza(t *testing.T) {
 	}
 }
 
-// TestUnchangedAllocatesNothing: the point of the package.
+// TestUnchangedAllocatesNothing: the point of the package. The values
+// include the ones Coraza copies although they come out unchanged: single
+// spaces for compressWhitespace, spaces and slashes for cmdLine.
 func TestUnchangedAllocatesNothing(t *testing.T) {
-	in := strings.Repeat("ordinary-value_", 20)
+	plain := strings.Repeat("ordinary-value_", 20)
+	prose := "leave at the door"
+	keep := map[string][]string{
+		"replaceComments":    {plain, prose, "a/b*c"},
+		"removeWhitespace":   {plain, "a/b*c"},
+		"compressWhitespace": {plain, prose, " a b "},
+		"cmdLine":            {plain, prose, "/catalog/shoes a/b(c) d"},
+		"htmlEntityDecode":   {plain, prose, "a;b#c"},
+	}
 	for _, tr := range all {
-		if n := testing.AllocsPerRun(100, func() { tr.fn(in) }); n != 0 {
-			t.Errorf("%s on an unchanged value: %v allocations, want 0", tr.name, n)
+		if len(keep[tr.name]) == 0 {
+			t.Errorf("%s: no value to check", tr.name)
+		}
+		for _, in := range keep[tr.name] {
+			if out, changed, err := tr.fn(in); out != in || changed || err != nil {
+				t.Errorf("%s(%q) = %q, %v, %v; want it unchanged", tr.name, in, out, changed, err)
+				continue
+			}
+			if n := testing.AllocsPerRun(100, func() { tr.fn(in) }); n != 0 {
+				t.Errorf("%s(%q), which it keeps: %v allocations, want 0", tr.name, in, n)
+			}
 		}
 	}
 }
@@ -119,6 +155,11 @@ func fuzzAgainstCoraza(f *testing.F, name string, fn func(string) (string, bool,
 
 func FuzzReplaceComments(f *testing.F)  { fuzzAgainstCoraza(f, "replaceComments", ReplaceComments) }
 func FuzzRemoveWhitespace(f *testing.F) { fuzzAgainstCoraza(f, "removeWhitespace", RemoveWhitespace) }
+func FuzzCompressWhitespace(f *testing.F) {
+	fuzzAgainstCoraza(f, "compressWhitespace", CompressWhitespace)
+}
+func FuzzCmdLine(f *testing.F)          { fuzzAgainstCoraza(f, "cmdLine", CmdLine) }
+func FuzzHTMLEntityDecode(f *testing.F) { fuzzAgainstCoraza(f, "htmlEntityDecode", HTMLEntityDecode) }
 
 func BenchmarkTransformations(b *testing.B) {
 	values := map[string]string{
