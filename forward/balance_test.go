@@ -135,14 +135,15 @@ func TestLeastOutstandingAvoidsSlowBackend(t *testing.T) {
 	}
 }
 
-// Removing one of ten backends must move only that backend's clients. A
-// single removal keeps 1 - (its share) of the clients, so "90% stay" holds
-// exactly on average over the ten possible removals, and each removal stays
-// close to it (its share is near a tenth).
+// Removing one of ten backends must move only that backend's clients, and
+// each backend holds about a tenth of them (vnodes' promise: within a few
+// percent), so each removal keeps about 90%. Both are checked per removal:
+// the average over the ten removals is exactly 90% whenever nothing else
+// moves, so it proves nothing and is only logged.
 func TestConsistentHashStableWhenOneOfTenLeaves(t *testing.T) {
 	const clients = 20000
 	full := testPool(t, ConsistentHash, 10)
-	totalSame, worst := 0, 1.0
+	worst := 1.0
 	for removed := range 10 {
 		cfg := Pool{Balance: ConsistentHash}
 		for i, b := range full.backends {
@@ -154,11 +155,14 @@ func TestConsistentHashStableWhenOneOfTenLeaves(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		same, movedFromOthers := 0, 0
+		same, movedFromOthers, itsOwn := 0, 0, 0
 		for i := range clients {
 			k := keyN(i*7919 + 1)
 			before := full.pick(t0.UnixNano(), k, nil)
 			after := less.pick(t0.UnixNano(), k, nil)
+			if before == full.backends[removed] {
+				itsOwn++
+			}
 			if before.host == after.host {
 				same++
 			} else if before != full.backends[removed] {
@@ -168,18 +172,12 @@ func TestConsistentHashStableWhenOneOfTenLeaves(t *testing.T) {
 		if movedFromOthers != 0 {
 			t.Errorf("removing %d moved %d clients of other backends, want 0", removed, movedFromOthers)
 		}
-		frac := float64(same) / clients
-		worst = min(worst, frac)
-		if frac < 0.88 {
-			t.Errorf("removing backend %d kept %.1f%% of clients, want about 90%%", removed, 100*frac)
+		if share := float64(itsOwn) / clients; share < 0.08 || share > 0.12 {
+			t.Errorf("backend %d held %.1f%% of the clients, want a tenth within 2 points", removed, 100*share)
 		}
-		totalSame += same
+		worst = min(worst, float64(same)/clients)
 	}
-	avg := float64(totalSame) / (10 * clients)
-	t.Logf("clients kept: %.2f%% on average over the ten removals, %.2f%% at worst", 100*avg, 100*worst)
-	if avg < 0.90 {
-		t.Errorf("on average %.2f%% of clients kept, want >= 90%%", 100*avg)
-	}
+	t.Logf("clients kept: %.2f%% at worst over the ten removals", 100*worst)
 }
 
 func TestConsistentHashSticksAndFailsOver(t *testing.T) {

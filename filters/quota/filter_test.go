@@ -372,10 +372,15 @@ func FuzzDecide(f *testing.F) {
 		now := t0
 		admitted := int64(0)
 		res := make([]Result, 1)
+		shard := &s.shards[s.shardOf("{k}")]
 		for i, b := range steps {
 			cost := int64(b%4) + 1
 			now = now.Add(time.Duration(b/4) * time.Duration(iv) * time.Microsecond / 8)
+			tat := shard.tats["{k}"]
 			ok, err := s.TakeAt(now, []Ask{{Key: "{k}", Limit: lim, Cost: cost}}, res)
+			if !ok && shard.tats["{k}"] != tat {
+				t.Fatalf("step %d: a deny moved the TAT from %d to %d", i, tat, shard.tats["{k}"])
+			}
 			if cost > burst {
 				if ok || err != nil {
 					t.Fatalf("step %d: cost %d above burst %d admitted (err %v)", i, cost, burst, err)

@@ -3,6 +3,7 @@ package quota
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -173,6 +174,169 @@ func TestConformanceRedisCluster(t *testing.T) {
 	runConformance(t, s, strconv.FormatInt(time.Now().UnixNano(), 36))
 }
 
+// TestConformanceRedisTime runs the tables through the path production
+// takes: the script decides at the server's TIME, not at a time the caller
+// sends. The tables' instants cannot be reached on a real clock, so every
+// step is replayed on Redis's: its keys are first given the TATs the
+// table's earlier steps leave (the stored form TestRedisStoresOnlyTheTAT
+// pins, shifted by the server's TIME read just before), then the step runs
+// through the script. The script reads TIME a little later than the test
+// did; that difference, at most the server's TIME after the step minus the
+// TIME before it, is the whole tolerance: with it the clock only moves
+// forward, so a wait or a reset can only be shorter by at most that much,
+// the remaining count higher by at most that much over the interval, and a
+// decision never changes, except a refusal whose wait is within it (then
+// the step is replayed, up to 20 times, until the tolerance is below the
+// wait). A step whose refusal waits less than timeResolution is left to
+// the caller-clock tables: no round trip resolves a microsecond.
+func TestConformanceRedisTime(t *testing.T) {
+	srv := redistest.Start(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer c.Close()
+	s := NewRedisStore(c)
+	tag := strconv.FormatInt(time.Now().UnixNano(), 36)
+	checked := 0
+	for ci, cc := range conformanceCases {
+		t.Run(cc.name, func(t *testing.T) {
+			tats := map[string]time.Duration{} // each key's TAT after the steps so far, after t0
+			for si, st := range cc.steps {
+				keys := make([]string, len(st.asks))
+				for i, a := range st.asks {
+					keys[i] = fmt.Sprintf("q:{time-%s-%d}:%s", tag, ci, a.key)
+				}
+				if resolvable(st) {
+					replayAtServerTime(t, c, s, si, st, keys, tats)
+					checked++
+				}
+				if !st.ok {
+					continue // a refused Take commits nothing
+				}
+				for i, w := range st.want {
+					if w.Allowed {
+						tats[keys[i]] = st.at + w.ResetAfter
+					}
+				}
+			}
+		})
+	}
+	if checked < 20 {
+		t.Errorf("only %d steps resolvable at the server's clock, want at least 20", checked)
+	}
+}
+
+// timeResolution is the shortest refusal wait a step may have to be
+// replayed at the server's clock: a few round trips on a loaded machine.
+const timeResolution = 5 * ms
+
+func resolvable(st step) bool {
+	for _, w := range st.want {
+		if !w.Allowed && w.RetryAfter < timeResolution {
+			return false
+		}
+	}
+	return true
+}
+
+// replayAtServerTime places the keys' TATs relative to the server's TIME,
+// runs st through s (the script reading TIME) and checks the results and
+// what was stored within the difference between the TIME read before and
+// after.
+func replayAtServerTime(t *testing.T, c *redis.Client, s *RedisStore, si int, st step, keys []string, tats map[string]time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	for attempt := 1; ; attempt++ {
+		before := serverTime(t, c)
+		for _, k := range keys {
+			owed := tats[k] - st.at // what the key owes at the step's instant
+			if owed <= 0 {
+				c.Del(ctx, k)
+				continue
+			}
+			tat := before.Add(owed).UnixMicro()
+			if err := c.Set(ctx, k, strconv.FormatInt(tat, 10), owed.Round(ms)+ms).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		asks := make([]Ask, len(st.asks))
+		for i, a := range st.asks {
+			asks[i] = Ask{Key: keys[i], Limit: a.limit, Cost: a.cost, Shadow: a.shadow}
+		}
+		got := make([]Result, len(asks))
+		ok, err := s.Take(ctx, time.Time{}, asks, got)
+		if err != nil {
+			t.Fatalf("step %d: %v", si, err)
+		}
+		tol := serverTime(t, c).Sub(before)
+		if !decidedWithin(st, tol) {
+			if attempt == 20 {
+				t.Fatalf("step %d: the tolerance stayed above a refusal's wait for 20 attempts (last %v)", si, tol)
+			}
+			continue
+		}
+		if ok != st.ok {
+			t.Errorf("step %d: ok = %v, want %v (tolerance %v)", si, ok, st.ok, tol)
+		}
+		for i := range got {
+			if why := withinTolerance(got[i], st.want[i], st.asks[i].limit, tol); why != "" {
+				t.Errorf("step %d ask %d: got %+v, want %+v within %v: %s", si, i, got[i], st.want[i], tol, why)
+			}
+			if !ok || !st.want[i].Allowed {
+				continue
+			}
+			// The stored TAT is the step's, on the server's clock, later by
+			// at most the tolerance.
+			v, err := c.Get(ctx, keys[i]).Int64()
+			if err != nil {
+				t.Fatalf("step %d ask %d: reading the TAT: %v", si, i, err)
+			}
+			if late := time.UnixMicro(v).Sub(before.Add(st.want[i].ResetAfter)); late < 0 || late > tol {
+				t.Errorf("step %d ask %d: stored TAT %v off the table's by %v, want within [0, %v]", si, i, time.UnixMicro(v), late, tol)
+			}
+		}
+		return
+	}
+}
+
+// decidedWithin reports whether no refusal of st waits as little as tol:
+// then no instant within tol after the step's changes its decision.
+func decidedWithin(st step, tol time.Duration) bool {
+	for _, w := range st.want {
+		if !w.Allowed && w.RetryAfter <= tol {
+			return false
+		}
+	}
+	return true
+}
+
+// withinTolerance compares got with the table's want for a decision made
+// up to tol after the table's instant: waits shorter by at most tol, the
+// remaining count higher by at most tol over the interval, the same
+// decision. It says what is off, or "".
+func withinTolerance(got, want Result, lim filters.Limit, tol time.Duration) string {
+	iv := time.Duration(lim.GCRA(usTick).Interval) * usTick
+	switch {
+	case got.Allowed != want.Allowed:
+		return "another decision"
+	case got.RetryAfter > want.RetryAfter || got.RetryAfter < want.RetryAfter-tol:
+		return "retry after"
+	case got.ResetAfter > want.ResetAfter || got.ResetAfter < want.ResetAfter-tol:
+		return "reset after"
+	case got.Remaining < want.Remaining || got.Remaining > want.Remaining+int64((tol+iv-1)/iv):
+		return "remaining"
+	}
+	return ""
+}
+
+// serverTime reads Redis's TIME.
+func serverTime(t *testing.T, c *redis.Client) time.Time {
+	t.Helper()
+	now, err := c.Time(context.Background()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return now
+}
+
 // TestRedisStoresOnlyTheTAT pins the storage contract: one string key per
 // (policy, client) holding the TAT in microseconds, with a TTL of its
 // remaining life, and nothing written by a denied request.
@@ -237,13 +401,76 @@ func TestMemoryStoreBounded(t *testing.T) {
 	if n := s.Len(); n > memShards*8 {
 		t.Errorf("store holds %d keys, bound is %d", n, memShards*8)
 	}
-	// Expired keys go first and change nothing: a key past its TAT is a
-	// fresh key.
-	s = NewMemoryStore(memShards)
-	for i := range 1000 {
-		a := []Ask{{Key: fmt.Sprintf("{c%d}", i), Limit: every(time.Millisecond, 1), Cost: 1}}
-		if ok, _ := s.TakeAt(t0.Add(time.Duration(i)*time.Second), a, res); !ok {
-			t.Fatalf("key %d denied", i)
+}
+
+// TestMemoryStoreEvictsExpiredFirst: a full shard makes room by dropping
+// the keys whose TAT has passed, which changes no decision (such a key is
+// in the same state as one never seen), before it forgets any live key.
+// Every shard is filled with seven live keys, each with its burst spent,
+// and one expired key; one more key then needs room. Were any key dropped
+// (as a plain LRU or random eviction does), a live one would go seven
+// times in eight per shard, and its client would find a fresh burst.
+func TestMemoryStoreEvictsExpiredFirst(t *testing.T) {
+	const perShard = 8
+	s := NewMemoryStore(memShards * perShard)
+	res := make([]Result, 1)
+	live, short := every(time.Hour, 1), every(time.Millisecond, 1)
+	take := func(at time.Time, key string, l filters.Limit) bool {
+		ok, err := s.TakeAt(at, []Ask{{Key: key, Limit: l, Cost: 1}}, res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	// keysOf[shard] are keys landing in that shard: 7 live, 1 expiring, 1 new.
+	keysOf := make([][]string, memShards)
+	for i := 0; ; i++ {
+		k := fmt.Sprintf("{c%d}", i)
+		sh := s.shardOf(k)
+		if len(keysOf[sh]) < perShard+1 {
+			keysOf[sh] = append(keysOf[sh], k)
+		}
+		if full := slices.IndexFunc(keysOf, func(ks []string) bool { return len(ks) < perShard+1 }); full < 0 {
+			break
+		}
+	}
+	for _, ks := range keysOf {
+		for _, k := range ks[:perShard-1] {
+			if !take(t0, k, live) {
+				t.Fatalf("first request of live key %s denied", k)
+			}
+		}
+		if !take(t0, ks[perShard-1], short) {
+			t.Fatalf("first request of key %s denied", ks[perShard-1])
+		}
+	}
+	if n := s.Len(); n != memShards*perShard {
+		t.Fatalf("store holds %d keys, want every shard full (%d)", n, memShards*perShard)
+	}
+	later := t0.Add(time.Second) // the short keys' TATs have passed
+	for _, ks := range keysOf {
+		if !take(later, ks[perShard], live) {
+			t.Fatalf("new key %s denied", ks[perShard])
+		}
+	}
+	for _, ks := range keysOf {
+		for _, k := range ks[:perShard-1] {
+			if take(later, k, live) {
+				t.Fatalf("live key %s (its one-an-hour burst spent a second ago) was forgotten: a fresh burst admitted it", k)
+			}
+		}
+	}
+	if n := s.Len(); n != memShards*perShard {
+		t.Errorf("store holds %d keys after the new ones, want %d (the expired ones dropped)", n, memShards*perShard)
+	}
+	// The expired key decides as a fresh one does.
+	fresh := make([]Result, 1)
+	if _, err := NewMemoryStore(0).TakeAt(later, []Ask{{Key: "{x}", Limit: short, Cost: 1}}, fresh); err != nil {
+		t.Fatal(err)
+	}
+	for _, ks := range keysOf {
+		if !take(later, ks[perShard-1], short) || res[0] != fresh[0] {
+			t.Fatalf("expired key %s after its eviction: %+v, want a fresh key's %+v", ks[perShard-1], res[0], fresh[0])
 		}
 	}
 }

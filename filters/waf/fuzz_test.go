@@ -25,7 +25,10 @@ func TestSplitDirectives(t *testing.T) {
 }
 
 // FuzzSplitDirectives: directives come in file order with line numbers
-// inside the file, and no text appears that was not in the file.
+// inside the file, and no text appears that was not in the file: all the
+// directives' text, in order and leaving out white space, is a subsequence
+// of the file's (splitting only drops comments, blank lines, indentation
+// and line-continuing backslashes, and joins chained rules with a newline).
 func FuzzSplitDirectives(f *testing.F) {
 	f.Add("SecRule ARGS \"@rx a\" \"id:1,deny\"\n")
 	f.Add("# c\nSecRule A \"b\" \\\n  \"id:1,chain\"\n SecRule B \"c\" \"t:none\"\n")
@@ -34,6 +37,7 @@ func FuzzSplitDirectives(f *testing.F) {
 	f.Fuzz(func(t *testing.T, src string) {
 		lines := strings.Count(src, "\n") + 1
 		prev := 0
+		rest := src
 		for _, d := range splitDirectives(src) {
 			if d.line < 1 || d.line > lines || d.line < prev {
 				t.Fatalf("line %d out of order or range (prev %d, %d lines)", d.line, prev, lines)
@@ -42,8 +46,29 @@ func FuzzSplitDirectives(f *testing.F) {
 			if strings.TrimSpace(d.text) == "" {
 				t.Fatalf("empty directive at line %d", d.line)
 			}
+			var ok bool
+			if rest, ok = consumeSubsequence(rest, d.text); !ok {
+				t.Fatalf("directive at line %d has text that is not in the file, in order: %q", d.line, d.text)
+			}
 		}
 	})
+}
+
+// consumeSubsequence reports whether the non-space bytes of text appear in
+// order in src, and returns what of src follows the last of them.
+func consumeSubsequence(src, text string) (string, bool) {
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		if c == ' ' || c == '\t' || c == '\n' || c == '\r' {
+			continue
+		}
+		j := strings.IndexByte(src, c)
+		if j < 0 {
+			return src, false
+		}
+		src = src[j+1:]
+	}
+	return src, true
 }
 
 // FuzzPackMeta: pack.yaml decoding never panics, and success means a name.
