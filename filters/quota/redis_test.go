@@ -249,12 +249,19 @@ func TestScriptFlush(t *testing.T) {
 	}
 }
 
+// faultTimeout is the Redis call timeout of the fault tests. Production's
+// default is 50ms; here it is long enough that a healthy call never reaches
+// it on a loaded 2-core machine under -race (a healthy call that timed out
+// would be a fault the test did not make), and a failing call's wait is
+// still far from anything unbounded.
+const faultTimeout = 250 * ms
+
 // TestFaults kills Redis under load in each on_error mode: no request
 // waits longer than the timeout (plus scheduling slack on a shared
 // machine), nothing panics, decisions follow on_error, a restarted Redis
 // is used again without a restart of ours, and no goroutine is left.
 func TestFaults(t *testing.T) {
-	const timeout = 50 * ms
+	const timeout = faultTimeout
 	for _, tc := range []struct {
 		mode  OnError
 		batch string
@@ -269,7 +276,7 @@ func TestFaults(t *testing.T) {
 				c.OnError = mode
 				c.Batch = tc.batch
 				c.Redis.Timeout = filters.Duration(timeout)
-				c.Breaker = Breaker{Failures: 3, Backoff: filters.Duration(50 * ms), MaxBackoff: filters.Duration(200 * ms)}
+				c.Breaker = Breaker{Failures: 3, Backoff: filters.Duration(timeout), MaxBackoff: filters.Duration(4 * timeout)}
 				c.Policies = []Policy{{Name: "api", Rate: rate("1/m"), Burst: 2}}
 			}), filters.Env{})
 			if err != nil {
@@ -283,7 +290,7 @@ func TestFaults(t *testing.T) {
 			}
 
 			srv.Stop()
-			w := load(t, f, 4, 300*ms)
+			w := load(t, f, 4, 6*timeout)
 			if !w.within(timeout) {
 				t.Errorf("requests with Redis dead waited %v; timeout %v", w, timeout)
 			}
@@ -311,7 +318,7 @@ func TestFaults(t *testing.T) {
 			}
 
 			srv.Restart()
-			deadline := time.Now().Add(5 * time.Second)
+			deadline := time.Now().Add(20 * time.Second)
 			for i := 0; ; i++ {
 				errs, fb := f.stats.storeErrors.Load(), fallbacks(f)
 				f.Check(proxied(newReq("GET", "/", time.Now(), "X-API-Key", fmt.Sprint("recover", i))))
@@ -319,7 +326,7 @@ func TestFaults(t *testing.T) {
 					break // decided by Redis
 				}
 				if time.Now().After(deadline) {
-					t.Fatal("Redis back for 5s and still not used")
+					t.Fatal("Redis back for 20s and still not used")
 				}
 				time.Sleep(10 * ms) // the breaker's back-off runs on the wall clock here
 			}
@@ -336,8 +343,9 @@ func TestFaults(t *testing.T) {
 }
 
 // TestTimeoutBound: with the breaker kept closed, so that every request
-// really goes to Redis, a Redis that never answers (DEBUG SLEEP) or is dead
-// costs each request at most the call timeout, batched or not.
+// really goes to Redis, a Redis that never answers (CLIENT PAUSE: it takes
+// connections and commands and answers none until the pause ends) or is
+// dead costs each request at most the call timeout, batched or not.
 func TestTimeoutBound(t *testing.T) {
 	for _, fault := range []string{"hung", "dead"} {
 		for _, batch := range []string{BatchOn, BatchOff} {
@@ -347,8 +355,8 @@ func TestTimeoutBound(t *testing.T) {
 }
 
 func testTimeoutBound(t *testing.T, fault, batch string) {
-	const timeout = 50 * ms
-	srv := redistest.Start(t, "--enable-debug-command", "yes")
+	const timeout = faultTimeout
+	srv := redistest.Start(t)
 	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer admin.Close()
 	f := mustNew(t, redisConfig([]string{srv.Addr}, false, func(c *Config) {
@@ -357,27 +365,26 @@ func testTimeoutBound(t *testing.T, fault, batch string) {
 		c.Breaker.Failures = 1 << 30
 	}), filters.Env{})
 	f.Check(proxied(newReq("GET", "/", time.Now(), "X-API-Key", "warm")))
-	done := make(chan error, 1)
+	const span = 8 * timeout
 	if fault == "hung" {
-		go func() { done <- admin.Do(context.Background(), "DEBUG", "SLEEP", "0.7").Err() }()
-		time.Sleep(50 * ms) // let the sleep start
+		// The reply says the pause is in force: the load starts on a hung
+		// Redis, and it stays hung past the load's end.
+		if err := admin.Do(context.Background(), "CLIENT", "PAUSE", (4 * span).Milliseconds(), "ALL").Err(); err != nil {
+			t.Fatalf("CLIENT PAUSE: %v", err)
+		}
 	} else {
 		srv.Stop()
-		done <- nil
 	}
-	w := load(t, f, 8, 400*ms)
-	if err := <-done; err != nil {
-		t.Fatalf("DEBUG SLEEP: %v", err)
-	}
+	w := load(t, f, 8, span)
 	if f.stats.storeErrors.Load() < 10 {
 		t.Fatalf("%d failed calls: the test did not reach the fault", f.stats.storeErrors.Load())
 	}
 	// Every request here waits for a failing call, so the median is the
-	// cost of one: the timeout plus a little. (A few dozen samples, so the
-	// tail is the shared 2-core machine's scheduling as much as ours; the
-	// worst request only gets a loose bound.) go-redis's blocking
-	// auto-pipeliner fails this with medians of 200ms and more.
-	if w.p50 > timeout+25*ms || w.max > timeout+time.Second {
+	// cost of one: the timeout plus a little. (The tail is the shared 2-core
+	// machine's scheduling as much as ours; the worst request only gets a
+	// loose bound.) go-redis's blocking auto-pipeliner failed this with
+	// medians of 200ms and more against a 50ms timeout.
+	if w.p50 > timeout+timeout/2 || w.max > timeout+2*time.Second {
 		t.Errorf("requests on a %s Redis waited %v; timeout %v", fault, w, timeout)
 	}
 	t.Logf("requests on a %s Redis: %v (timeout %v), %d store errors", fault, w, timeout, f.stats.storeErrors.Load())
@@ -395,10 +402,10 @@ func (w waits) String() string { return fmt.Sprintf("median %v, p99 %v, max %v",
 // within checks latencies against the call timeout. The project's machine
 // has 2 cores shared by several test runs, so the wall clock also counts
 // time spent waiting for a CPU: the median must stay within the timeout and
-// the single worst request within the timeout plus a second. (The strict
+// the single worst request within the timeout plus two seconds. (The strict
 // check, where every request meets a failing Redis, is TestTimeoutBound.)
 func (w waits) within(timeout time.Duration) bool {
-	return w.p50 <= timeout && w.max <= timeout+time.Second
+	return w.p50 <= timeout && w.max <= timeout+2*time.Second
 }
 
 // load runs workers calling Check for d and returns the latencies.
@@ -430,7 +437,7 @@ func load(t *testing.T, f *Filter, workers int, d time.Duration) waits {
 // after Close) and fails if more than want remain.
 func waitGoroutines(t *testing.T, want int) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for runtime.NumGoroutine() > want {
 		if time.Now().After(deadline) {
 			buf := make([]byte, 1<<16)
