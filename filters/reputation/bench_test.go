@@ -160,11 +160,11 @@ func BenchmarkObserve(b *testing.B) {
 }
 
 // TestLoadScalesLinearly: loading a list costs time in proportion to its
-// size. 100,000 prefixes take about ten times as long as 10,000 (n log n:
-// 12.5×); a build that grew quadratically would take a hundred times as
-// long. Both sizes are timed in the same run, alternately, best of three,
-// so a loaded machine slows both alike: the test compares, it does not
-// time. The absolute figure is BenchmarkLoadList's.
+// size. 100,000 prefixes take 21-26 times as long as 10,000 here (the
+// larger table misses the caches more); a quadratic build took 268 times
+// as long. Both sizes are timed in the same run, alternately, best of
+// three, so a loaded machine slows both alike: the test compares, it does
+// not time. The absolute figure is BenchmarkLoadList's.
 func TestLoadScalesLinearly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a 100,000-prefix list")
@@ -189,8 +189,8 @@ func TestLoadScalesLinearly(t *testing.T) {
 		bestLarge = min(bestLarge, load(large, 100_000))
 	}
 	ratio := float64(bestLarge) / float64(bestSmall)
-	if ratio > 35 {
-		t.Errorf("100,000 prefixes took %.0f× as long as 10,000 (%s vs %s): want about 10×, not the 100× of a quadratic build", ratio, bestLarge, bestSmall)
+	if ratio > 60 {
+		t.Errorf("100,000 prefixes took %.0f× as long as 10,000 (%s vs %s): want 10-30×, not the 100× and more of a quadratic build", ratio, bestLarge, bestSmall)
 	}
 	t.Logf("loaded 10,000 prefixes in %s and 100,000 in %s (%.1f×)", bestSmall, bestLarge, ratio)
 }
