@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/edgeguard/edgeguard/config"
@@ -302,32 +303,39 @@ func TestWriteDenyStatuses(t *testing.T) {
 	}
 }
 
+// TestDrainWaitsForInflight: Drain returns when the last request in flight
+// leaves, not before and not at its timeout. The clock is synctest's: Drain
+// polls on it, and "not before" is checked after every goroutine is blocked.
 func TestDrainWaitsForInflight(t *testing.T) {
-	g := mustGuard(t, "stages: []\n")
-	release := make(chan struct{})
-	entered := make(chan struct{})
-	h := g.Wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { close(entered); <-release }))
-	go do(h, "192.0.2.1:1", nil)
-	<-entered
-	drained := make(chan struct{})
-	go func() { g.Drain(10 * time.Second); close(drained) }()
-	// Requests that loaded this Guard just before a swap still start while
-	// Drain waits; that must neither panic nor end the wait early.
-	quick := g.Wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	for range 50 {
-		do(quick, "192.0.2.2:1", nil)
-	}
-	select {
-	case <-drained:
-		t.Fatal("Drain returned with a request in flight")
-	case <-time.After(50 * time.Millisecond):
-	}
-	close(release)
-	select {
-	case <-drained:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Drain did not return after the request finished")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		g := mustGuard(t, "stages: []\n")
+		release := make(chan struct{})
+		entered := make(chan struct{})
+		h := g.Wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { close(entered); <-release }))
+		go do(h, "192.0.2.1:1", nil)
+		<-entered
+		drained := make(chan struct{})
+		start := time.Now()
+		go func() { g.Drain(10 * time.Second); close(drained) }()
+		// Requests that loaded this Guard just before a swap still start while
+		// Drain waits; that must neither panic nor end the wait early.
+		quick := g.Wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		for range 50 {
+			do(quick, "192.0.2.2:1", nil)
+		}
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		select {
+		case <-drained:
+			t.Fatal("Drain returned with a request in flight")
+		default:
+		}
+		close(release)
+		<-drained
+		if waited := time.Since(start); waited >= 10*time.Second {
+			t.Fatalf("Drain returned after %v: at its timeout, not when the request finished", waited)
+		}
+	})
 }
 
 // TestAmbiguousPathIs400: a path whose raw and normal forms take different

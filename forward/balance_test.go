@@ -110,8 +110,12 @@ func TestLeastOutstandingPick(t *testing.T) {
 // A slow backend keeps requests outstanding, so least_outstanding sends it
 // far less than its round-robin third.
 func TestLeastOutstandingAvoidsSlowBackend(t *testing.T) {
+	// The slow backend's share falls with the ratio of the two latencies;
+	// under -race on a loaded machine a fast request can take tens of
+	// milliseconds, so slow has to mean a second, not 100ms (which let the
+	// slow one reach 10%).
 	slow := startBackend(t, "slow", func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(time.Second)
 	})
 	fast1 := startBackend(t, "fast1", nil)
 	fast2 := startBackend(t, "fast2", nil)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -101,8 +102,11 @@ func TestClosedSwitchAcrossNodes(t *testing.T) {
 	srv := redistest.Start(t)
 	b := startBackend(t, "shop", nil)
 	cfg := Config{Upstream: b.url(),
-		Routes:       []Route{{Name: "checkout", Path: "/checkout", Shield: Shield{Closed: ClosedResponse{Status: 410, Body: "sold out"}}}},
-		ClosedSwitch: SwitchConfig{Redis: redisconf.Config{Addrs: []string{srv.Addr}, Timeout: filters.Duration(time.Second)}, Channel: "test:closed"},
+		Routes: []Route{{Name: "checkout", Path: "/checkout", Shield: Shield{Closed: ClosedResponse{Status: 410, Body: "sold out"}}}},
+		// No resync within the test: a change reaches the other nodes by
+		// its pub/sub message or not at all.
+		ClosedSwitch: SwitchConfig{Redis: redisconf.Config{Addrs: []string{srv.Addr}, Timeout: filters.Duration(time.Second)},
+			Channel: "test:closed", Resync: filters.Duration(time.Hour)},
 	}
 	var nodes []*Forwarder
 	for range 3 {
@@ -111,8 +115,10 @@ func TestClosedSwitchAcrossNodes(t *testing.T) {
 	status := func(f *Forwarder) int { return do(f, "GET", "/checkout", nil, clientReq("203.0.113.7")).Code }
 	// Wait until every node has subscribed: a close sent before would only
 	// reach them by the set's resync.
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rdb.Close()
 	waitFor(t, 5*time.Second, "subscriptions", func() bool {
-		n, err := redis.NewClient(&redis.Options{Addr: srv.Addr}).PubSubNumSub(context.Background(), "test:closed").Result()
+		n, err := rdb.PubSubNumSub(context.Background(), "test:closed").Result()
 		return err == nil && n["test:closed"] == 3
 	})
 	admin := httptest.NewServer(nodes[0].AdminHandler())
@@ -130,8 +136,10 @@ func TestClosedSwitchAcrossNodes(t *testing.T) {
 	if status(nodes[0]) != 410 {
 		t.Fatal("the node that closed the route still serves it")
 	}
+	// How fast a message travels is the machine's business; the test
+	// logs it. That it arrives long before any resync is the claim.
 	for i, f := range nodes[1:] {
-		waitFor(t, time.Second, fmt.Sprintf("node %d to close", i+1), func() bool { return status(f) == 410 })
+		waitFor(t, 10*time.Second, fmt.Sprintf("node %d to close", i+1), func() bool { return status(f) == 410 })
 	}
 	t.Logf("closed on all nodes after %v", time.Since(start))
 	// A node that starts now reads the closed routes before it serves.
@@ -141,25 +149,36 @@ func TestClosedSwitchAcrossNodes(t *testing.T) {
 	}
 	toggle("DELETE")
 	for i, f := range append(nodes, late) {
-		waitFor(t, time.Second, fmt.Sprintf("node %d to reopen", i), func() bool { return status(f) == 200 })
+		waitFor(t, 10*time.Second, fmt.Sprintf("node %d to reopen", i), func() bool { return status(f) == 200 })
 	}
 }
 
-// With Redis gone, closing still works on this node and says the fleet did
-// not hear it; closed checks never wait for Redis.
+// With Redis unreachable, closing still works on this node and says the
+// fleet did not hear it; closed checks never wait for Redis. This Redis
+// never answers (a listener the test holds open and never accepts from:
+// the kernel completes each connection, nothing ever replies): a check
+// that waited on it would wait the whole call timeout, as the admin's
+// change does, so the bound, half the timeout, tells the two apart
+// whatever the machine's load.
 func TestClosedSwitchRedisDown(t *testing.T) {
-	srv := redistest.Start(t)
+	const timeout = 4 * time.Second
+	hung, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hung.Close()
 	b := startBackend(t, "shop", nil)
 	f := newForwarder(t, Config{Upstream: b.url(), Routes: []Route{{Name: "checkout", Path: "/checkout"}},
-		ClosedSwitch: SwitchConfig{Redis: redisconf.Config{Addrs: []string{srv.Addr}}}}, Env{})
-	srv.Stop()
+		ClosedSwitch: SwitchConfig{Redis: redisconf.Config{Addrs: []string{hung.Addr().String()}, Timeout: filters.Duration(timeout)}}}, Env{})
 	rec := httptest.NewRecorder()
+	start := time.Now()
 	f.AdminHandler().ServeHTTP(rec, httptest.NewRequest("POST", "/v1/routes/checkout/closed", nil))
 	if rec.Code != 503 {
 		t.Fatalf("close with Redis down: %d %s, want 503 saying it changed locally", rec.Code, rec.Body.String())
 	}
-	start := time.Now()
-	if w := do(f, "GET", "/checkout", nil, clientReq("203.0.113.7")); w.Code != 503 || time.Since(start) > 10*time.Millisecond {
+	t.Logf("the close waited %v for Redis (timeout %v)", time.Since(start), timeout)
+	start = time.Now()
+	if w := do(f, "GET", "/checkout", nil, clientReq("203.0.113.7")); w.Code != 503 || time.Since(start) > timeout/2 {
 		t.Fatalf("closed route with Redis down: %d after %v", w.Code, time.Since(start))
 	}
 }

@@ -106,14 +106,17 @@ func TestAllDownIs503AtOnce(t *testing.T) {
 			HealthyThreshold: 2, UnhealthyThreshold: 1}}},
 		Routes: []Route{{Path: "/", Upstream: "web"}}}, Env{Clock: func() time.Time { return now }})
 	p := f.byPool["web"]
-	waitFor(t, 2*time.Second, "the first checks", func() bool { return b1.hits.Load() > 0 && b2.hits.Load() > 0 })
+	waitFor(t, 10*time.Second, "the first checks", func() bool { return b1.hits.Load() > 0 && b2.hits.Load() > 0 })
 	for _, b := range p.backends {
 		b.recordCheck(false, now)
 	}
 	hits := b1.hits.Load() + b2.hits.Load()
 	start := time.Now()
 	w := do(f, "GET", "/", nil, clientReq("203.0.113.7"))
-	if took := time.Since(start); took > 100*time.Millisecond {
+	// Not contacting a backend is checked below by their hit counts; a
+	// request that waited for a check instead would wait for the next one,
+	// an hour away. The bound tells those apart on any machine.
+	if took := time.Since(start); took > 2*time.Second {
 		t.Fatalf("took %v, want an immediate answer", took)
 	}
 	if w.Code != 503 || w.Header().Get("Retry-After") != "7200" {
@@ -238,8 +241,11 @@ func TestKillBackendUnderLoad(t *testing.T) {
 	}
 	f := newForwarder(t, Config{Upstreams: map[string]Pool{"web": {
 		Backends: urls,
-		HealthCheck: HealthCheck{Path: "/healthz", Interval: filters.Duration(50 * time.Millisecond),
-			Timeout: filters.Duration(40 * time.Millisecond), HealthyThreshold: 2, UnhealthyThreshold: 2},
+		// The dead backend refuses connections, so its checks fail at
+		// once; the timeout only has to spare live backends on a loaded
+		// machine.
+		HealthCheck: HealthCheck{Path: "/healthz", Interval: filters.Duration(500 * time.Millisecond),
+			Timeout: filters.Duration(400 * time.Millisecond), HealthyThreshold: 2, UnhealthyThreshold: 2},
 		// A long back-off: only the active checks can bring it back in
 		// this test's time.
 		Outlier: Outlier{Failures: 3, Window: filters.Duration(time.Second), Ejection: filters.Duration(time.Hour), MaxEjection: filters.Duration(time.Hour)},
@@ -272,20 +278,23 @@ func TestKillBackendUnderLoad(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, 2*time.Second, "traffic on every backend", func() bool { return bs[1].hits.Load() > 10 })
+	waitFor(t, 10*time.Second, "traffic on every backend", func() bool { return bs[1].hits.Load() > 10 })
 	bs[1].kill()
-	waitFor(t, 2*time.Second, "passive ejection", func() bool { return victim.ejections.Load() >= 1 })
-	waitFor(t, 2*time.Second, "active checks marking it down", func() bool { return !victim.up.Load() })
+	waitFor(t, 10*time.Second, "passive ejection", func() bool { return victim.ejections.Load() >= 1 })
+	waitFor(t, 10*time.Second, "active checks marking it down", func() bool { return !victim.up.Load() })
 	hitsWhileDead := bs[1].hits.Load()
 	bs[1].revive(t)
-	waitFor(t, 3*time.Second, "active checks bringing it back", func() bool { return victim.available(time.Now().UnixNano()) })
-	waitFor(t, 2*time.Second, "traffic on the revived backend", func() bool { return bs[1].hits.Load() > hitsWhileDead+10 })
+	waitFor(t, 10*time.Second, "active checks bringing it back", func() bool { return victim.available(time.Now().UnixNano()) })
+	waitFor(t, 10*time.Second, "traffic on the revived backend", func() bool { return bs[1].hits.Load() > hitsWhileDead+10 })
 	close(stop)
 	wg.Wait()
 	if len(failures) > 0 {
 		t.Fatalf("%d requests failed while a backend died, first: %q", len(failures), failures[0])
 	}
-	if slowest > time.Second {
+	// Refused connects are retried at once (failures above); this bound
+	// only catches a request that hangs, and stays far from a loaded
+	// machine's scheduling.
+	if slowest > 5*time.Second {
 		t.Fatalf("slowest request took %v", slowest)
 	}
 	t.Logf("retries %d, slowest request %v", f.byPool["web"].retries.Load(), slowest)
@@ -312,7 +321,9 @@ func TestProxyProtocolV2ToBackend(t *testing.T) {
 	f := newForwarder(t, Config{Upstreams: map[string]Pool{"l4": {
 		Backends:      []string{"http://" + ln.Addr().String()},
 		ProxyProtocol: true,
-		HealthCheck:   HealthCheck{Path: "/healthz", Interval: filters.Duration(50 * time.Millisecond), Timeout: filters.Duration(40 * time.Millisecond)},
+		// A timeout a loaded machine does not reach: a check fails when the
+		// backend refuses it.
+		HealthCheck: HealthCheck{Path: "/healthz", Interval: filters.Duration(500 * time.Millisecond), Timeout: filters.Duration(400 * time.Millisecond)},
 	}}, Routes: []Route{{Path: "/", Upstream: "l4"}}}, Env{})
 	for _, c := range []struct{ client, want string }{
 		{"203.0.113.7", "203.0.113.7:40000"},
@@ -327,9 +338,15 @@ func TestProxyProtocolV2ToBackend(t *testing.T) {
 			t.Fatalf("backend saw %s, want %s", got, c.want)
 		}
 	}
-	// Health checks open with a LOCAL header, which the backend accepts.
-	time.Sleep(150 * time.Millisecond)
-	if b := f.byPool["l4"].backends[0]; !b.up.Load() {
+	// Health checks open with a LOCAL header, which the backend accepts:
+	// two of them pass in a row (a failing one would reset the count).
+	b := f.byPool["l4"].backends[0]
+	waitFor(t, 10*time.Second, "two passing health checks", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.checkOK >= 2
+	})
+	if !b.up.Load() {
 		t.Fatal("health checks with a LOCAL header failed")
 	}
 }

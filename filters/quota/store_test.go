@@ -110,9 +110,12 @@ var conformanceCases = []conformanceCase{
 			[]Result{deny(0, time.Second, time.Second), allow(0, time.Second)}},
 		{0, []askSpec{{"s", every(time.Second, 1), 1, true}}, true, []Result{allow(0, time.Second)}},
 	}},
+	// A million units, so the key's state spans a second of Redis's own
+	// clock (its expiry): with 1 unit it lived 1ms, and a loaded machine's
+	// next call found it gone. Served as 1ns, the reset would be 1ms.
 	{"sub-microsecond interval is served as 1µs", []step{
-		{0, one(every(time.Nanosecond, 2), 1), true, []Result{allow(1, time.Microsecond)}},
-		{0, one(every(time.Nanosecond, 2), 2), false, []Result{deny(1, time.Microsecond, time.Microsecond)}},
+		{0, one(every(time.Nanosecond, 2_000_000), 1_000_000), true, []Result{allow(1_000_000, time.Second)}},
+		{0, one(every(time.Nanosecond, 2_000_000), 1_000_001), false, []Result{deny(1_000_000, time.Microsecond, time.Second)}},
 	}},
 }
 

@@ -2,7 +2,8 @@ package reputation
 
 import (
 	"context"
-	"fmt"
+	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,6 +27,22 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) ti
 	return time.Since(start)
 }
 
+// messageWait bounds how long a ban or unban may take to reach another
+// node. It is far below resyncEvery, and byMessage also checks that the
+// node applied a pub/sub message: the change did not arrive by a full
+// resync. How fast a message travels is the machine's business, not a
+// property of the code; the test only logs it.
+const messageWait = 10 * time.Second
+
+// byMessage waits until cond holds on f and f has applied one more
+// message of the kind counter counts (remoteBans or remoteUnbans) than
+// before, and logs how long it took.
+func byMessage(t *testing.T, counter *atomic.Uint64, before uint64, what string, cond func() bool) {
+	t.Helper()
+	took := eventually(t, messageWait, what, func() bool { return cond() && counter.Load() > before })
+	t.Logf("%s in %s", what, took)
+}
+
 func fleetConfig(addr string) Config {
 	return Config{
 		Redis:   redisconf.Config{Addrs: []string{addr}, Timeout: filters.Duration(200 * time.Millisecond)},
@@ -43,37 +60,38 @@ func TestFleetBansThroughRedis(t *testing.T) {
 	b := newFilterClock(t, cfg, nil, time.Now)
 	eventually(t, 5*time.Second, "both nodes connected", func() bool { return a.RedisConnected() && b.RedisConnected() })
 
-	// A ban earned by strikes on A is enforced on B within 1s.
+	// A ban earned by strikes on A is enforced on B, by a message.
+	bans, unbans := b.sync.remoteBans.Load(), b.sync.remoteUnbans.Load()
 	now := time.Now()
 	a.Observe(deny(req("192.0.2.10", now), "waf", "sqli"))
 	a.Observe(deny(req("192.0.2.10", now), "waf", "sqli"))
 	if !bannedOn(a, "192.0.2.10") {
 		t.Fatal("A did not ban on its own strikes")
 	}
-	took := eventually(t, time.Second, "strike ban reaches B", func() bool { return bannedOn(b, "192.0.2.10") })
-	t.Logf("strike ban reached B in %s", took)
+	byMessage(t, &b.sync.remoteBans, bans, "strike ban reaches B", func() bool { return bannedOn(b, "192.0.2.10") })
 	if got := b.BansAt(time.Now()); len(got) != 1 || got[0].Source != "waf" || got[0].Reason != "sqli" {
 		t.Errorf("B's copy of the ban: %+v", got)
 	}
 
 	// A ban made through A's admin API likewise, IPv6 /64 included.
 	ha := a.AdminHandler()
+	bans = b.sync.remoteBans.Load()
 	if code, out := do(t, ha, "POST", "/v1/bans", `{"target": "2001:db8:1::5", "ttl": "10m", "reason": "abuse desk"}`); code != 201 {
 		t.Fatalf("POST on A: %d %v", code, out)
 	}
-	took = eventually(t, time.Second, "admin ban reaches B", func() bool { return bannedOn(b, "2001:db8:1::ffff") })
-	t.Logf("admin ban reached B in %s", took)
+	byMessage(t, &b.sync.remoteBans, bans, "admin ban reaches B", func() bool { return bannedOn(b, "2001:db8:1::ffff") })
 
-	// An unban on A is lifted on B within 1s.
+	// An unban on A is lifted on B, by a message.
 	if code, _ := do(t, ha, "DELETE", "/v1/bans/192.0.2.10", ""); code != 200 {
 		t.Fatalf("DELETE on A: %d", code)
 	}
-	eventually(t, time.Second, "unban reaches B", func() bool { return !bannedOn(b, "192.0.2.10") })
+	byMessage(t, &b.sync.remoteUnbans, unbans, "unban reaches B", func() bool { return !bannedOn(b, "192.0.2.10") })
 	// And the other way round: unban on B lifts it on A.
+	aUnbans := a.sync.remoteUnbans.Load()
 	if code, _ := do(t, b.AdminHandler(), "DELETE", "/v1/bans/2001:db8:1::/64", ""); code != 200 {
 		t.Fatalf("DELETE on B: %d", code)
 	}
-	eventually(t, time.Second, "unban from B reaches A", func() bool { return !bannedOn(a, "2001:db8:1::1") })
+	byMessage(t, &a.sync.remoteUnbans, aUnbans, "unban from B reaches A", func() bool { return !bannedOn(a, "2001:db8:1::1") })
 	if m := collect(b); m["reputation_remote_updates_total,op=ban"] < 2 || m["reputation_redis_connected"] != 1 {
 		t.Errorf("B's Redis metrics: %v", m)
 	}
@@ -90,22 +108,19 @@ func TestFleetSurvivesRedisOutage(t *testing.T) {
 	if _, err := a.BanAt(time.Now(), p("198.51.100.1"), time.Hour, "before"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Second, "ban before the outage reaches B", func() bool { return bannedOn(b, "198.51.100.1") })
+	eventually(t, messageWait, "ban before the outage reaches B", func() bool { return bannedOn(b, "198.51.100.1") })
 
 	srv.Stop()
 	eventually(t, 5*time.Second, "A notices the outage", func() bool { return !a.RedisConnected() })
 
-	// Bans made meanwhile work locally, without waiting on Redis.
-	start := time.Now()
+	// Bans made meanwhile work locally (that they never wait on Redis is
+	// TestUnreachableRedisNeverBlocks's, against a Redis that never answers).
 	if _, err := a.BanAt(time.Now(), p("198.51.100.2"), time.Hour, "during"); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()
 	a.Observe(deny(req("198.51.100.3", now), "volumetric", "rate"))
 	a.Observe(deny(req("198.51.100.3", now), "volumetric", "rate"))
-	if d := time.Since(start); d > 20*time.Millisecond {
-		t.Errorf("banning with Redis down took %s", d)
-	}
 	if !bannedOn(a, "198.51.100.2") || !bannedOn(a, "198.51.100.3") || !bannedOn(a, "198.51.100.1") {
 		t.Fatal("local bans not enforced while Redis is down")
 	}
@@ -147,7 +162,7 @@ func TestUnbanMissedDuringPartitionIsRepaired(t *testing.T) {
 	eventually(t, 5*time.Second, "both nodes connected", func() bool { return a.RedisConnected() && b.RedisConnected() })
 	target, _ := ParseTarget("203.0.113.4", 64)
 	a.BanAt(time.Now(), target, time.Hour, "")
-	eventually(t, time.Second, "ban reaches B", func() bool { return bannedOn(b, "203.0.113.4") })
+	eventually(t, messageWait, "ban reaches B", func() bool { return bannedOn(b, "203.0.113.4") })
 
 	// B misses the unban message (as if partitioned): remove the ban from
 	// Redis behind its back. Its next full sync, with the same epoch, drops it.
@@ -157,27 +172,44 @@ func TestUnbanMissedDuringPartitionIsRepaired(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.sync.requestSync()
-	eventually(t, 2*time.Second, "B drops a ban Redis no longer has", func() bool { return !bannedOn(b, "203.0.113.4") })
+	eventually(t, messageWait, "B drops a ban Redis no longer has", func() bool { return !bannedOn(b, "203.0.113.4") })
 }
 
+// TestUnreachableRedisNeverBlocks: with a Redis that never answers (a
+// listener the test holds open and never accepts from: the kernel
+// completes each connection, nothing ever replies), building the filter,
+// banning, earning strikes and checking make no Redis call on the way. A
+// call that waited would wait the whole call timeout, 6s; the bound, half
+// of it, is far from any machine's scheduling delay. Close waits at most
+// one call timeout for the background work.
 func TestUnreachableRedisNeverBlocks(t *testing.T) {
-	cfg := fleetConfig(fmt.Sprintf("127.0.0.1:%d", redistest.FreePort(t)))
+	const timeout = 6 * time.Second
+	hung, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hung.Close()
+	cfg := fleetConfig(hung.Addr().String())
+	cfg.Redis.Timeout = filters.Duration(timeout)
 	start := time.Now()
 	f := newFilterClock(t, cfg, nil, time.Now)
 	target, _ := ParseTarget("192.0.2.1", 64)
 	f.BanAt(time.Now(), target, time.Hour, "")
-	v := f.Check(req("192.0.2.1", time.Now()))
-	if d := time.Since(start); d > 100*time.Millisecond {
-		t.Errorf("New+BanAt+Check with Redis unreachable took %s", d)
+	now := time.Now()
+	f.Observe(deny(req("192.0.2.2", now), "waf", "sqli"))
+	f.Observe(deny(req("192.0.2.2", now), "waf", "sqli"))
+	v, struck := f.Check(req("192.0.2.1", time.Now())), f.Check(req("192.0.2.2", time.Now()))
+	if d := time.Since(start); d > timeout/2 {
+		t.Errorf("New+BanAt+Observe+Check with Redis unreachable took %s: a call waited on Redis", d)
 	}
-	if !v.Deny || f.RedisConnected() {
-		t.Errorf("verdict %+v, connected %v", v, f.RedisConnected())
+	if !v.Deny || !struck.Deny || f.RedisConnected() {
+		t.Errorf("verdicts %+v %+v, connected %v", v, struck, f.RedisConnected())
 	}
 	closed := make(chan struct{})
 	go func() { f.Close(); close(closed) }()
 	select {
 	case <-closed:
-	case <-time.After(5 * time.Second):
+	case <-time.After(timeout + 20*time.Second):
 		t.Fatal("Close hangs with Redis unreachable")
 	}
 }
@@ -199,7 +231,7 @@ func TestReloadKeepsRedisConnection(t *testing.T) {
 	a.Close()
 	target, _ := ParseTarget("192.0.2.77", 64)
 	b.BanAt(time.Now(), target, time.Hour, "")
-	eventually(t, time.Second, "ban reaches the reloaded A", func() bool { return bannedOn(a2, "192.0.2.77") })
+	eventually(t, messageWait, "ban reaches the reloaded A", func() bool { return bannedOn(a2, "192.0.2.77") })
 
 	// Different settings: a new connection, the bans still carried over.
 	other := cfg

@@ -36,15 +36,103 @@ import (
 // Coraza's operator registry is global to the process and is read when
 // rules are parsed, so the two sides cannot share a process once the
 // first rule set is built. The stock side is this very test binary,
-// re-executed with stockChildEnv set: it runs only
-// TestDifferentialStockChild, which keeps Coraza's own operators and
-// transformations (engineOptions.stock) for everything it builds and checks that nothing was registered. Requests go to the child and outcomes come back as JSON
-// files; both sides run at the same time.
+// re-executed by startChild: it runs only TestDifferentialStockChild,
+// which keeps Coraza's own operators and transformations
+// (engineOptions.stock) for everything it builds and checks that nothing
+// was registered. Requests go to the child and outcomes come back as JSON
+// files; both sides run at the same time. TestQualityReport runs plain
+// Coraza the same way.
 
 const (
-	stockChildEnv = "EDGEGUARD_WAF_STOCK_CHILD" // the request file; its presence makes a child
-	stockOutEnv   = "EDGEGUARD_WAF_STOCK_OUT"   // where the child writes its outcomes
+	childInEnv  = "EDGEGUARD_WAF_CHILD_IN"  // the child's input file; its presence makes a child
+	childOutEnv = "EDGEGUARD_WAF_CHILD_OUT" // where the child writes its output
 )
+
+// startChild re-executes this test binary to run only the test named
+// test, with in as its input (childInput), and returns at once; wait
+// waits for the child and decodes its output (childOutput) into out.
+func startChild(t *testing.T, test string, in any) (wait func(out any)) {
+	t.Helper()
+	dir := t.TempDir()
+	inPath, outPath := filepath.Join(dir, "in.json"), filepath.Join(dir, "out.json")
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(inPath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	child := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
+	child.Env = append(os.Environ(), childInEnv+"="+inPath, childOutEnv+"="+outPath)
+	var childOut strings.Builder
+	child.Stdout, child.Stderr = &childOut, &childOut
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return func(out any) {
+		t.Helper()
+		if err := child.Wait(); err != nil {
+			t.Fatalf("child %s: %v\n%s", test, err, childOut.String())
+		}
+		src, err := os.ReadFile(outPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(src, out); err != nil {
+			t.Fatalf("child %s's output: %v", test, err)
+		}
+	}
+}
+
+// inChild reports whether this process is a child startChild made.
+func inChild() bool { return os.Getenv(childInEnv) != "" }
+
+// childInput decodes the parent's input into in; outside a child it skips
+// the test, with why.
+func childInput(t *testing.T, why string, in any) {
+	t.Helper()
+	if !inChild() {
+		t.Skip(why)
+	}
+	src, err := os.ReadFile(os.Getenv(childInEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(src, in); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// childOutput writes out for the parent's wait.
+func childOutput(t *testing.T, out any) {
+	t.Helper()
+	b, err := json.Marshal(out)
+	if err == nil {
+		err = os.WriteFile(os.Getenv(childOutEnv), b, 0o600)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// walkCRSTests calls fn with every test file of CRS's regression suite
+// (embedded in coraza-coreruleset), decoded, in path order.
+func walkCRSTests(fn func(path string, file ftwFile) error) error {
+	return fs.WalkDir(crstests.FS, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".yaml") {
+			return err
+		}
+		src, err := fs.ReadFile(crstests.FS, p)
+		if err != nil {
+			return err
+		}
+		file, err := parseFTW(src)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		return fn(p, file)
+	})
+}
 
 type diffRequest struct {
 	Name string `json:"name"`
@@ -192,18 +280,8 @@ func (s *diffServer) run(raw []byte) diffOutcome {
 // TestDifferentialStockChild is the stock side of TestDifferential; run on
 // its own it skips.
 func TestDifferentialStockChild(t *testing.T) {
-	in := os.Getenv(stockChildEnv)
-	if in == "" {
-		t.Skip("the stock side of TestDifferential: runs only as its child")
-	}
-	src, err := os.ReadFile(in)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var reqs []diffRequest
-	if err := json.Unmarshal(src, &reqs); err != nil {
-		t.Fatal(err)
-	}
+	childInput(t, "the stock side of TestDifferential: runs only as its child", &reqs)
 	out, err := runDiff(reqs, true)
 	if err != nil {
 		t.Fatal(err)
@@ -211,13 +289,7 @@ func TestDifferentialStockChild(t *testing.T) {
 	if pluginsRegistered.Load() {
 		t.Fatal("the stock side registered edgeguard's operators or transformations")
 	}
-	b, err := json.Marshal(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(os.Getenv(stockOutEnv), b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	childOutput(t, out)
 }
 
 // TestDifferential: CRS's regression inputs, the shipped packs' tests, a
@@ -228,26 +300,11 @@ func TestDifferential(t *testing.T) {
 	if testing.Short() || raceDetector {
 		t.Skip("differential test: not in -short or -race")
 	}
-	if os.Getenv(stockChildEnv) != "" {
-		t.Skip("in the stock child")
+	if inChild() {
+		t.Skip("in a child")
 	}
 	reqs := diffRequests(t)
-	dir := t.TempDir()
-	in, outPath := filepath.Join(dir, "requests.json"), filepath.Join(dir, "stock.json")
-	b, err := json.Marshal(reqs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(in, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	child := exec.Command(os.Args[0], "-test.run=^TestDifferentialStockChild$", "-test.count=1")
-	child.Env = append(os.Environ(), stockChildEnv+"="+in, stockOutEnv+"="+outPath)
-	var childOut strings.Builder
-	child.Stdout, child.Stderr = &childOut, &childOut
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
+	wait := startChild(t, "TestDifferentialStockChild", reqs)
 	fast, err := runDiff(reqs, false)
 	if err != nil {
 		t.Fatal(err)
@@ -255,17 +312,8 @@ func TestDifferential(t *testing.T) {
 	if !pluginsRegistered.Load() {
 		t.Fatal("the optimised side runs without edgeguard's operators or transformations")
 	}
-	if err := child.Wait(); err != nil {
-		t.Fatalf("stock child: %v\n%s", err, childOut.String())
-	}
-	src, err := os.ReadFile(outPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var stock map[string][]diffOutcome
-	if err := json.Unmarshal(src, &stock); err != nil {
-		t.Fatal(err)
-	}
+	wait(&stock)
 	compareDiff(t, reqs, fast, stock)
 }
 
@@ -307,28 +355,16 @@ func diffRequests(t *testing.T) []diffRequest {
 		}
 		reqs = append(reqs, diffRequest{name, raw})
 	}
-	addFile := func(label string, src []byte) ftwFile {
-		file, err := parseFTW(src)
-		if err != nil {
-			t.Fatalf("%s: %v", label, err)
-		}
+	addFile := func(label string, file ftwFile) {
 		for _, tc := range file.Tests {
 			for i, st := range tc.Stages {
 				add(fmt.Sprintf("%s %d-%d/%d", label, file.RuleID, tc.TestID, i), st.Input)
 			}
 		}
-		return file
 	}
 	var attacks []string
-	err := fs.WalkDir(crstests.FS, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".yaml") {
-			return err
-		}
-		src, err := fs.ReadFile(crstests.FS, p)
-		if err != nil {
-			return err
-		}
-		file := addFile("crs "+filepath.Base(p), src)
+	err := walkCRSTests(func(p string, file ftwFile) error {
+		addFile("crs "+filepath.Base(p), file)
 		attacks = append(attacks, attackPayloads(file)...)
 		return nil
 	})
@@ -345,7 +381,11 @@ func diffRequests(t *testing.T) []diffRequest {
 		if err != nil {
 			t.Fatal(err)
 		}
-		addFile(p, src)
+		file, err := parseFTW(src)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		addFile(p, file)
 	}
 	slices.Sort(attacks)
 	attacks = slices.Compact(attacks)

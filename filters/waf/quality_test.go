@@ -1,7 +1,6 @@
 package waf
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -9,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -19,7 +17,6 @@ import (
 	"time"
 
 	"github.com/corazawaf/coraza-coreruleset/v4"
-	crstests "github.com/corazawaf/coraza-coreruleset/v4/tests"
 	"github.com/corazawaf/coraza/v3"
 	txhttp "github.com/corazawaf/coraza/v3/http"
 
@@ -34,14 +31,9 @@ import (
 //
 //	go test -count=1 -run TestQualityReport -v ./filters/waf/
 //
-// Plain Coraza runs in a child process (this test binary re-executed with
-// qualityChildEnv), because edgeguard's operators, once registered, would
-// serve every WAF of the process.
-
-const (
-	qualityChildEnv = "EDGEGUARD_WAF_QUALITY_CHILD" // the request file; its presence makes a child
-	qualityOutEnv   = "EDGEGUARD_WAF_QUALITY_OUT"   // where the child writes its statuses
-)
+// Plain Coraza runs in a child process (this test binary re-executed by
+// startChild, as in the differential test), because edgeguard's
+// operators, once registered, would serve every WAF of the process.
 
 // corpusTextFields are the free-text fields of the benign corpus's
 // payloads, declared as an operator of those APIs would declare them.
@@ -107,18 +99,7 @@ func qualityInputs(t *testing.T) []qualityInput {
 	t.Helper()
 	pls := crsParanoia(t)
 	var out []qualityInput
-	err := fs.WalkDir(crstests.FS, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".yaml") {
-			return err
-		}
-		src, err := fs.ReadFile(crstests.FS, p)
-		if err != nil {
-			return err
-		}
-		file, err := parseFTW(src)
-		if err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
+	err := walkCRSTests(func(_ string, file ftwFile) error {
 		for _, tc := range file.Tests {
 			name := fmt.Sprintf("%d-%d", file.RuleID, tc.TestID)
 			if _, skip := crsSkips[name]; skip {
@@ -241,20 +222,11 @@ func runCoraza(cfg Config, in []qualityInput) ([]int, error) {
 // TestQualityCorazaChild is the plain-Coraza side of TestQualityReport; run
 // on its own it skips.
 func TestQualityCorazaChild(t *testing.T) {
-	src := os.Getenv(qualityChildEnv)
-	if src == "" {
-		t.Skip("the plain-Coraza side of TestQualityReport: runs only as its child")
-	}
-	b, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var in []qualityInput
-	if err := json.Unmarshal(b, &in); err != nil {
-		t.Fatal(err)
-	}
+	childInput(t, "the plain-Coraza side of TestQualityReport: runs only as its child", &in)
 	out := map[string][]int{}
 	for _, c := range qualityCases() {
+		var err error
 		if out[c.name], err = runCoraza(c.cfg, in); err != nil {
 			t.Fatal(err)
 		}
@@ -262,12 +234,7 @@ func TestQualityCorazaChild(t *testing.T) {
 	if pluginsRegistered.Load() {
 		t.Fatal("the plain-Coraza side registered edgeguard's operators or transformations")
 	}
-	if b, err = json.Marshal(out); err == nil {
-		err = os.WriteFile(os.Getenv(qualityOutEnv), b, 0o600)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	childOutput(t, out)
 }
 
 // qualityRow counts one configuration's outcomes: blocked of total per
@@ -317,41 +284,17 @@ func TestQualityReport(t *testing.T) {
 	if testing.Short() || raceDetector {
 		t.Skip("quality report: not in -short or -race")
 	}
-	if os.Getenv(qualityChildEnv) != "" {
-		t.Skip("in the plain-Coraza child")
+	if inChild() {
+		t.Skip("in a child")
 	}
 	in := qualityInputs(t)
-	dir := t.TempDir()
-	reqFile, outFile := filepath.Join(dir, "requests.json"), filepath.Join(dir, "coraza.json")
-	b, err := json.Marshal(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(reqFile, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	child := exec.Command(os.Args[0], "-test.run=^TestQualityCorazaChild$", "-test.count=1")
-	child.Env = append(os.Environ(), qualityChildEnv+"="+reqFile, qualityOutEnv+"="+outFile)
-	var childOut strings.Builder
-	child.Stdout, child.Stderr = &childOut, &childOut
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
+	wait := startChild(t, "TestQualityCorazaChild", in)
 	eg := map[string][]int{}
 	for _, c := range qualityCases() {
 		eg[c.name] = runEdgeguard(t, c.cfg, in)
 	}
-	if err := child.Wait(); err != nil {
-		t.Fatalf("plain-Coraza child: %v\n%s", err, childOut.String())
-	}
-	src, err := os.ReadFile(outFile)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var cz map[string][]int
-	if err := json.Unmarshal(src, &cz); err != nil {
-		t.Fatal(err)
-	}
+	wait(&cz)
 	var table strings.Builder
 	table.WriteString("| engine | config | attacks PL1 | PL2 | PL3 | PL4 | FP REST | FP GraphQL | FP mixed |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, eng := range []struct {
