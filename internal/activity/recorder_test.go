@@ -109,8 +109,8 @@ func TestSeriesRollover(t *testing.T) {
 			if want := tt.now.Unix() - int64(tt.n-1-i); p.Unix != want {
 				t.Fatalf("point %d is second %d, want %d (oldest first, one per second)", i, p.Unix, want)
 			}
-			if p.Outcomes[Allowed] != tt.want[off] {
-				t.Errorf("now %d: second %d counts %d, want %d", tt.now.Unix()-t0.Unix(), off, p.Outcomes[Allowed], tt.want[off])
+			if p.Outcomes[Allowed] != tt.want[off] || p.ByStage[Forwarded] != tt.want[off] {
+				t.Errorf("now %d: second %d counts %d (by stage %v), want %d", tt.now.Unix()-t0.Unix(), off, p.Outcomes[Allowed], p.ByStage, tt.want[off])
 			}
 		}
 	}
@@ -192,6 +192,13 @@ func TestLatencyWindow(t *testing.T) {
 	}
 	if p50, p99 := r.Latency(at(200), 60); p50 != 0 || p99 != 0 {
 		t.Errorf("no requests in the span: %v %v, want 0 0", p50, p99)
+	}
+	// at(Window) reuses at(0)'s bucket: the 100 requests of at(0) are gone.
+	quick := served(at(Window), "192.0.2.1")
+	quick.Arrived = quick.End.Add(-time.Millisecond)
+	r.Record(quick)
+	if _, p99 := r.Latency(at(Window), 1); p99 < 1-LatencyError || p99 > 1+LatencyError {
+		t.Errorf("after the bucket's reuse: p99 %.2f ms, want the one request's 1 ms", p99)
 	}
 }
 
