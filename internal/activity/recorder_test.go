@@ -46,6 +46,8 @@ func TestOutcomeAndStage(t *testing.T) {
 		{"dropped", Entry{Status: 0, Stage: "waf"}, Denied, "waf"},
 		{"refused with a 503", Entry{Status: 503, Stage: "waf"}, Denied, "waf"},
 		{"upstream failed", Entry{Status: 502}, Errored, Forwarded},
+		{"upstream's own 500", Entry{Status: 500}, Errored, Forwarded},
+		{"last status before the errors", Entry{Status: 499}, Allowed, Forwarded},
 		{"shadow", Entry{Status: 200, Notes: shadowNotes}, Shadow, Forwarded},
 		{"shadow and upstream failed", Entry{Status: 504, Notes: shadowNotes}, Errored, Forwarded},
 		{"other notes", Entry{Status: 200, Notes: []filters.Note{{Stage: "quota", Text: "store unavailable: allowed (on_error allow)"}}}, Allowed, Forwarded},
