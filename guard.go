@@ -41,6 +41,7 @@ type Guard struct {
 	reputation  *reputation.Filter   // the ban API's
 	quota       *quota.Filter        // lends its store to the forward shield
 	connFilters []filters.ConnFilter // stages that refuse connections at accept
+	untrusted   untrustedPeers       // forward-auth refusals, for a log that cannot be flooded
 
 	// inflight counts requests being served on this Guard. A counter, not a
 	// WaitGroup: a request that loaded this Guard just before a reload's
