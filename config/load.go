@@ -127,22 +127,26 @@ func Parse(name string, data []byte) (cfg *Config, err error) {
 	for _, ip := range ints {
 		found[ip.at].Msg = pathPrefix(ip.field) + ip.kind.withRange(cfg.intRange(ip.field)).Error()
 	}
-	if err := errors.Join(cfg.Validate(), cfg.ValidateEdge()); err != nil {
-		for _, fe := range filters.FieldErrors(err) {
-			switch {
-			case overlaps(fe.Field, bad):
-				// The value was refused above and decoded as unset.
-			case fe.Field == "":
-				add("", lineOf(root, ""), fe.Err.Error())
-			default:
-				add(fe.Field, fieldLine(root, fe.Field), fe.Error())
-			}
-		}
-	}
+	cfg.validateInto(root, bad, add)
 	if len(found) > 0 {
 		return done(cfg)
 	}
 	return cfg, nil
+}
+
+// validateInto reports through add, each at its line, what validation
+// finds wrong with c, but for the values in bad: those were refused before
+// decoding and are unset now, and validation would only repeat them.
+func (c *Config) validateInto(root ast.Node, bad []string, add func(field string, line int, msg string) int) {
+	for _, fe := range filters.FieldErrors(errors.Join(c.Validate(), c.ValidateEdge())) {
+		switch {
+		case overlaps(fe.Field, bad):
+		case fe.Field == "":
+			add("", lineOf(root, ""), fe.Err.Error())
+		default:
+			add(fe.Field, fieldLine(root, fe.Field), fe.Error())
+		}
+	}
 }
 
 // walk reports through add every key of the document that the types have
