@@ -3,13 +3,19 @@ package edgeguard
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/edgeguard/edgeguard/filters"
 	"golang.org/x/net/http/httpguts"
+	"golang.org/x/time/rate"
 )
 
 // Forward-auth: a proxy that already runs at the edge (nginx, Traefik,
@@ -57,7 +63,7 @@ func (g *Guard) ServeAuth(w http.ResponseWriter, r *http.Request) {
 	}
 	peer, _, _ := g.addrs(r)
 	if !g.resolver.Trusted(peer.Addr()) {
-		g.log.Error("forward-auth request from a peer not in client_ip.trusted_proxies: refused", "peer", peer.Addr().String())
+		g.untrusted.refuse(g.log, peer.Addr(), time.Now())
 		http.Error(w, "edgeguard: forward-auth peer not trusted", http.StatusForbidden)
 		return
 	}
@@ -70,6 +76,34 @@ func (g *Guard) ServeAuth(w http.ResponseWriter, r *http.Request) {
 		w = &nginxAuthWriter{ResponseWriter: w}
 	}
 	g.serve(w, orig, authAllow{})
+}
+
+// untrustedEvery is how often, at most, the log says that forward-auth
+// requests from untrusted peers were refused.
+const untrustedEvery = 10 * time.Second
+
+// untrustedPeers logs the forward-auth requests refused because their peer
+// is not a trusted proxy: a line at the first, then at most one every
+// untrustedEvery with how many were refused since the last. A line each
+// would let anyone who reaches the auth listener flood the log (a scan, or
+// a proxy the operator left out of the list, which sends every request).
+type untrustedPeers struct {
+	once    sync.Once
+	limit   *rate.Limiter
+	refused atomic.Int64 // since the last line
+}
+
+// refuse counts one refused request from peer at now, and logs when a line
+// is due.
+func (u *untrustedPeers) refuse(log *slog.Logger, peer netip.Addr, now time.Time) {
+	u.once.Do(func() { u.limit = rate.NewLimiter(rate.Every(untrustedEvery), 1) })
+	u.refused.Add(1)
+	if !u.limit.AllowN(now, 1) {
+		return
+	}
+	n := u.refused.Swap(0)
+	log.Warn("forward-auth requests from peers not in client_ip.trusted_proxies refused",
+		"peer", peer.String(), "refused", n, "every", untrustedEvery.String())
 }
 
 // originalRequest rebuilds the request r describes, without a body.

@@ -1,11 +1,16 @@
 package edgeguard
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestServeAuth: each proxy's description of the original request is read
@@ -114,4 +119,47 @@ func FuzzAuthOriginalRequest(f *testing.F) {
 			t.Fatalf("rebuilt %q %q from proxy %q", orig.Method, orig.RequestURI, proxy)
 		}
 	})
+}
+
+// TestUntrustedPeersLogSparingly: refused forward-auth peers are logged at
+// the first refusal, then at most once per untrustedEvery with the count
+// since the last line, so a flood of them cannot flood the log.
+func TestUntrustedPeersLogSparingly(t *testing.T) {
+	var out bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&out, nil))
+	var u untrustedPeers
+	t0 := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+	peer := netip.MustParseAddr("192.0.2.9")
+	for _, step := range []struct {
+		at      time.Duration
+		refuse  int
+		logged  bool
+		refused int // in the line
+	}{
+		{0, 1, true, 1},
+		{time.Second, 500, false, 0},
+		{untrustedEvery - time.Millisecond, 1, false, 0},
+		{untrustedEvery, 1, true, 502},
+		{untrustedEvery + time.Second, 3, false, 0},
+		{3 * untrustedEvery, 1, true, 4},
+	} {
+		out.Reset()
+		for range step.refuse {
+			u.refuse(log, peer, t0.Add(step.at))
+		}
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		if !step.logged {
+			if out.Len() != 0 {
+				t.Errorf("at %v: logged %d lines, want none; the first: %s", step.at, len(lines), lines[0])
+			}
+			continue
+		}
+		var m map[string]any
+		if len(lines) != 1 || json.Unmarshal([]byte(lines[0]), &m) != nil {
+			t.Fatalf("at %v: want one JSON line, got %q", step.at, out.String())
+		}
+		if m["refused"] != float64(step.refused) || m["peer"] != "192.0.2.9" || m["level"] != "WARN" {
+			t.Errorf("at %v: line %v, want refused=%d from 192.0.2.9 at WARN", step.at, m, step.refused)
+		}
+	}
 }

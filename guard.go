@@ -41,6 +41,7 @@ type Guard struct {
 	reputation  *reputation.Filter   // the ban API's
 	quota       *quota.Filter        // lends its store to the forward shield
 	connFilters []filters.ConnFilter // stages that refuse connections at accept
+	untrusted   untrustedPeers       // forward-auth refusals, for a log that cannot be flooded
 
 	// inflight counts requests being served on this Guard. A counter, not a
 	// WaitGroup: a request that loaded this Guard just before a reload's
@@ -134,59 +135,93 @@ type routeStage struct {
 // buildChains builds the stages cfg.Stages names, in order, from the stage
 // table: the shared chain, and a chain for each route with stage settings
 // of its own. What a stage can do beyond Check is found by interface.
+// Every stage is built even after one fails, so that the error names every
+// problem at once; each is a *filters.FieldError whose Field is the
+// block's path in the file ("waf.packs[1]", "route_stages./login.waf"),
+// which the binary turns into FILE:LINE. A block that a draft config
+// refused (config.Config.Refused) is not built: its problem is reported.
 func (g *Guard) buildChains(cfg *config.Config, o options) error {
 	env := filters.Env{Logger: o.logger, Dir: o.dir, IPv6Prefix: cfg.ClientIP.WithDefaults().IPv6Prefix}
-	build := func(route string, st config.Stage) (filters.Stage, error) {
+	var errs []error
+	build := func(route string, st config.Stage) filters.Stage {
+		field := st.Name()
+		if route != "" {
+			field = "route_stages." + route + "." + st.Name()
+		}
 		block, mode := st.Settings(cfg, route)
-		if mode == filters.ModeOff {
-			return filters.Stage{}, nil
+		if mode == filters.ModeOff || cfg.Refused(field) || cfg.Refused(st.Name()) {
+			return filters.Stage{}
 		}
 		env.Previous = o.previous.stage(route, st.Name())
 		f, err := block.Build(env)
 		if err != nil {
-			return filters.Stage{}, fmt.Errorf("edgeguard: build stage %s%s: %w", st.Name(), forRoute(route), err)
+			errs = append(errs, filters.PrefixFields(field, err))
+			return filters.Stage{}
 		}
 		g.stages = append(g.stages, routeStage{route: route, Filter: f})
 		if f.Name() != st.Name() {
 			// A reload finds the instance to take over by name.
-			return filters.Stage{}, fmt.Errorf("edgeguard: build stage %s%s: its filter is named %q", st.Name(), forRoute(route), f.Name())
+			errs = append(errs, filters.FieldErrorf(field, "its filter is named %q", f.Name()))
+			return filters.Stage{}
 		}
-		return filters.Stage{Filter: f, Mode: mode}, nil
+		return filters.Stage{Filter: f, Mode: mode}
 	}
 	table := make([]config.Stage, len(cfg.Stages))
 	base := make([]filters.Stage, len(cfg.Stages))
 	for i, name := range cfg.Stages {
 		st, ok := config.LookupStage(name)
 		if !ok {
-			return fmt.Errorf("edgeguard: stage %q is not in the stage table", name) // Validate has checked
+			if !cfg.Refused(fmt.Sprintf("stages[%d]", i)) { // Validate has checked
+				errs = append(errs, filters.FieldErrorf(fmt.Sprintf("stages[%d]", i), "%q is not in the stage table", name))
+			}
+			continue
 		}
-		var err error
 		table[i] = st
-		if base[i], err = build("", st); err != nil {
-			return err
-		}
+		base[i] = build("", st)
 	}
-	g.lend(base)
-	g.chain = g.newChain(base)
 	// A route with its own settings for some stage gets a chain of its own:
 	// those stages are instances of its own, the rest are shared.
+	routes := map[string][]filters.Stage{}
 	for route, rs := range cfg.RouteStages {
 		stages := slices.Clone(base)
 		for i, st := range table {
-			if !st.Overrides(rs) {
-				continue
-			}
-			var err error
-			if stages[i], err = build(route, st); err != nil {
-				return err
+			if st.Name() != "" && st.Overrides(rs) {
+				stages[i] = build(route, st)
 			}
 		}
+		routes[route] = stages
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	g.lend(base)
+	g.chain = g.newChain(base)
+	for route, stages := range routes {
 		if g.chains == nil {
 			g.chains = map[string]*filters.Chain{}
 		}
 		g.chains[route] = g.newChain(stages)
 	}
 	return nil
+}
+
+// CheckStages builds every stage instance cfg describes, the shared
+// chain's and each route's, as New would, and closes them again: it
+// returns every build error at once (a pack that does not compile, a list
+// that does not parse, a file that is missing), each a *filters.FieldError
+// with the block's path from the top of the file, for config.Config.Locate.
+// cfg may be a draft (config.Error.Draft): the blocks it refused are not
+// built. It starts no listener and serves nothing; the options that matter
+// are WithDir and WithLogger (default: no log).
+func CheckStages(cfg *config.Config, opts ...Option) error {
+	o := options{logger: slog.New(slog.DiscardHandler)}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	g := &Guard{cfg: cfg, log: o.logger, metrics: NewMetrics()}
+	err := g.buildChains(cfg, o)
+	_ = g.Close()
+	return err
 }
 
 // lend keeps what the shared chain's stages offer beyond their checks: a

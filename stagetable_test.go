@@ -96,7 +96,7 @@ func init() {
 // name, so a filter named otherwise than its entry is refused at New.
 func TestStageNamedAsItsEntry(t *testing.T) {
 	_, err := New(mustConfig(t, "stages: [kettle]\n"))
-	if err == nil || err.Error() != `edgeguard: build stage kettle: its filter is named "teapot"` {
+	if err == nil || err.Error() != `kettle: its filter is named "teapot"` {
 		t.Fatalf("New: %v", err)
 	}
 }

@@ -70,6 +70,8 @@ type Config struct {
 	Auth Auth `yaml:"auth" json:"auth"`
 	// Log sets the structured log.
 	Log Log `yaml:"log" json:"log"`
+
+	src *source // the file Parse read this from; nil for a Config built in code
 }
 
 // RouteStages holds one route's stage overrides. After Parse each set

@@ -66,7 +66,7 @@ func TestErrors(t *testing.T) {
 		{name: "syntax error", yaml: "upstream: http://x:1\nvolumetric: {rate: 5/s\n", want: []string{"2: "}},
 		{name: "wrong type", yaml: "upstream: http://x:1\nvolumetric:\n  burst: many\n", want: []string{"3: "}},
 		{name: "a word for a number, in the user's terms", yaml: "upstream: http://x:1\nwaf:\n  paranoia: high\n",
-			want: []string{`3: waf.paranoia: want an integer, got "high"`}},
+			want: []string{`3: waf.paranoia: want an integer 1-4, got "high"`}},
 		{name: "wrong kinds, each at its line", yaml: "upstream: http://x:1\nclient_ip:\n  trusted_proxies: 10.0.0.0/8\nadmin:\n  pprof: yes please\nwaf: [paranoia]\nlog:\n  level: [info]\n",
 			want: []string{`3: client_ip.trusted_proxies: want a list, got "10.0.0.0/8"`, `5: admin.pprof: want true or false, got "yes please"`,
 				`6: waf: want a block of keys, got a list`, `8: log.level: want a single value, got a list`}},

@@ -31,6 +31,7 @@ func (p Problem) String() string { return fmt.Sprintf("%s:%d: %s", p.File, p.Lin
 // FILE:LINE: message.
 type Error struct {
 	Problems []Problem
+	draft    *Config // what Parse could read despite the problems; see Draft
 }
 
 func (e *Error) Error() string {
@@ -80,19 +81,21 @@ func Parse(name string, data []byte) (cfg *Config, err error) {
 	}
 
 	var found []Problem
-	add := func(line int, msg string) { found = append(found, Problem{File: name, Line: line, Msg: msg}) }
-	unknownKeys(root, configType, "", func(path string, line int, err error) {
-		add(line, pathPrefix(path)+err.Error())
-	})
-	var bad []string // values already reported, whose validation would repeat them
-	valueErrors(root, configType, "", func(path string, line int, err error) {
-		path = strings.TrimPrefix(path, ".")
-		bad = append(bad, path)
-		add(line, pathPrefix(path)+err.Error())
-	})
-	done := func() (*Config, error) {
+	var refused []string // fields with a problem: a draft does not build them
+	add := func(field string, line int, msg string) int {
+		found = append(found, Problem{File: name, Line: line, Msg: msg})
+		refused = append(refused, field)
+		return len(found) - 1
+	}
+	bad, ints := walk(root, add)
+	// done reports what was found; draft is the file as far as it could be
+	// read, for a checker that builds its sound parts (Error.Draft).
+	done := func(draft *Config) (*Config, error) {
+		if draft != nil {
+			draft.src.refused = refused
+		}
 		slices.SortStableFunc(found, func(a, b Problem) int { return a.Line - b.Line })
-		return nil, &Error{Problems: found}
+		return nil, &Error{Problems: found, draft: draft}
 	}
 
 	// A decoding error after the walk found problems is most likely one
@@ -100,11 +103,11 @@ func Parse(name string, data []byte) (cfg *Config, err error) {
 	// the first.
 	decodeFailed := func(line int, err error) (*Config, error) {
 		if len(found) == 0 {
-			add(line, errMessage(err))
+			add("", line, errMessage(err))
 		}
-		return done()
+		return done(nil)
 	}
-	cfg = &Config{}
+	cfg = &Config{src: &source{name: name, root: root}}
 	if root != nil && root.Type() != ast.NullType {
 		if err := decode(data, root, cfg, len(found) > 0); err != nil {
 			return decodeFailed(errLine(err), err)
@@ -119,22 +122,53 @@ func Parse(name string, data []byte) (cfg *Config, err error) {
 	if err := cfg.layRouteStages(root); err != nil {
 		return decodeFailed(errLine(err), err)
 	}
-	if err := errors.Join(cfg.Validate(), cfg.ValidateEdge()); err != nil {
-		for _, fe := range filters.FieldErrors(err) {
-			switch {
-			case overlaps(fe.Field, bad):
-				// The value was refused above and decoded as unset.
-			case fe.Field == "":
-				add(lineOf(root, ""), fe.Err.Error())
-			default:
-				add(fieldLine(root, fe.Field), fe.Error())
-			}
-		}
+	// A word where a number goes: say which numbers, as validation has
+	// them (before validation below reports the field again as unset).
+	for _, ip := range ints {
+		found[ip.at].Msg = pathPrefix(ip.field) + ip.kind.withRange(cfg.intRange(ip.field)).Error()
 	}
+	cfg.validateInto(root, bad, add)
 	if len(found) > 0 {
-		return done()
+		return done(cfg)
 	}
 	return cfg, nil
+}
+
+// validateInto reports through add, each at its line, what validation
+// finds wrong with c, but for the values in bad: those were refused before
+// decoding and are unset now, and validation would only repeat them.
+func (c *Config) validateInto(root ast.Node, bad []string, add func(field string, line int, msg string) int) {
+	for _, fe := range filters.FieldErrors(errors.Join(c.Validate(), c.ValidateEdge())) {
+		switch {
+		case overlaps(fe.Field, bad):
+		case fe.Field == "":
+			add("", lineOf(root, ""), fe.Err.Error())
+		default:
+			add(fe.Field, fieldLine(root, fe.Field), fe.Error())
+		}
+	}
+}
+
+// walk reports through add every key of the document that the types have
+// no field for and every value that cannot land where it is, all at once
+// (the decoder stops at the first). It returns the paths of the bad
+// values, which are nulled in the tree so that the rest decodes, and the
+// words found where integers go, whose messages Parse completes with the
+// range once the file is decoded.
+func walk(root ast.Node, add func(field string, line int, msg string) int) (bad []string, ints []intProblem) {
+	unknownKeys(root, configType, "", func(path string, line int, err error) {
+		add(path, line, pathPrefix(path)+err.Error())
+	})
+	valueErrors(root, configType, "", func(path string, line int, err error) {
+		path = strings.TrimPrefix(path, ".")
+		bad = append(bad, path)
+		at := add(path, line, pathPrefix(path)+err.Error())
+		var ke *kindErr
+		if errors.As(err, &ke) && ke.integer {
+			ints = append(ints, intProblem{at: at, field: path, kind: ke})
+		}
+	})
+	return bad, ints
 }
 
 // decode decodes the document into cfg. A file with problems already

@@ -210,7 +210,7 @@ func kindError(value ast.Node, t reflect.Type) error {
 	if reflect.PointerTo(t).Implements(textUnmarshaler) {
 		s, ok := value.(ast.ScalarNode)
 		if !ok {
-			return fmt.Errorf("want a single value, got %s", describe(value))
+			return &kindErr{want: textWant(t), got: describe(value)}
 		}
 		v := reflect.New(t).Interface().(encoding.TextUnmarshaler)
 		return v.UnmarshalText([]byte(scalarText(s)))
@@ -219,7 +219,7 @@ func kindError(value ast.Node, t reflect.Type) error {
 	switch t.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		if value.Type() != ast.IntegerType {
-			want = "an integer"
+			return &kindErr{want: "an integer", got: describe(value), integer: true}
 		}
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		if n, ok := value.(*ast.IntegerNode); !ok || strings.HasPrefix(n.String(), "-") {
@@ -249,7 +249,37 @@ func kindError(value ast.Node, t reflect.Type) error {
 	if want == "" {
 		return nil
 	}
-	return fmt.Errorf("want %s, got %s", want, describe(value))
+	return &kindErr{want: want, got: describe(value)}
+}
+
+// textWant is what a value read from text must look like, in its own
+// parser's words: the "want ..." of the error it gives for a value that
+// cannot be one ("block, shadow or off"), or "a single value".
+func textWant(t reflect.Type) string {
+	v := reflect.New(t).Interface().(encoding.TextUnmarshaler)
+	if err := v.UnmarshalText([]byte("\x00")); err != nil {
+		if _, want, ok := strings.Cut(err.Error(), "want "); ok {
+			return want
+		}
+	}
+	return "a single value"
+}
+
+// kindErr is a value of the wrong kind: what the field wants, what the
+// file has.
+type kindErr struct {
+	want, got string
+	integer   bool // the field is an integer, whose range Parse can add
+}
+
+func (e *kindErr) Error() string { return fmt.Sprintf("want %s, got %s", e.want, e.got) }
+
+// withRange adds the range r of the integers the field accepts to what it
+// wants: "want an integer 1-4, got "high"".
+func (e *kindErr) withRange(r intRange) *kindErr {
+	out := *e
+	out.want += r.String()
+	return &out
 }
 
 func isMapping(n ast.Node) bool {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/edgeguard/edgeguard"
 	"github.com/edgeguard/edgeguard/config"
+	"github.com/edgeguard/edgeguard/filters"
 )
 
 func cmdValidate(args []string, stdout, stderr io.Writer) error {
@@ -19,8 +21,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	s := &server{path: path}
-	cfg, err := s.load()
+	cfg, err := loadConfig(path)
 	if err != nil {
 		fmt.Fprintln(stdout, err)
 		return errReported
@@ -28,16 +29,46 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	// Building the Guard loads what the file points at: rule packs, lists.
 	// It starts no listener and makes no request.
 	g, err := edgeguard.New(cfg, edgeguard.WithLogger(slog.New(slog.DiscardHandler)), edgeguard.WithDir(filepath.Dir(path)))
-	if err != nil {
-		fmt.Fprintln(stdout, err)
-		return errReported
+	if err == nil {
+		_ = g.Close()
 	}
-	_ = g.Close()
-	if err := checkTLSFiles(cfg, filepath.Dir(path)); err != nil {
+	if err := cfg.Locate(errors.Join(err, checkTLSFiles(cfg, filepath.Dir(path)))); err != nil {
 		fmt.Fprintln(stdout, err)
 		return errReported
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", path)
+	return nil
+}
+
+// loadConfig reads the config file at path, for run, validate and
+// reload. When the file has problems, the stages its sound blocks describe
+// are built too (a draft, config.Error.Draft), so that one run reports
+// every problem of the file, each at its line: a pack that does not
+// compile beside a misspelt key.
+func loadConfig(path string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	var ce *config.Error
+	if errors.As(err, &ce) && ce.Draft() != nil {
+		draft := ce.Draft()
+		built := edgeguard.CheckStages(draft, edgeguard.WithDir(filepath.Dir(path)))
+		return nil, ce.With(draft.Locate(errors.Join(built, needUpstream(draft))))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := needUpstream(cfg); err != nil {
+		return nil, cfg.Locate(err)
+	}
+	return cfg, nil
+}
+
+// needUpstream refuses a file that names nowhere to forward to: the
+// binary forwards what passes (the Go API's middleware needs no upstream),
+// unless it only decides for proxies (auth.listen).
+func needUpstream(cfg *config.Config) error {
+	if cfg.Forward.Upstream == "" && len(cfg.Forward.Upstreams) == 0 && cfg.Auth.Listen == "" {
+		return filters.FieldErrorf("upstream", "required to run (or upstreams and routes)")
+	}
 	return nil
 }
 

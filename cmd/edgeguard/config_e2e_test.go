@@ -91,8 +91,8 @@ log:
 	want := []string{
 		`:2: stages[3]: unknown stage "firewall"`,
 		`:4: volumetric.rate: `,
-		`:5: volumetric.burst: want an integer, got "lots"`,
-		`:7: waf.paranoia: want an integer, got "high"`,
+		`:5: volumetric.burst: want an integer 1-57646075230, got "lots"`, // the default rate 50/s stands in for the refused one
+		`:7: waf.paranoia: want an integer 1-4, got "high"`,
 		`:8: waf: unknown key "body_limt"`,
 		`:9: waf.mode: mode "detect": want block, shadow or off`,
 		`:11: client_ip.trusted_proxies: want a list, got "10.0.0.0/8"`,

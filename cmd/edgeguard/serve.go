@@ -80,14 +80,7 @@ func (s *server) load() (*config.Config, error) {
 	if s.build != nil {
 		return s.build()
 	}
-	cfg, err := config.Load(s.path)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.Forward.Upstream == "" && len(cfg.Forward.Upstreams) == 0 && cfg.Auth.Listen == "" {
-		return nil, fmt.Errorf("%s:1: upstream: required to run (or upstreams and routes)", s.path)
-	}
-	return cfg, nil
+	return loadConfig(s.path)
 }
 
 func (s *server) dir() string {
@@ -124,7 +117,7 @@ func (s *server) install(cfg *config.Config) error {
 	}
 	g, err := edgeguard.New(cfg, opts...)
 	if err != nil {
-		return err
+		return cfg.Locate(err) // FILE:LINE for each stage that did not build
 	}
 	h := g.AdminHandler()
 	s.cur.Store(newGeneration(g))

@@ -96,7 +96,7 @@ func (r *remote) fetch(ctx context.Context, now time.Time) (fetched, error) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url, nil)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %s: %v", ErrList, r.url, err)
+		return 0, listErrorf("%s: %v", r.url, err)
 	}
 	if r.meta.ETag != "" {
 		req.Header.Set("If-None-Match", r.meta.ETag)
@@ -106,7 +106,7 @@ func (r *remote) fetch(ctx context.Context, now time.Time) (fetched, error) {
 	}
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("%w: fetching %s: %v", ErrList, r.url, err)
+		return 0, listErrorf("fetching %s: %v", r.url, cause(err))
 	}
 	defer resp.Body.Close()
 	switch resp.StatusCode {
@@ -116,24 +116,24 @@ func (r *remote) fetch(ctx context.Context, now time.Time) (fetched, error) {
 		return notModified, nil
 	case http.StatusOK:
 	default:
-		return 0, fmt.Errorf("%w: fetching %s: %s", ErrList, r.url, resp.Status)
+		return 0, listErrorf("fetching %s: %s", r.url, resp.Status)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxListBytes+1))
 	if err != nil {
-		return 0, fmt.Errorf("%w: fetching %s: reading the body: %v", ErrList, r.url, err)
+		return 0, listErrorf("fetching %s: reading the body: %v", r.url, err)
 	}
 	if len(body) > maxListBytes {
-		return 0, fmt.Errorf("%w: fetching %s: larger than %d MiB", ErrList, r.url, maxListBytes>>20)
+		return 0, listErrorf("fetching %s: larger than %d MiB", r.url, maxListBytes>>20)
 	}
 	entries, err := ParseList(bytes.NewReader(body), r.url)
 	if err != nil {
 		return 0, err
 	}
 	if len(entries) == 0 {
-		return 0, fmt.Errorf("%w: %s: the download holds no address (an empty list is more likely a publishing fault than a clean internet)", ErrList, r.url)
+		return 0, listErrorf("%s: the download holds no address (an empty list is more likely a publishing fault than a clean internet)", r.url)
 	}
 	if err := writeAtomic(r.cache, body); err != nil {
-		return 0, fmt.Errorf("%w: keeping %s in %s: %v", ErrList, r.url, r.cache, err)
+		return 0, listErrorf("keeping %s in %s: %v", r.url, r.cache, cause(err))
 	}
 	r.meta = remoteMeta{URL: r.url, ETag: resp.Header.Get("ETag"), LastModified: resp.Header.Get("Last-Modified"), Fetched: now}
 	r.writeMeta()

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,8 +16,35 @@ import (
 	"github.com/gaissmai/bart"
 )
 
-// ErrList is wrapped by every error about a list file.
+// ErrList is matched (errors.Is) by every error about a list. Its text is
+// not repeated in theirs: each names its list (and line), and is reported
+// under the list's key, reputation.lists[N], which says the rest.
 var ErrList = errors.New("reputation: bad list")
+
+// listError is a problem with one list: an ErrList.
+type listError struct{ error }
+
+func (e listError) Unwrap() error        { return e.error }
+func (e listError) Is(target error) bool { return target == ErrList }
+
+func listErrorf(format string, args ...any) error {
+	return listError{fmt.Errorf(format, args...)}
+}
+
+// cause strips the wrapper of an os or net/http error whose text repeats
+// the file or URL (and names the system call) that the message names
+// already: "lists/deny.txt: no such file or directory".
+func cause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
 
 // maxListErrors bounds how many malformed lines one file reports: a file
 // that is wholly wrong (the wrong file named) must not flood the log.
@@ -45,19 +74,19 @@ func ParseList(r io.Reader, name string) ([]netip.Prefix, error) {
 			first, rest = text[:i], text[i+1:]
 		}
 		if p, err := parsePrefix(first); err != nil {
-			errs = append(errs, fmt.Errorf("%w: %s:%d: %q is not an IP address or CIDR prefix%s", ErrList, name, line, first, detail(err)))
+			errs = append(errs, listErrorf("%s:%d: %q is not an IP address or CIDR prefix%s", name, line, first, detail(err)))
 		} else if extra := addressField(rest); extra != "" {
-			errs = append(errs, fmt.Errorf("%w: %s:%d: one address or prefix per line, found %q after it", ErrList, name, line, extra))
+			errs = append(errs, listErrorf("%s:%d: one address or prefix per line, found %q after it", name, line, extra))
 		} else {
 			out = append(out, p)
 		}
 		if len(errs) == maxListErrors {
-			errs = append(errs, fmt.Errorf("%w: %s: giving up after %d malformed lines", ErrList, name, maxListErrors))
+			errs = append(errs, listErrorf("%s: giving up after %d malformed lines", name, maxListErrors))
 			return nil, errors.Join(errs...)
 		}
 	}
 	if err := sc.Err(); err != nil {
-		errs = append(errs, fmt.Errorf("%w: %s:%d: %v", ErrList, name, line+1, err))
+		errs = append(errs, listErrorf("%s:%d: %v", name, line+1, err))
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -134,14 +163,14 @@ type lists struct {
 func (lf *listFile) load(force bool) (changed bool, err error) {
 	st, err := os.Stat(lf.path)
 	if err != nil {
-		return false, fmt.Errorf("%w: %s: %v", ErrList, lf.path, err)
+		return false, listErrorf("%s: %v", lf.path, cause(err))
 	}
 	if !force && lf.loaded && st.Size() == lf.size && st.ModTime().Equal(lf.modTime) {
 		return false, nil
 	}
 	f, err := os.Open(lf.path)
 	if err != nil {
-		return false, fmt.Errorf("%w: %s: %v", ErrList, lf.path, err)
+		return false, listErrorf("%s: %v", lf.path, cause(err))
 	}
 	defer f.Close()
 	entries, err := ParseList(f, lf.path)

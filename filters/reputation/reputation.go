@@ -70,7 +70,7 @@ func New(cfg Config, env filters.Env) (*Filter, error) {
 // build is New with the clock the admin API and the ban sweeper read.
 func build(cfg Config, env filters.Env, clock func() time.Time) (*Filter, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("reputation: config: %w", err)
+		return nil, err // field errors, each named below the block
 	}
 	cfg = cfg.withDefaults()
 	f := &Filter{
@@ -85,7 +85,7 @@ func build(cfg Config, env filters.Env, clock func() time.Time) (*Filter, error)
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	if err := f.openLists(cfg, env.Dir); err != nil {
 		f.cancel()
-		return nil, fmt.Errorf("reputation: loading lists: %w", err)
+		return nil, err
 	}
 	f.lists.Store(buildLists(f.files))
 
@@ -111,25 +111,24 @@ func build(cfg Config, env filters.Env, clock func() time.Time) (*Filter, error)
 }
 
 // openLists reads every list file, and every list followed by URL from its
-// copy on disk or, without one, from its URL.
+// copy on disk or, without one, from its URL. Every list's problems are
+// reported, each a *filters.FieldError under its key (lists[N]).
 func (f *Filter) openLists(cfg Config, dir string) error {
 	cacheDir := resolvePath(dir, cfg.CacheDir)
 	client := &http.Client{Timeout: fetchTimeout}
 	var errs []error
-	for _, l := range cfg.Lists {
+	for i, l := range cfg.Lists {
 		lf := &listFile{path: resolvePath(dir, l.File), action: l.Action}
 		f.files = append(f.files, lf)
+		var err error
 		if l.URL == "" {
-			if _, err := lf.load(true); err != nil {
-				errs = append(errs, err)
-			}
-			continue
+			_, err = lf.load(true)
+		} else {
+			lf.path = filepath.Join(cacheDir, cacheName(l.URL))
+			lf.remote = &remote{url: l.URL, every: l.Every.D(), cache: lf.path, client: client}
+			err = openRemote(f.ctx, lf, f.clock())
 		}
-		lf.path = filepath.Join(cacheDir, cacheName(l.URL))
-		lf.remote = &remote{url: l.URL, every: l.Every.D(), cache: lf.path, client: client}
-		if err := openRemote(f.ctx, lf, f.clock()); err != nil {
-			errs = append(errs, err)
-		}
+		errs = append(errs, filters.PrefixFields(fmt.Sprintf("lists[%d]", i), err))
 	}
 	return errors.Join(errs...)
 }

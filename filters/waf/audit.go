@@ -111,7 +111,7 @@ func newAuditSink(dest, base string, log *slog.Logger) (*auditSink, error) {
 	}
 	f, err := os.OpenFile(dest, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
-		return nil, fmt.Errorf("opening waf audit file: %w", err)
+		return nil, fmt.Errorf("opening the audit file: %w", err)
 	}
 	s.file = f
 	return s, nil

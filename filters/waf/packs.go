@@ -13,8 +13,29 @@ import (
 	"github.com/goccy/go-yaml"
 )
 
-// ErrPack is wrapped by every error about a rule pack's layout or metadata.
+// ErrPack is matched (errors.Is) by every error about a rule pack's layout
+// or metadata. Its text is not repeated in theirs: each names the pack's
+// directory or file, and is reported under the pack's key, waf.packs[N].
 var ErrPack = errors.New("waf: bad rule pack")
+
+// packError is a problem with a pack's layout or metadata: an ErrPack.
+type packError struct{ error }
+
+func (e packError) Unwrap() error        { return e.error }
+func (e packError) Is(target error) bool { return target == ErrPack }
+
+func packErrorf(format string, args ...any) error {
+	return packError{fmt.Errorf(format, args...)}
+}
+
+// packFileError is a directive of a pack file that does not compile; its
+// text is FILE:LINE: message.
+type packFileError struct {
+	file string
+	error
+}
+
+func (e *packFileError) Unwrap() error { return e.error }
 
 // Pack is a rule pack directory as found on disk. It is laid out either
 // as an edgeguard pack (pack.yaml, *.conf loaded after CRS, tests/*.yaml)
@@ -75,18 +96,22 @@ func LoadPack(base, dir string) (Pack, error) {
 	switch {
 	case err == nil:
 		if p.Meta, err = parsePackMeta(raw); err != nil {
-			return Pack{}, fmt.Errorf("%w: %s: %w", ErrPack, metaFile, err)
+			return Pack{}, packErrorf("%s: %w", metaFile, err)
 		}
 	case plugin && errors.Is(err, fs.ErrNotExist):
 		p.Meta.Name = filepath.Base(abs)
 	default:
-		return Pack{}, fmt.Errorf("%w: %s: %w", ErrPack, dir, err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // it names the file, which the message names already
+		}
+		return Pack{}, packErrorf("%s: %w", metaFile, err)
 	}
 	if p.Rules, err = filepath.Glob(filepath.Join(abs, "*.conf")); err != nil {
 		return Pack{}, fmt.Errorf("listing rules of pack %s: %w", dir, err)
 	}
 	if len(p.Rules) == 0 && !plugin {
-		return Pack{}, fmt.Errorf("%w: %s: no .conf files (nor plugins/*-config|before|after.conf)", ErrPack, dir)
+		return Pack{}, packErrorf("%s: no .conf files (nor plugins/*-config|before|after.conf)", dir)
 	}
 	if p.Tests, err = testFiles(filepath.Join(abs, "tests")); err != nil {
 		return Pack{}, fmt.Errorf("listing tests of pack %s: %w", dir, err)
@@ -113,7 +138,7 @@ func (p *Pack) loadPlugin() error {
 		case strings.HasSuffix(base, "-after.conf"):
 			p.After = append(p.After, f)
 		default:
-			return fmt.Errorf("%w: %s: a plugin file must end in -config.conf, -before.conf or -after.conf", ErrPack, f)
+			return packErrorf("%s: a plugin file must end in -config.conf, -before.conf or -after.conf", f)
 		}
 	}
 	return nil
@@ -259,7 +284,7 @@ func (s engineSettings) locate(buildErr error) error {
 			if err == nil {
 				continue
 			}
-			located := fmt.Errorf("%s:%d: %s", f, d.line, strings.TrimPrefix(err.Error(), "invalid WAF config from string: "))
+			located := &packFileError{file: f, error: fmt.Errorf("%s:%d: %s", f, d.line, strings.TrimPrefix(err.Error(), "invalid WAF config from string: "))}
 			if err.Error() == msg || strings.Contains(msg, err.Error()) {
 				return located
 			}

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 
 	"github.com/corazawaf/coraza/v3"
@@ -58,26 +59,33 @@ type engineOptions struct {
 
 func newFilter(cfg Config, env filters.Env, opt engineOptions) (*Filter, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("waf config: %w", err)
+		return nil, err // field errors, each named below the block
 	}
 	cfg = cfg.withDefaults()
 	s := engineSettings{cfg: cfg, extra: opt.extra, stock: opt.stock}
-	for _, dir := range cfg.Packs {
+	packs := make([]Pack, len(cfg.Packs))
+	var errs []error
+	for i, dir := range cfg.Packs {
 		p, err := LoadPack(env.Dir, dir)
 		if err != nil {
-			return nil, err
+			errs = append(errs, filters.PrefixFields(fmt.Sprintf("packs[%d]", i), err))
+			continue
 		}
+		packs[i] = p
 		s.packFiles.add(p)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	w, err := s.build()
 	if err != nil {
-		return nil, err
+		return nil, packField(err, packs)
 	}
 	log := env.Log(Name)
 	sink, err := newAuditSink(cfg.Audit, env.Dir, log)
 	if err != nil {
 		closeWAF(w)
-		return nil, err
+		return nil, &filters.FieldError{Field: "audit", Err: err}
 	}
 	if len(cfg.Exclusions) > 0 {
 		// A non-canonical path has its exclusions dropped per transaction
@@ -105,6 +113,21 @@ func newFilter(cfg Config, env filters.Env, opt engineOptions) (*Filter, error) 
 		return nil, err
 	}
 	return f, nil
+}
+
+// packField puts an error about a pack file that does not compile under
+// the key of its pack (packs[N]); any other build error is the block's.
+func packField(err error, packs []Pack) error {
+	var pe *packFileError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	for i, p := range packs {
+		if slices.Contains(slices.Concat(p.Config, p.Before, p.After, p.Rules), pe.file) {
+			return &filters.FieldError{Field: fmt.Sprintf("packs[%d]", i), Err: err}
+		}
+	}
+	return err
 }
 
 // Name returns "waf".

@@ -539,8 +539,9 @@ func unjoin(err error) []error {
 func TestPackErrors(t *testing.T) {
 	abs, _ := filepath.Abs("testdata/packs/bad/rules.conf")
 	_, err := New(Config{Packs: []string{"testdata/packs/bad"}}, filters.Env{Dir: "."})
-	if err == nil || !strings.HasPrefix(err.Error(), abs+":5: ") || !strings.Contains(err.Error(), `invalid action "denyy"`) {
-		t.Fatalf("New: %v; want %s:5: and Coraza's message", err, abs)
+	var fe *filters.FieldError // under the key that names the pack, for FILE:LINE of the config
+	if !errors.As(err, &fe) || fe.Field != "packs[0]" || !strings.HasPrefix(fe.Err.Error(), abs+":5: ") || !strings.Contains(err.Error(), `invalid action "denyy"`) {
+		t.Fatalf("New: %v; want packs[0]: %s:5: and Coraza's message", err, abs)
 	}
 	if verr := ValidatePacks(Config{Packs: []string{"testdata/packs/bad"}}, filters.Env{Dir: "."}); verr == nil || verr.Error() != err.Error() {
 		t.Fatalf("ValidatePacks: %v", verr)
