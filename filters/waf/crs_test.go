@@ -3,7 +3,6 @@ package waf
 import (
 	"bytes"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"os"
 	"path"
@@ -14,7 +13,6 @@ import (
 	"strings"
 	"testing"
 
-	crstests "github.com/corazawaf/coraza-coreruleset/v4/tests"
 	"github.com/corazawaf/coraza/v3/types"
 
 	"github.com/edgeguard/edgeguard/filters"
@@ -232,18 +230,7 @@ const crsTestCases = 4674
 // order, with its name as CRS writes it (RULE-TEST) and its file. Skipped
 // tests are included: the caller decides (crsSkips).
 func walkCRSTests(fn func(name, path string, tc ftw.Test) error) error {
-	return fs.WalkDir(crstests.FS, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".yaml") {
-			return err
-		}
-		src, err := fs.ReadFile(crstests.FS, p)
-		if err != nil {
-			return err
-		}
-		file, err := parseFTW(src)
-		if err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
+	return walkCRSFiles(func(p string, file ftwFile) error {
 		for _, tc := range file.Tests {
 			if err := fn(fmt.Sprintf("%d-%d", file.RuleID, tc.TestID), p, tc); err != nil {
 				return err

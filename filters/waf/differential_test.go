@@ -115,9 +115,9 @@ func childOutput(t *testing.T, out any) {
 	}
 }
 
-// walkCRSTests calls fn with every test file of CRS's regression suite
+// walkCRSFiles calls fn with every test file of CRS's regression suite
 // (embedded in coraza-coreruleset), decoded, in path order.
-func walkCRSTests(fn func(path string, file ftwFile) error) error {
+func walkCRSFiles(fn func(path string, file ftwFile) error) error {
 	return fs.WalkDir(crstests.FS, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".yaml") {
 			return err
@@ -363,7 +363,7 @@ func diffRequests(t *testing.T) []diffRequest {
 		}
 	}
 	var attacks []string
-	err := walkCRSTests(func(p string, file ftwFile) error {
+	err := walkCRSFiles(func(p string, file ftwFile) error {
 		addFile("crs "+filepath.Base(p), file)
 		attacks = append(attacks, attackPayloads(file)...)
 		return nil

@@ -99,7 +99,7 @@ func qualityInputs(t *testing.T) []qualityInput {
 	t.Helper()
 	pls := crsParanoia(t)
 	var out []qualityInput
-	err := walkCRSTests(func(_ string, file ftwFile) error {
+	err := walkCRSFiles(func(_ string, file ftwFile) error {
 		for _, tc := range file.Tests {
 			name := fmt.Sprintf("%d-%d", file.RuleID, tc.TestID)
 			if _, skip := crsSkips[name]; skip {
