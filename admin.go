@@ -6,17 +6,21 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"time"
 
 	"github.com/edgeguard/edgeguard/filters"
+	"github.com/edgeguard/edgeguard/filters/reputation"
+	"github.com/edgeguard/edgeguard/internal/activity"
 	"github.com/edgeguard/edgeguard/internal/console"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // AdminHandler serves the admin API for g: /healthz, /readyz, /metrics,
 // the ban routes of the reputation stage, the forwarder's routes and the
-// console under /ui/. With a token configured, every request must carry it
-// as a bearer token or a console session cookie (see internal/console).
+// activity recorder's JSON (/v1/activity/) and the console under /ui/.
+// With a token configured, every request must carry it as a bearer token
+// or a console session cookie (see internal/console).
 func (g *Guard) AdminHandler() http.Handler {
 	auth := console.NewAuth(g.cfg.Admin.Token, time.Now)
 	mux := http.NewServeMux()
@@ -44,6 +48,9 @@ func (g *Guard) AdminHandler() http.Handler {
 		mux.Handle("/v1/routes", fh)
 		mux.Handle("/v1/routes/", fh)
 	}
+	mux.Handle("/v1/activity/", g.metrics.activity.Handler(activity.Sources{
+		Reputation: g.reputationOf, ActiveConnections: g.metrics.ActiveConnections,
+	}))
 	if g.cfg.Admin.Pprof {
 		mountPprof(mux)
 	}
@@ -89,4 +96,20 @@ func (g *Guard) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Write([]byte("ready\n"))
+}
+// reputationOf is a client's standing with the shared chain's reputation
+// stage, for the activity recorder's client lists.
+func (g *Guard) reputationOf(addr netip.Addr, now time.Time) activity.Reputation {
+	if g.reputation == nil {
+		return activity.Reputation{State: activity.StateNone}
+	}
+	st := g.reputation.StatusAt(now, addr)
+	out := activity.Reputation{State: st.State.String()}
+	switch st.State {
+	case reputation.StatusBanned:
+		out.Until, out.Source = st.Ban.Expires, st.Ban.Source
+	case reputation.StatusAllowListed, reputation.StatusDenyListed:
+		out.Source = "list"
+	}
+	return out
 }

@@ -446,7 +446,7 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next passer) {
 	v := g.chainFor(req.Route).Run(req)
 	addHeaders(rec.Header(), v.Headers)
 	if v.Deny {
-		rec.stage, rec.rules = v.Stage, v.RuleIDs
+		rec.stage, rec.reason, rec.rules, rec.messages = v.Stage, v.Reason, v.RuleIDs, v.RuleMessages
 		g.metrics.denied(v.Stage).Inc()
 		writeDeny(rec, req, v)
 		return
@@ -466,18 +466,20 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next passer) {
 	g.metrics.upstreamTime(req.Pool).Observe(rec.upstream.Seconds())
 }
 
-// finish releases what the stages held for x's request and logs it.
+// finish releases what the stages held for x's request, counts it and
+// logs it.
 func (g *Guard) finish(x *exchange) {
 	x.req.Finish()
-	g.metrics.answered(x.req.HTTP.Method, x.rec.status).Inc()
+	end := time.Now()
+	g.metrics.finished(&x.req, &x.rec, x.arrived, end, g.chainFor(x.req.Route))
 	if g.access != nil {
-		g.access.write(&x.req, &x.rec, x.arrived, time.Since(x.arrived))
+		g.access.write(&x.req, &x.rec, x.arrived, end.Sub(x.arrived))
 	}
 }
 
 // refuse answers a request refused before the chain.
 func (g *Guard) refuse(rec *recorder, req *filters.Request, r *http.Request, ref *refusal) {
-	rec.stage = ref.stage
+	rec.stage, rec.reason = ref.stage, ref.err.Error()
 	g.metrics.denied(ref.stage).Inc()
 	if ref.status == http.StatusInternalServerError {
 		g.log.Error("no client address to start from", "remote_addr", r.RemoteAddr, "error", ref.err.Error())
@@ -555,6 +557,7 @@ func (g *Guard) logDeny(e filters.Event) {
 	if v.Shadow {
 		g.metrics.shadowDenied(v.Stage).Inc()
 	}
+	g.metrics.rulesFired(e)
 	if !g.log.Enabled(context.Background(), slog.LevelDebug) {
 		return // the arguments below cost allocations even when filtered
 	}

@@ -1,11 +1,13 @@
 package edgeguard
 
 import (
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/edgeguard/edgeguard/filters"
+	"github.com/edgeguard/edgeguard/internal/activity"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -36,12 +38,18 @@ type Metrics struct {
 	answeredBy [len(knownMethods) + 1]children[prometheus.Counter]
 
 	sources atomic.Pointer[[]metricsSource]
+
+	// activity is the console's picture of recent traffic, fed from the
+	// same calls as the counters above; conns is activeConns's value,
+	// which a Gauge does not give back cheaply.
+	activity *activity.Recorder
+	conns    atomic.Int64
 }
 
 // NewMetrics registers edgeguard's metrics, the Go runtime's and the
 // process's in a new registry.
 func NewMetrics() *Metrics {
-	m := &Metrics{Registry: prometheus.NewRegistry()}
+	m := &Metrics{Registry: prometheus.NewRegistry(), activity: activity.New(activity.DefaultK)}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "edgeguard_requests_total",
 		Help: "Requests by the stage that decided them (\"forward\" for those that passed every stage) and the verdict: allow, deny, shadow_deny.",
@@ -210,8 +218,43 @@ func (c *children[T]) get(value string) T {
 }
 
 // ConnOpened and ConnClosed track the edge listener's open connections.
-func (m *Metrics) ConnOpened() { m.activeConns.Inc() }
-func (m *Metrics) ConnClosed() { m.activeConns.Dec() }
+func (m *Metrics) ConnOpened() { m.activeConns.Inc(); m.conns.Add(1) }
+func (m *Metrics) ConnClosed() { m.activeConns.Dec(); m.conns.Add(-1) }
+
+// ActiveConnections is the number of client connections open on the edge
+// listener.
+func (m *Metrics) ActiveConnections() int64 { return m.conns.Load() }
+
+// finished counts a request whose answer ended at end: its answer by
+// method and status class, and its place in the activity recorder. chain
+// is the chain it went through, read only for a refusal.
+func (m *Metrics) finished(req *filters.Request, rec *recorder, arrived, end time.Time, chain *filters.Chain) {
+	m.answered(req.HTTP.Method, rec.status).Inc()
+	status := rec.status
+	if status == 0 && rec.stage == "" {
+		status = http.StatusOK // nothing written: net/http sends a 200
+	}
+	e := activity.Entry{
+		Arrived: arrived, End: end,
+		Client: req.Client, Source: req.Source.String(),
+		ID: req.ID, Route: req.Route, Method: req.HTTP.Method, Path: req.HTTP.URL.Path,
+		Status: status,
+		Stage:  rec.stage, Reason: rec.reason, RuleIDs: rec.rules, RuleMessages: rec.messages,
+		Notes: req.Notes,
+	}
+	if rec.stage != "" {
+		e.Chain = chain.Stages()
+	}
+	m.activity.Record(&e)
+}
+
+// rulesFired tells the activity recorder which WAF rules a deny (or a
+// shadow deny) names.
+func (m *Metrics) rulesFired(e filters.Event) {
+	if len(e.Verdict.RuleIDs) > 0 {
+		m.activity.RulesFired(e.Request.Now, e.Verdict.RuleIDs, e.Verdict.RuleMessages)
+	}
+}
 
 // metricsSource is a stage instance's samples and the route it serves.
 type metricsSource struct {

@@ -16,7 +16,9 @@ type recorder struct {
 	status   int
 	bytes    int64         // body bytes written to the client
 	stage    string        // the stage that refused the request, if one did
+	reason   string        // why it did
 	rules    []int         // the WAF rules behind the refusal
+	messages []string      // their messages, by index
 	upstream time.Duration // time in the forwarder (or the wrapped handler)
 }
 

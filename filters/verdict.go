@@ -23,6 +23,10 @@ type Verdict struct {
 	// RuleIDs are the WAF rules that matched, Score their anomaly score.
 	RuleIDs []int
 	Score   int
+	// RuleMessages are the messages of RuleIDs, by index (the rule's msg
+	// as it fired; the slice may be shorter): for the console's rule
+	// list, which must not ask the WAF for them later.
+	RuleMessages []string
 	// RetryAfter becomes a Retry-After header (whole seconds, rounded up,
 	// at least 1) on a deny.
 	RetryAfter time.Duration

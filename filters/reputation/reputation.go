@@ -148,17 +148,74 @@ const (
 )
 
 func (f *Filter) decide(addr netip.Addr, now time.Time) decision {
+	d, _ := f.standing(addr, now)
+	return d
+}
+
+// standing is decide with the ban in force when the decision is banned.
+func (f *Filter) standing(addr netip.Addr, now time.Time) (decision, *Ban) {
 	l := f.lists.Load()
 	if l.allow.Contains(addr) {
-		return allowed
+		return allowed, nil
 	}
-	if _, ok := f.bans.lookup(addr, now); ok {
-		return banned
+	if b, ok := f.bans.lookup(addr, now); ok {
+		return banned, b
 	}
 	if l.deny.Contains(addr) {
-		return denyListed
+		return denyListed, nil
 	}
-	return clean
+	return clean, nil
+}
+
+// Status is what the stage holds about one address: which of its lists
+// or bans decides for it.
+type Status struct {
+	// State is StatusNone, StatusAllowListed, StatusBanned or
+	// StatusDenyListed, in the order they are looked at: an allow list
+	// entry wins over a ban, a ban over a deny list entry.
+	State StatusState
+	// Ban is the ban in force when State is StatusBanned.
+	Ban *Ban
+}
+
+// StatusState names an address's standing.
+type StatusState uint8
+
+// The states of a Status.
+const (
+	StatusNone StatusState = iota
+	StatusAllowListed
+	StatusBanned
+	StatusDenyListed
+)
+
+func (s StatusState) String() string {
+	switch s {
+	case StatusAllowListed:
+		return "allowlisted"
+	case StatusBanned:
+		return "banned"
+	case StatusDenyListed:
+		return "denylisted"
+	default:
+		return "none"
+	}
+}
+
+// StatusAt reports what the stage holds about addr at now, whatever its
+// mode: what Check would decide on it, with the ban behind a ban. It
+// reads the same lock-free tables as Check.
+func (f *Filter) StatusAt(now time.Time, addr netip.Addr) Status {
+	d, b := f.standing(addr.Unmap(), now)
+	switch d {
+	case allowed:
+		return Status{State: StatusAllowListed}
+	case banned:
+		return Status{State: StatusBanned, Ban: b}
+	case denyListed:
+		return Status{State: StatusDenyListed}
+	}
+	return Status{}
 }
 
 // clientAddr is the address decisions are made on: the resolved client, or

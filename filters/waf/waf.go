@@ -384,6 +384,7 @@ func (f *Filter) verdictOf(tx types.Transaction, it *types.Interruption) filters
 	for _, mr := range tx.MatchedRules() {
 		if ruleLogged(mr) {
 			v.RuleIDs = append(v.RuleIDs, mr.Rule().ID())
+			v.RuleMessages = append(v.RuleMessages, mr.Message())
 		}
 	}
 	switch it.Action {
