@@ -97,6 +97,7 @@ func (g *Guard) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Write([]byte("ready\n"))
 }
+
 // reputationOf is a client's standing with the shared chain's reputation
 // stage, for the activity recorder's client lists.
 func (g *Guard) reputationOf(addr netip.Addr, now time.Time) activity.Reputation {
