@@ -68,12 +68,12 @@ window.EdgeChart = (function () {
     }
     ctx.textAlign = 'center';
     ctx.textBaseline = 'top';
-    const minutes = (n * step) / 60;
-    const every = minutes > 10 ? 5 : 1;
-    for (let m = 0; m <= minutes; m += every) {
-      const i = n - 1 - Math.round((m * 60) / step);
-      if (i < 0) break;
-      ctx.fillText(m === 0 ? 'now' : '−' + m + ' min', x(i), h - PAD.bottom + 6);
+    const span = n * step;
+    const every = span > 600 ? 300 : span > 120 ? 60 : 15;
+    for (let s = 0; s < span; s += every) {
+      const i = n - 1 - Math.round(s / step);
+      const label = s === 0 ? 'now' : s % 60 === 0 ? '−' + s / 60 + ' min' : '−' + s + ' s';
+      ctx.fillText(label, x(i), h - PAD.bottom + 6);
     }
 
     // Bands from the top of the stack down, each filled to the baseline:

@@ -146,7 +146,7 @@
     { key: 'allowed', label: 'allowed', color: '#3f9b6b' },
     { key: 'shadow', label: 'shadow (would deny)', color: '#d9a23b' },
     { key: 'denied', label: 'denied', color: '#c8463d' },
-    { key: 'errors', label: 'upstream errors', color: '#7f5aa8' },
+    { key: 'errors', label: 'errors (5xx)', color: '#7f5aa8' },
   ];
   const STAGE_COLORS = {
     client_ip: '#6c7a89', reputation: '#8e44ad', volumetric: '#e67e22', waf: '#c0392b',
@@ -176,19 +176,21 @@
   }
 
   async function pollOverview() {
-    const seconds = 900;
+    const seconds = Number($('overview-window').value) || 900;
     const ov = await api('GET', '/v1/activity/overview?seconds=' + seconds);
     const series = ov.series || [];
     const sum = (f) => series.reduce((a, p) => a + (f(p) || 0), 0);
-    const total = sum((p) => p.allowed) + sum((p) => p.denied);
+    // The four outcomes are exclusive: every request is in one.
+    const outcomeOf = (p) => (p.allowed || 0) + (p.denied || 0) + (p.shadow || 0) + (p.errors || 0);
+    const total = sum(outcomeOf);
     setText('total-requests', total.toLocaleString());
     setText('total-denied', sum((p) => p.denied).toLocaleString());
-    const recent = bins(ov, 5, (p) => (p.allowed || 0) + (p.denied || 0));
+    const recent = bins(ov, 5, outcomeOf);
     setText('rate-now', EdgeChart.formatRate(recent.values.reduce((a, v) => a + v, 0) / recent.values.length));
     const lat = ov.latency || {};
     setText('latency-p50', lat.p50_ms === undefined ? '–' : lat.p50_ms.toFixed(2) + ' ms');
     setText('latency-p99', lat.p99_ms === undefined ? '–' : lat.p99_ms.toFixed(2) + ' ms');
-    setText('latency-note', lat.window_seconds ? 'Latency: edgeguard\'s own time and the upstream\'s, over the last ' + lat.window_seconds + ' s.' : '');
+    setText('latency-note', lat.window_seconds ? 'Latency: from a request\'s arrival to the end of its answer, over the last ' + lat.window_seconds + ' s.' : '');
     setText('active-connections', (ov.active_connections ?? '–').toLocaleString());
     setText('memory', ov.memory_bytes === undefined ? '–' : bytes(ov.memory_bytes));
     $('total-requests').dataset.total = String(total);
@@ -206,7 +208,7 @@
       values: bins(ov, seconds, (p) => (p.by_stage || {})[s]).values,
     }));
     EdgeChart.draw($('chart-stage'), byStage, b.start, b.step);
-    legend('legend-stage', byStage.length ? byStage : [{ label: 'no denials in this window', color: 'transparent' }]);
+    legend('legend-stage', byStage.length ? byStage : [{ label: 'no requests in this window', color: 'transparent' }]);
   }
 
   // ---- clients ----
@@ -214,8 +216,8 @@
   function reputationText(rep) {
     if (!rep || !rep.state || rep.state === 'none') return '';
     let t = rep.state;
-    if (rep.until) t += ' ' + untilText(rep.until);
-    if (rep.source) t += ' (' + rep.source + ')';
+    if (rep.until) t += ', ends ' + untilText(rep.until);
+    if (rep.source) t += ' · by ' + rep.source;
     return t;
   }
 
@@ -481,6 +483,7 @@
   }
 
   window.addEventListener('hashchange', show);
+  $('overview-window').addEventListener('change', restart);
   const logout = $('logout');
   if (logout) {
     logout.addEventListener('click', async () => {
