@@ -297,7 +297,8 @@ func TestE2EConsole(t *testing.T) {
 
 	// 2. A SQLi request appears among the blocked ones; its detail shows the rule.
 	const reqID = "console-e2e-sqli-1"
-	sqli := "/items?id=" + url.QueryEscape("1' UNION SELECT password FROM users--")
+	// The path holds markup: the page must show it as text.
+	sqli := "/items/%3Cb%3Ebold%3C/b%3E?id=" + url.QueryEscape("1' UNION SELECT password FROM users--")
 	if code, _ := edgeGet(t, p.edge, "198.51.100.20", sqli, map[string]string{"X-Request-Id": reqID}); code != http.StatusForbidden {
 		t.Fatalf("SQLi request: %d, want 403", code)
 	}
@@ -306,6 +307,9 @@ func TestE2EConsole(t *testing.T) {
 	b.waitJS("SQLi request in the blocked list", row)
 	if got := b.eval(row + `.cells[7].textContent`); !strings.Contains(fmt.Sprint(got), "942100") {
 		t.Errorf("blocked row's rules %q, want 942100 (SQLi by libinjection)", got)
+	}
+	if got := b.eval(row + `.cells[4].textContent`); got != "GET /items/<b>bold</b>" {
+		t.Errorf("blocked row's request %q, want the path's markup as text", got)
 	}
 	b.waitJS("rule 942100 among the top rules", `document.querySelector('#waf-rules tr[data-key="942100"]')`)
 	b.screenshot("waf")
