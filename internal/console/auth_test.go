@@ -162,6 +162,12 @@ func TestCSRFToken(t *testing.T) {
 	if page(s1) == page(s2) {
 		t.Error("two sessions share a CSRF token")
 	}
+	// A MAC made for one purpose is never the other's for the same text.
+	for _, msg := range []string{"", "4102444800", s1} {
+		if string(a.mac("csrf", msg)) == string(a.mac("session", msg)) {
+			t.Errorf("mac(csrf, %q) = mac(session, %q): purposes are not separated", msg, msg)
+		}
+	}
 }
 
 // FuzzParseSession: parseSession never panics, accepts only the canonical
