@@ -123,17 +123,30 @@ func (b *blockedRing) find(id string) (Blocked, bool) {
 	return Blocked{}, false
 }
 
-// blockedBytes bounds the memory one Blocked holds: the struct, its
-// strings at their longest (a cut adds the 3 bytes of "…"), its rules with
-// their messages and its stage verdicts with their reasons (the refusing
-// stage's rules are the Blocked's own, shared).
-const (
-	ruleBytes    = int(unsafe.Sizeof(Rule{})) + maxMessage + 3
-	verdictBytes = int(unsafe.Sizeof(StageVerdict{})) + maxStage + 3 + maxReason + 3
-	blockedBytes = int(unsafe.Sizeof(Blocked{})) +
-		maxID + maxSource + maxRoute + maxMethod + maxPath + maxStage + maxReason + 7*3 +
-		maxRules*ruleBytes + maxVerdicts*verdictBytes
-)
+// blockedBytes bounds the heap one Blocked holds beyond its slot in the
+// ring: its strings at their longest (a cut adds the 3 bytes of "…"), its
+// rules with their messages and its stage verdicts with their reasons (the
+// refusing stage's rules are the Blocked's own, shared), each allocation
+// rounded up as the allocator does (allocBytes).
+func blockedBytes() int {
+	n := 0
+	for _, s := range []int{maxID, maxSource, maxRoute, maxMethod, maxPath, maxStage, maxReason} {
+		n += allocBytes(s + 3)
+	}
+	n += allocBytes(maxRules*int(unsafe.Sizeof(Rule{}))) + maxRules*allocBytes(maxMessage+3)
+	n += allocBytes(maxVerdicts*int(unsafe.Sizeof(StageVerdict{}))) + maxVerdicts*(allocBytes(maxStage+3)+allocBytes(maxReason+3))
+	return n
+}
+
+// allocBytes bounds what an allocation of n bytes takes: Go rounds small
+// ones up to a size class (at most an eighth more, plus a little for the
+// smallest classes) and large ones to whole 8 KiB pages.
+func allocBytes(n int) int {
+	if n > 32<<10 {
+		return (n + 8191) &^ 8191
+	}
+	return n + n/8 + 16
+}
 
 // cut returns s cut to at most n bytes on a rune boundary, marked with "…",
 // and copied, so that the ring never holds on to a request's memory.

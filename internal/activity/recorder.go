@@ -46,18 +46,19 @@ func New(k int) *Recorder {
 
 // MemoryBytes is the most memory the Recorder holds, whatever it is fed:
 // the series' fixed buckets, the top lists' slots and indexes, and the
-// refusal ring with every string at its longest.
+// refusal ring with every string at its longest, each allocation rounded
+// up as the allocator does.
 func (r *Recorder) MemoryBytes() int {
-	const addrSlot = int(unsafe.Sizeof(slot[netip.Addr, struct{}]{}))
-	const ruleSlot = int(unsafe.Sizeof(slot[int, string]{})) + maxMessage + 3
-	// A map entry: the key, the slot index and the table's control byte,
-	// with the table at most twice the entries.
-	const addrIndex = 2 * (int(unsafe.Sizeof(netip.Addr{})) + 8 + 1)
-	const ruleIndex = 2 * (8 + 8 + 1)
-	return int(unsafe.Sizeof(series{})) + maxStages*(16+maxStage) +
-		2*2*r.k*(addrSlot+addrIndex) + // clients and deniers, two windows each
-		2*r.k*(ruleSlot+ruleIndex) +
-		BlockedSize*blockedBytes
+	addrSlot := int(unsafe.Sizeof(slot[netip.Addr, struct{}]{}))
+	ruleSlot := int(unsafe.Sizeof(slot[int, string]{}))
+	// A map's table: its slots (key and index) and a control byte each,
+	// at most twice as many slots as entries (Go grows at 7/8 full).
+	index := func(key int) int { return allocBytes(2 * r.k * (key + 8 + 1)) }
+	summaries := 2 * (allocBytes(r.k*addrSlot) + index(int(unsafe.Sizeof(netip.Addr{})))) * 2 // clients and deniers
+	summaries += 2 * (allocBytes(r.k*ruleSlot) + index(8) + r.k*allocBytes(maxMessage+3))
+	return allocBytes(int(unsafe.Sizeof(Recorder{}))) + // the refusal ring's slots are in it
+		allocBytes(int(unsafe.Sizeof(series{}))) + allocBytes(maxStages*16) + maxStages*allocBytes(maxStage) +
+		summaries + BlockedSize*blockedBytes()
 }
 
 // Entry is one finished request as Record takes it. Record copies what it
