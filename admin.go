@@ -2,7 +2,6 @@ package edgeguard
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,15 +12,19 @@ import (
 	"github.com/edgeguard/edgeguard/filters"
 	"github.com/edgeguard/edgeguard/filters/reputation"
 	"github.com/edgeguard/edgeguard/internal/activity"
+	"github.com/edgeguard/edgeguard/internal/console"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // AdminHandler serves the admin API for g: /healthz, /readyz, /metrics,
 // the ban routes of the reputation stage, the forwarder's routes and the
-// activity recorder's JSON (/v1/activity/). With a token configured,
-// every request must carry it as a bearer token.
+// activity recorder's JSON (/v1/activity/) and the console under /ui/.
+// With a token configured, every request must carry it as a bearer token
+// or a console session cookie (see internal/console).
 func (g *Guard) AdminHandler() http.Handler {
+	auth := console.NewAuth(g.cfg.Admin.Token, time.Now)
 	mux := http.NewServeMux()
+	mux.Handle(console.Prefix, console.Handler(auth))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
@@ -51,7 +54,17 @@ func (g *Guard) AdminHandler() http.Handler {
 	if g.cfg.Admin.Pprof {
 		mountPprof(mux)
 	}
-	return bearer(g.cfg.Admin.Token, newAdminGate(g.cfg.Admin).wrap(mux))
+	return auth.Require(newAdminGate(g.cfg.Admin, auth).wrap(noStore(mux)))
+}
+
+// noStore marks every admin answer as one no cache may keep: bans, routes
+// and activity are live state, and some of it names clients.
+func noStore(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		next.ServeHTTP(w, r)
+	})
 }
 
 // mountPprof serves Go's profiler under /debug/pprof/. Index serves the
@@ -83,23 +96,6 @@ func (g *Guard) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Write([]byte("ready\n"))
-}
-
-// bearer requires "Authorization: Bearer <token>" when token is set.
-func bearer(token string, next http.Handler) http.Handler {
-	if token == "" {
-		return next
-	}
-	want := []byte("Bearer " + token)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, want) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="edgeguard admin"`)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 // reputationOf is a client's standing with the shared chain's reputation

@@ -177,3 +177,17 @@ quota:
 		}
 	}
 }
+
+// TestAdminAnswersAreNotStored: the console's data (bans, routes, activity)
+// is live and names clients: no cache may keep it, nor sniff its type.
+func TestAdminAnswersAreNotStored(t *testing.T) {
+	h := mustGuard(t, adminYAML).AdminHandler()
+	for _, path := range []string{"/v1/bans", "/v1/routes", "/v1/upstreams", "/v1/activity/overview", "/v1/activity/clients", "/v1/activity/waf", "/metrics", "/ui/"} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, adminRequest("GET", path, nil))
+		if w.Code != http.StatusOK || w.Header().Get("Cache-Control") != "no-store" || w.Header().Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("GET %s: %d, Cache-Control %q, X-Content-Type-Options %q; want 200, no-store, nosniff",
+				path, w.Code, w.Header().Get("Cache-Control"), w.Header().Get("X-Content-Type-Options"))
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/edgeguard/edgeguard/config"
+	"github.com/edgeguard/edgeguard/internal/console"
 	"github.com/edgeguard/edgeguard/internal/httpkit"
 )
 
@@ -17,15 +18,18 @@ import (
 // page the operator opens can reach it: by DNS rebinding (the page's own
 // name made to resolve to 127.0.0.1, so the browser sends that name as Host)
 // or by a cross-site form or fetch (the browser sends Origin, and
-// Sec-Fetch-Site: cross-site). A tool such as curl sends neither.
+// Sec-Fetch-Site: cross-site). A tool such as curl sends neither. The
+// console's own pages are browser pages of the admin's origin: their
+// requests pass with the page's CSRF token.
 type adminGate struct {
 	listenHost string     // host part of admin.listen, lower case ("" when unparsable)
 	listenAddr netip.Addr // admin.listen's address when it is one
 	origins    map[string]bool
+	auth       *console.Auth // checks the CSRF token of same-origin requests
 }
 
-func newAdminGate(a config.Admin) *adminGate {
-	g := &adminGate{origins: map[string]bool{}}
+func newAdminGate(a config.Admin, auth *console.Auth) *adminGate {
+	g := &adminGate{origins: map[string]bool{}, auth: auth}
 	if host, _, err := net.SplitHostPort(a.Listen); err == nil {
 		g.listenHost = strings.ToLower(host)
 		if addr, err := netip.ParseAddr(host); err == nil {
@@ -48,7 +52,7 @@ func (g *adminGate) wrap(next http.Handler) http.Handler {
 			http.Error(w, "admin: Host "+quoteHost(r.Host)+" is not the admin address or a loopback name", http.StatusMisdirectedRequest)
 			return
 		}
-		if !g.originAllowed(r.Header) {
+		if !g.originAllowed(r) {
 			http.Error(w, "admin: browser requests are refused unless admin.allowed_origins lists their origin", http.StatusForbidden)
 			return
 		}
@@ -81,16 +85,36 @@ func (g *adminGate) hostAllowed(host string) bool {
 	return host == "localhost" || strings.HasSuffix(host, ".localhost") || host == g.listenHost
 }
 
-// originAllowed reports whether h is from no browser page, or from one that
-// admin.allowed_origins lists. Browsers send Origin on every cross-origin
-// request and on every POST; Sec-Fetch-Site covers the rest.
-func (g *adminGate) originAllowed(h http.Header) bool {
-	origin, sent := h["Origin"]
+// originAllowed reports whether r is from no browser page, from one that
+// admin.allowed_origins lists, or from a console page of the admin listener
+// itself that sends its CSRF token. Browsers send Origin on every
+// cross-origin request and on every POST; Sec-Fetch-Site covers the rest.
+func (g *adminGate) originAllowed(r *http.Request) bool {
+	origin, sent := r.Header["Origin"]
 	if sent {
 		n, err := httpkit.ParseOrigin(strings.Join(origin, ","))
-		return err == nil && g.origins[n]
+		if err != nil {
+			return false
+		}
+		return g.origins[n] || sameOrigin(n, r.Host) && g.auth.CSRFValid(r)
 	}
-	return !strings.EqualFold(h.Get("Sec-Fetch-Site"), "cross-site")
+	return !strings.EqualFold(r.Header.Get("Sec-Fetch-Site"), "cross-site")
+}
+
+// sameOrigin reports whether origin (in ParseOrigin's normal form) is the
+// page origin of a request for host: that host and port exactly, over http
+// or https (TLS may end in a proxy in front of the admin listener). wrap has
+// already checked host against DNS rebinding.
+func sameOrigin(origin, host string) bool {
+	if host == "" {
+		return false
+	}
+	for _, scheme := range [...]string{"http://", "https://"} {
+		if n, err := httpkit.ParseOrigin(scheme + host); err == nil && n == origin {
+			return true
+		}
+	}
+	return false
 }
 
 // hasBody reports whether r carries a body: a declared length, or chunks.

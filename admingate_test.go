@@ -5,10 +5,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/edgeguard/edgeguard/config"
+	"github.com/edgeguard/edgeguard/internal/console"
 )
 
 // adminRequest is a request as an operator's tool sends it to the default
@@ -163,3 +165,155 @@ func TestAdminAllowedOriginsValidated(t *testing.T) {
 }
 
 func configParse(yaml string) (*config.Config, error) { return config.Parse("test.yaml", []byte(yaml)) }
+
+// consolePage loads /ui/ from h as a browser on host would (with cookie,
+// when not empty) and returns the page's CSRF token.
+func consolePage(t *testing.T, h http.Handler, host, cookie string) string {
+	t.Helper()
+	r := adminRequest("GET", "/ui/", nil)
+	r.Host = host
+	r.Header.Set("Sec-Fetch-Site", "none")
+	if cookie != "" {
+		r.Header.Set("Cookie", console.CookieName+"="+cookie)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	m := regexp.MustCompile(`<meta name="csrf-token" content="([^"]+)">`).FindStringSubmatch(w.Body.String())
+	if w.Code != 200 || m == nil {
+		t.Fatalf("GET /ui/ on %s: %d, no CSRF token in %.300s", host, w.Code, w.Body)
+	}
+	return m[1]
+}
+
+// TestAdminConsoleCSRF: the console's own writes (same origin, with the
+// page's CSRF token) pass the admin gate; the same request without the
+// token, with another page's token, from another site or for a rebinding
+// Host does not; tools without Origin pass as before.
+func TestAdminConsoleCSRF(t *testing.T) {
+	h := mustGuard(t, adminYAML).AdminHandler()
+	token := consolePage(t, h, "127.0.0.1:9090", "")
+	const ban = `{"target": "192.0.2.7"}`
+	tests := []struct {
+		name, method, path, host, origin, csrf, body string
+		want                                         int
+	}{
+		{"same origin with token: ban", "POST", "/v1/bans", "127.0.0.1:9090", "http://127.0.0.1:9090", token, ban, 201},
+		{"same origin with token: lift", "DELETE", "/v1/bans/192.0.2.7", "127.0.0.1:9090", "http://127.0.0.1:9090", token, "", 200},
+		{"same origin with token: close a route", "POST", "/v1/routes/checkout/closed", "127.0.0.1:9090", "http://127.0.0.1:9090", token, "", 200},
+		{"same origin with token, localhost", "POST", "/v1/bans", "localhost:9090", "http://localhost:9090", token, ban, 201},
+		{"same origin through TLS in front", "POST", "/v1/bans", "localhost", "https://localhost", token, ban, 201},
+		{"same origin without token", "POST", "/v1/bans", "127.0.0.1:9090", "http://127.0.0.1:9090", "", ban, 403},
+		{"same origin without token: close a route", "POST", "/v1/routes/checkout/closed", "127.0.0.1:9090", "http://127.0.0.1:9090", "", "", 403},
+		{"same origin, wrong token", "POST", "/v1/bans", "127.0.0.1:9090", "http://127.0.0.1:9090", token + "x", ban, 403},
+		{"same origin, another process's token", "POST", "/v1/bans", "127.0.0.1:9090", "http://127.0.0.1:9090", "bm90IHRoaXMgcHJvY2Vzcydz", ban, 403},
+		{"same host, other port", "POST", "/v1/bans", "127.0.0.1:9090", "http://127.0.0.1:8080", token, ban, 403},
+		{"cross-site with a token", "POST", "/v1/bans", "127.0.0.1:9090", "http://evil.example", token, ban, 403},
+		{"cross-site without", "POST", "/v1/bans", "127.0.0.1:9090", "http://evil.example", "", ban, 403},
+		{"rebinding: Origin and Host agree", "POST", "/v1/bans", "evil.example:9090", "http://evil.example:9090", token, ban, 421},
+		{"opaque origin with token", "POST", "/v1/bans", "127.0.0.1:9090", "null", token, ban, 403},
+		{"tool without Origin", "POST", "/v1/bans", "127.0.0.1:9090", "", "", ban, 201},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var body io.Reader
+			if tt.body != "" {
+				body = strings.NewReader(tt.body)
+			}
+			r := adminRequest(tt.method, tt.path, body)
+			r.Host = tt.host
+			if tt.origin != "" {
+				r.Header.Set("Origin", tt.origin)
+				r.Header.Set("Sec-Fetch-Site", "same-origin")
+			}
+			if tt.csrf != "" {
+				r.Header.Set(console.CSRFHeader, tt.csrf)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != tt.want {
+				t.Fatalf("%d %s, want %d", w.Code, w.Body, tt.want)
+			}
+		})
+	}
+}
+
+// TestAdminConsoleSession: with admin.token set, the login form's session
+// cookie stands for the token on every admin route, writes still need the
+// page's CSRF token, and the token's change ends the session.
+func TestAdminConsoleSession(t *testing.T) {
+	const yaml = adminYAML + "admin: {listen: '127.0.0.1:9090', token: s3cret}\n"
+	h := mustGuard(t, yaml).AdminHandler()
+	const host, origin = "127.0.0.1:9090", "http://127.0.0.1:9090"
+	send := func(method, path, body, cookie, csrf string) *httptest.ResponseRecorder {
+		var rd io.Reader
+		if body != "" {
+			rd = strings.NewReader(body)
+		}
+		r := adminRequest(method, path, rd)
+		r.Host = host
+		if method != "GET" {
+			r.Header.Set("Origin", origin)
+		}
+		if cookie != "" {
+			r.Header.Set("Cookie", console.CookieName+"="+cookie)
+		}
+		if csrf != "" {
+			r.Header.Set(console.CSRFHeader, csrf)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	if w := send("GET", "/ui/", "", "", ""); w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/ui/login" {
+		t.Fatalf("GET /ui/ without a session: %d to %q, want 303 to /ui/login", w.Code, w.Header().Get("Location"))
+	}
+	loginCSRF := consolePage(t, loginAsPage(h), host, "")
+	if w := send("POST", "/ui/login", `{"token": "s3cret"}`, "", ""); w.Code != http.StatusForbidden {
+		t.Errorf("login from a page without the login page's CSRF token: %d, want 403", w.Code)
+	}
+	if w := send("POST", "/ui/login", `{"token": "wrong"}`, "", loginCSRF); w.Code != http.StatusUnauthorized {
+		t.Errorf("login with a wrong token: %d, want 401", w.Code)
+	}
+	w := send("POST", "/ui/login", `{"token": "s3cret"}`, "", loginCSRF)
+	cookies := w.Result().Cookies()
+	if w.Code != http.StatusNoContent || len(cookies) != 1 {
+		t.Fatalf("login: %d %v %s", w.Code, cookies, w.Body)
+	}
+	session := cookies[0].Value
+	csrf := consolePage(t, h, host, session)
+	steps := []struct {
+		name, method, path, body, cookie, csrf string
+		want                                   int
+	}{
+		{"read bans", "GET", "/v1/bans", "", session, "", 200},
+		{"read metrics", "GET", "/metrics", "", session, "", 200},
+		{"ban", "POST", "/v1/bans", `{"target": "192.0.2.9"}`, session, csrf, 201},
+		{"ban without CSRF", "POST", "/v1/bans", `{"target": "192.0.2.10"}`, session, "", 403},
+		{"ban with the login page's CSRF", "POST", "/v1/bans", `{"target": "192.0.2.10"}`, session, loginCSRF, 403},
+		{"CSRF without the session", "POST", "/v1/bans", `{"target": "192.0.2.10"}`, "", csrf, 401},
+		{"forged session", "GET", "/v1/bans", "", "4102444800." + strings.Repeat("A", 43), "", 401},
+		{"the token as cookie", "GET", "/v1/bans", "", "s3cret", "", 401},
+	}
+	for _, s := range steps {
+		if w := send(s.method, s.path, s.body, s.cookie, s.csrf); w.Code != s.want {
+			t.Errorf("%s: %d %s, want %d", s.name, w.Code, w.Body, s.want)
+		}
+	}
+	rotated := mustGuard(t, adminYAML+"admin: {listen: '127.0.0.1:9090', token: n3w}\n").AdminHandler()
+	r := adminRequest("GET", "/v1/bans", nil)
+	r.Header.Set("Cookie", console.CookieName+"="+session)
+	rw := httptest.NewRecorder()
+	rotated.ServeHTTP(rw, r)
+	if rw.Code != http.StatusUnauthorized {
+		t.Errorf("a session after the token changed: %d, want 401", rw.Code)
+	}
+}
+
+// loginAsPage serves the login page at /ui/ so that consolePage can read
+// its CSRF token.
+func loginAsPage(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.URL.Path = "/ui/login"
+		h.ServeHTTP(w, r)
+	})
+}

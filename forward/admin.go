@@ -36,6 +36,10 @@ type RouteStatus struct {
 	Closed   bool   `json:"closed"`
 	InFlight int    `json:"in_flight"`
 	Queued   int    `json:"queued"`
+	// MaxInFlight and QueueSize are the route's shield (0: none), so that
+	// in_flight and queued can be read as fill.
+	MaxInFlight int `json:"max_in_flight"`
+	QueueSize   int `json:"queue_size"`
 }
 
 var balanceNames = [...]string{polRoundRobin: RoundRobin, polLeastOutstanding: LeastOutstanding, polConsistentHash: ConsistentHash}
@@ -74,6 +78,7 @@ func (f *Forwarder) Routes() []RouteStatus {
 		if rt.gate != nil {
 			st := rt.gate.State()
 			rs.InFlight, rs.Queued = st.InFlight, st.Queued
+			rs.MaxInFlight, rs.QueueSize = rt.gate.Limit(), rt.gate.Room()
 		}
 		out = append(out, rs)
 	}

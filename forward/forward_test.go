@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -355,11 +356,29 @@ func TestAdminUpstreamsAndMetrics(t *testing.T) {
 	b := startBackend(t, "a", nil)
 	f := newForwarder(t, Config{
 		Upstreams: map[string]Pool{"web": {Backends: []string{b.url(), "http://" + deadAddr(t)}, Balance: LeastOutstanding}},
-		Routes:    []Route{{Name: "checkout", Path: "/checkout", Upstream: "web", Shield: Shield{MaxInFlight: 5}}},
+		Routes: []Route{
+			{Name: "checkout", Path: "/checkout", Upstream: "web", Shield: Shield{MaxInFlight: 5, Queue: 7}},
+			{Name: "rest", Path: "/", Upstream: "web"},
+		},
 	}, Env{})
 	do(f, "GET", "/checkout", nil, clientReq("203.0.113.7"))
 	srv := httptest.NewServer(f.AdminHandler())
 	defer srv.Close()
+	// The console reads in_flight and queued as fill of the shield's sizes.
+	rresp, err := http.Get(srv.URL + "/v1/routes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var routes struct{ Routes []RouteStatus }
+	json.NewDecoder(rresp.Body).Decode(&routes)
+	rresp.Body.Close()
+	wantRoutes := []RouteStatus{
+		{Name: "checkout", Upstream: "web", MaxInFlight: 5, QueueSize: 7},
+		{Name: "rest", Upstream: "web"},
+	}
+	if !reflect.DeepEqual(routes.Routes, wantRoutes) {
+		t.Errorf("GET /v1/routes = %+v, want %+v", routes.Routes, wantRoutes)
+	}
 	resp, err := http.Get(srv.URL + "/v1/upstreams")
 	if err != nil {
 		t.Fatal(err)
