@@ -26,16 +26,17 @@ type clientPace struct {
 // have passed it.
 func (p *clientPace) wrap(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		rc := http.NewResponseController(w)
+		// The controller lives in the writer: one allocation, not two.
+		pw := &pacedWriter{ResponseWriter: w, rc: *http.NewResponseController(w), timeout: p.sendTimeout}
 		if r.Body != nil && r.Body != http.NoBody {
-			body := p.pool.Wrap(r.Body, func() { _ = rc.SetReadDeadline(time.Now().Add(p.bodyTimeout)) })
+			body := p.pool.Wrap(r.Body, func() { _ = pw.rc.SetReadDeadline(time.Now().Add(p.bodyTimeout)) })
 			defer body.Release()
 			r.Body = body
 			r = r.WithContext(bodymem.NewContext(r.Context(), body))
 		}
 		// A later request on this connection starts without our deadline.
-		defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
-		next(&pacedWriter{ResponseWriter: w, rc: rc, timeout: p.sendTimeout}, r)
+		defer func() { _ = pw.rc.SetWriteDeadline(time.Time{}) }()
+		next(pw, r)
 	}
 }
 
@@ -55,7 +56,7 @@ func (p *clientPace) register(reg *prometheus.Registry) {
 // Hijack and the ResponseController reach the writer underneath.
 type pacedWriter struct {
 	http.ResponseWriter
-	rc      *http.ResponseController
+	rc      http.ResponseController
 	timeout time.Duration
 }
 
