@@ -14,8 +14,13 @@ import (
 )
 
 // attempt is the forwarder's per-request state, carried to the Rewrite and
-// the transport through the outbound request's context.
+// the transport through the outbound request's context. It is that context
+// itself (the inbound request's, with attemptKey answered here), so that
+// carrying it costs no allocation of its own; what the request needs
+// besides (the client's writer, the bodies' wrappers) sits in the same
+// allocation.
 type attempt struct {
+	context.Context
 	fr    *filters.Request
 	route *route
 	pool  *pool
@@ -23,10 +28,22 @@ type attempt struct {
 	local net.Addr // the listener address the client reached
 	tried [4]*backend
 	n     int
-	send  sendWriter // the client's writer, in the same allocation
+	send  sendWriter // the client's writer
+
+	reqBody  trackedBody // the inbound body as the transport reads it
+	respBody countedBody // the response body, counted out of outstanding on Close
 }
 
 type attemptKey struct{}
+
+// Value answers attemptKey with a itself and anything else from the
+// inbound request's context.
+func (a *attempt) Value(key any) any {
+	if key == (attemptKey{}) {
+		return a
+	}
+	return a.Context.Value(key)
+}
 
 func attemptFrom(ctx context.Context) *attempt {
 	a, _ := ctx.Value(attemptKey{}).(*attempt)
@@ -110,10 +127,10 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, fr *filters.
 		return
 	}
 	fr.Pool, fr.Upstream = p.name, b.host // for the access log and metrics
-	a := &attempt{fr: fr, route: rt, pool: p, first: b}
-	a.local, _ = r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	a := &attempt{Context: r.Context(), fr: fr, route: rt, pool: p, first: b}
+	a.local, _ = a.Context.Value(http.LocalAddrContextKey).(net.Addr)
 	a.send = newSendWriter(w, f.send)
-	f.proxy.ServeHTTP(&a.send, r.WithContext(context.WithValue(r.Context(), attemptKey{}, a)))
+	f.proxy.ServeHTTP(&a.send, r.WithContext(a))
 }
 
 // upgradesToH2C reports whether any Upgrade header line names h2c (case
