@@ -3,6 +3,7 @@ package forward
 import (
 	"net/http/httputil"
 
+	"github.com/edgeguard/edgeguard/filters"
 	"github.com/edgeguard/edgeguard/internal/httpkit"
 )
 
@@ -30,7 +31,7 @@ func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 		h[name] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
 	if fr.Client.IsValid() {
-		client := fr.Client.String()
+		client := clientString(fr)
 		set("X-Real-Ip", client)
 		if f.clientHeader != "" {
 			set(f.clientHeader, client)
@@ -45,7 +46,7 @@ func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 	case fr.ForwardedFor != "":
 		set("X-Forwarded-For", fr.ForwardedFor)
 	case fr.Client.IsValid():
-		set("X-Forwarded-For", fr.Client.String())
+		set("X-Forwarded-For", clientString(fr))
 	}
 	proto := "http"
 	if pr.In.TLS != nil {
@@ -58,4 +59,15 @@ func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 	} else {
 		delete(h, "X-Request-Id")
 	}
+}
+
+// clientString is fr.Client as text. When the client is the only entry of
+// the X-Forwarded-For to send on (no proxy in between: the usual case),
+// that string is it, and no new one is made.
+func clientString(fr *filters.Request) string {
+	var buf [64]byte
+	if string(fr.Client.AppendTo(buf[:0])) == fr.ForwardedFor {
+		return fr.ForwardedFor
+	}
+	return fr.Client.String()
 }
