@@ -26,20 +26,23 @@ root=$(git rev-parse --show-toplevel)
 work=$(mktemp -d "${TMPDIR:-/tmp}/edgeguard-ab.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-# build SIDE REV: the package's test binary at REV in $work/SIDE.
-build() {
-	local side=$1 rev=$2 src=$work/$1-src
+# checkout SIDE REV: the tree at REV in $work/SIDE-src, taken before any
+# build starts, so that edits made meanwhile land on neither side.
+checkout() {
+	local src=$work/$1-src
 	mkdir -p "$src"
-	if [[ $rev == WORK ]]; then
+	if [[ $2 == WORK ]]; then
 		(cd "$root" && git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$src")
 	else
-		git -C "$root" archive "$rev" | tar -x -C "$src"
+		git -C "$root" archive "$2" | tar -x -C "$src"
 	fi
-	(cd "$src" && go test -c -o "$work/$side.test" "$pkg")
-	echo "$src/$pkg" >"$work/$side.dir"
+	echo "$src/$pkg" >"$work/$1.dir"
 }
-build old "$old"
-build new "$new"
+checkout old "$old"
+checkout new "$new"
+for side in old new; do
+	(cd "$work/$side-src" && go test -c -o "$work/$side.test" "$pkg")
+done
 for ((i = 1; i <= rounds; i++)); do
 	for side in old new; do
 		(cd "$(cat "$work/$side.dir")" && "$work/$side.test" -test.run '^$' -test.bench "$bench" \
