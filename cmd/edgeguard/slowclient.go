@@ -72,7 +72,12 @@ func (w *pacedWriter) ShortenSendTimeout(d time.Duration) {
 }
 
 func (w *pacedWriter) WriteHeader(code int) {
-	w.progress()
+	// A final status is only buffered: it reaches the client with the
+	// first Write or Flush, each pacing itself, or after the handler has
+	// returned. An interim one (103 Early Hints) is sent at once.
+	if code < 200 {
+		w.progress()
+	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
