@@ -29,10 +29,10 @@ func (p *clientPace) wrap(next http.HandlerFunc) http.HandlerFunc {
 		// The controller lives in the writer: one allocation, not two.
 		pw := &pacedWriter{ResponseWriter: w, rc: *http.NewResponseController(w), timeout: p.sendTimeout}
 		if r.Body != nil && r.Body != http.NoBody {
-			body := p.pool.Wrap(r.Body, func() { _ = pw.rc.SetReadDeadline(time.Now().Add(p.bodyTimeout)) })
+			ctx, body := p.pool.WrapContext(r.Context(), r.Body, func() { _ = pw.rc.SetReadDeadline(time.Now().Add(p.bodyTimeout)) })
 			defer body.Release()
 			r.Body = body
-			r = r.WithContext(bodymem.NewContext(r.Context(), body))
+			r = r.WithContext(ctx)
 		}
 		// A later request on this connection starts without our deadline.
 		defer func() { _ = pw.rc.SetWriteDeadline(time.Time{}) }()
