@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -212,11 +213,21 @@ func orDash(s string) string {
 	return s
 }
 
+// lineBufs lends writeJSON the buffers it encodes lines in. A writer may
+// not keep what it is given past Write (io.Writer's contract; the binary's
+// batch writer copies it), so each buffer serves line after line.
+var lineBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// maxPooledLine is the largest buffer given back to lineBufs: a line with
+// an outsized user agent or query should not pin its buffer for good.
+const maxPooledLine = 4 << 10
+
 // writeJSON encodes the JSON line itself, with the fields and the
-// omissions of the slog path, one allocation for the line.
+// omissions of the slog path, in a pooled buffer.
 func (a *accessLog) writeJSON(req *filters.Request, rec *recorder, status int, took time.Duration) {
 	r := req.HTTP
-	b := make([]byte, 0, 512)
+	bp := lineBufs.Get().(*[]byte)
+	b := (*bp)[:0]
 	b = append(b, `{"time":"`...)
 	b = time.Now().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","level":"INFO","msg":"access"`...)
@@ -279,6 +290,10 @@ func (a *accessLog) writeJSON(req *filters.Request, rec *recorder, status int, t
 	}
 	b = append(b, '}', '\n')
 	_, _ = a.direct.Write(b)
+	if cap(b) <= maxPooledLine {
+		*bp = b
+		lineBufs.Put(bp)
+	}
 }
 
 // appendJSONString appends s as a JSON string: quotes, backslashes and

@@ -459,6 +459,7 @@ type exchange struct {
 	req     filters.Request
 	rec     recorder
 	arrived time.Time // req.Now moves on as the stages run
+	id      [1]string // the X-Request-Id header's value slice
 }
 
 // serve runs the chain and hands what passes to next.
@@ -472,7 +473,8 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next passer) {
 
 	from, ref := g.intake(req, r)
 	req.ID = g.requestID(r, from.Addr())
-	rec.Header()["X-Request-Id"] = []string{req.ID}
+	x.id[0] = req.ID
+	rec.Header()["X-Request-Id"] = x.id[:]
 	if ref != nil {
 		g.refuse(rec, req, r, ref)
 		return

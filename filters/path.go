@@ -262,6 +262,13 @@ func MatchHost(h string) string {
 	h = strings.TrimRight(h, ".")
 	if h != "" && (strings.IndexByte(h, ':') >= 0 || '0' <= h[0] && h[0] <= '9') {
 		if a, err := netip.ParseAddr(h); err == nil {
+			// An address already in its canonical form (the common
+			// "127.0.0.1:8080") is returned as it came, without a new
+			// string per request.
+			var buf [64]byte
+			if string(a.AppendTo(buf[:0])) == h {
+				return h
+			}
 			return a.String()
 		}
 	}

@@ -169,7 +169,10 @@ func upperASCII(s string) string {
 }
 
 func TestMatchHostAllocatesNothingForAName(t *testing.T) {
-	for _, h := range []string{"shop.example.com", "shop.example.com:8080", "shop.example.com."} {
+	// An address already in its canonical form is a name here too: the
+	// "127.0.0.1:8080" a client sends to a host without a domain.
+	for _, h := range []string{"shop.example.com", "shop.example.com:8080", "shop.example.com.",
+		"127.0.0.1:8080", "192.0.2.1", "[2001:db8::1]:443"} {
 		if n := testing.AllocsPerRun(100, func() { MatchHost(h) }); n != 0 {
 			t.Errorf("MatchHost(%q): %v allocations, want 0", h, n)
 		}
@@ -185,6 +188,9 @@ func TestMatchHost(t *testing.T) {
 		"[2001:db8::1]":        "2001:db8::1",
 		"2001:DB8::1":          "2001:db8::1", // a bare IPv6 host: bareHost once cut it at its last colon
 		"127.0.0.1:80":         "127.0.0.1",
+		"192.0.2.1.":           "192.0.2.1",
+		"[::FFFF:192.0.2.1]:1": "::ffff:192.0.2.1",
+		"[2001:db8:0::1]:8080": "2001:db8::1",
 		"*.Example.COM":        "*.example.com",
 		"":                     "",
 	} {

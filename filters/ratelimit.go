@@ -45,11 +45,17 @@ func RateLimitItem(name string, remaining int64, reset time.Duration) string {
 // through), and its field is then left out.
 func RateLimitHeaders(policies, states []string) http.Header {
 	h := make(http.Header, 2)
+	// The two fields' values share one array (one allocation on every
+	// limited request instead of two), each capped at its own element so
+	// that an append to one copies rather than overwrite the other.
+	vals := make([]string, 0, 2)
 	if len(policies) > 0 {
-		h[HeaderRateLimitPolicy] = []string{strings.Join(policies, ", ")}
+		vals = append(vals, strings.Join(policies, ", "))
+		h[HeaderRateLimitPolicy] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
 	if len(states) > 0 {
-		h[HeaderRateLimit] = []string{strings.Join(states, ", ")}
+		vals = append(vals, strings.Join(states, ", "))
+		h[HeaderRateLimit] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
 	return h
 }

@@ -256,6 +256,10 @@ func TestKillBackendUnderLoad(t *testing.T) {
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	// A wait below that fails ends the test; the load must end with it,
+	// or it runs on under every later test of the package.
+	halt := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer halt()
 	var mu sync.Mutex
 	var failures []string
 	var slowest time.Duration
@@ -287,8 +291,7 @@ func TestKillBackendUnderLoad(t *testing.T) {
 	bs[1].revive(t)
 	waitFor(t, 10*time.Second, "active checks bringing it back", func() bool { return victim.available(time.Now().UnixNano()) })
 	waitFor(t, 10*time.Second, "traffic on the revived backend", func() bool { return bs[1].hits.Load() > hitsWhileDead+10 })
-	close(stop)
-	wg.Wait()
+	halt()
 	if len(failures) > 0 {
 		t.Fatalf("%d requests failed while a backend died, first: %q", len(failures), failures[0])
 	}

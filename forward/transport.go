@@ -25,7 +25,8 @@ func (t *retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
 	p := a.pool
 	var body *trackedBody
 	if out.Body != nil && out.Body != http.NoBody {
-		body = &trackedBody{ReadCloser: out.Body}
+		body = &a.reqBody
+		body.ReadCloser = out.Body
 	}
 	b := a.first
 	for {
@@ -57,7 +58,9 @@ func (t *retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
 				b.outstanding.Add(-1)
 				return resp, nil
 			}
-			resp.Body = &countedBody{ReadCloser: resp.Body, b: b}
+			// One response per attempt: its wrapper is the attempt's.
+			a.respBody.ReadCloser, a.respBody.b = resp.Body, b
+			resp.Body = &a.respBody
 			return resp, nil
 		}
 		b.outstanding.Add(-1)

@@ -59,12 +59,18 @@ func (gen *generation) Idle() <-chan struct{} { return gen.idle }
 // serveHTTP serves r on the current generation, counted in it from before
 // the Guard is touched until the response is done.
 func (s *server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	// The defer sits outside the loop: one in a loop is allocated on the
+	// heap, once per request.
+	gen := s.enter()
+	defer gen.leave()
+	gen.ServeHTTP(w, r)
+}
+
+// enter returns the current generation with one more request counted in it.
+func (s *server) enter() *generation {
 	for {
-		gen := s.cur.Load()
-		if gen.enter() {
-			defer gen.leave()
-			gen.ServeHTTP(w, r)
-			return
+		if gen := s.cur.Load(); gen.enter() {
+			return gen
 		}
 	}
 }

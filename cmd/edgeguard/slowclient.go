@@ -26,16 +26,17 @@ type clientPace struct {
 // have passed it.
 func (p *clientPace) wrap(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		rc := http.NewResponseController(w)
+		// The controller lives in the writer: one allocation, not two.
+		pw := &pacedWriter{ResponseWriter: w, rc: *http.NewResponseController(w), timeout: p.sendTimeout}
 		if r.Body != nil && r.Body != http.NoBody {
-			body := p.pool.Wrap(r.Body, func() { _ = rc.SetReadDeadline(time.Now().Add(p.bodyTimeout)) })
+			ctx, body := p.pool.WrapContext(r.Context(), r.Body, func() { _ = pw.rc.SetReadDeadline(time.Now().Add(p.bodyTimeout)) })
 			defer body.Release()
 			r.Body = body
-			r = r.WithContext(bodymem.NewContext(r.Context(), body))
+			r = r.WithContext(ctx)
 		}
 		// A later request on this connection starts without our deadline.
-		defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
-		next(&pacedWriter{ResponseWriter: w, rc: rc, timeout: p.sendTimeout}, r)
+		defer func() { _ = pw.rc.SetWriteDeadline(time.Time{}) }()
+		next(pw, r)
 	}
 }
 
@@ -55,7 +56,7 @@ func (p *clientPace) register(reg *prometheus.Registry) {
 // Hijack and the ResponseController reach the writer underneath.
 type pacedWriter struct {
 	http.ResponseWriter
-	rc      *http.ResponseController
+	rc      http.ResponseController
 	timeout time.Duration
 }
 
@@ -71,7 +72,12 @@ func (w *pacedWriter) ShortenSendTimeout(d time.Duration) {
 }
 
 func (w *pacedWriter) WriteHeader(code int) {
-	w.progress()
+	// A final status is only buffered: it reaches the client with the
+	// first Write or Flush, each pacing itself, or after the handler has
+	// returned. An interim one (103 Early Hints) is sent at once.
+	if code < 200 {
+		w.progress()
+	}
 	w.ResponseWriter.WriteHeader(code)
 }
 

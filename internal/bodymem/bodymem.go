@@ -106,6 +106,27 @@ func NewContext(ctx context.Context, b *Body) context.Context {
 	return context.WithValue(ctx, ctxKey{}, b)
 }
 
+// WrapContext is Wrap and NewContext in one allocation, as every request
+// with a body needs both: it returns ctx carrying the Body, and the Body.
+func (p *Pool) WrapContext(ctx context.Context, rc io.ReadCloser, progress func()) (context.Context, *Body) {
+	c := &bodyContext{Context: ctx}
+	c.b.ReadCloser, c.b.pool, c.b.progress = rc, p, progress
+	return c, &c.b
+}
+
+// bodyContext is a context that carries its Body in the same allocation.
+type bodyContext struct {
+	context.Context
+	b Body
+}
+
+func (c *bodyContext) Value(key any) any {
+	if key == (ctxKey{}) {
+		return &c.b
+	}
+	return c.Context.Value(key)
+}
+
 // Stream tells the Body in ctx, if any, that the request has passed the
 // stages and its body now streams to the upstream.
 func Stream(ctx context.Context) {

@@ -42,3 +42,31 @@ func TestPoolCountsUntilStream(t *testing.T) {
 		t.Fatalf("no limit: %d %v held %d", n, err, unlimited.Held())
 	}
 }
+
+// TestWrapContext: the context WrapContext returns carries its Body for
+// Stream, answers every other key and its cancellation from the parent,
+// and the two come in one allocation.
+func TestWrapContext(t *testing.T) {
+	type key struct{}
+	p := NewPool(0)
+	parent, cancel := context.WithCancel(context.WithValue(context.Background(), key{}, "v"))
+	ctx, b := p.WrapContext(parent, io.NopCloser(strings.NewReader("123456")), nil)
+	if _, err := b.Read(make([]byte, 4)); err != nil || p.Held() != 4 {
+		t.Fatalf("read: %v, held %d, want 4", err, p.Held())
+	}
+	Stream(ctx)
+	if _, err := b.Read(make([]byte, 4)); err != nil || p.Held() != 4 {
+		t.Fatalf("after Stream(ctx): %v, held %d, want the 4 read before", err, p.Held())
+	}
+	if ctx.Value(key{}) != "v" {
+		t.Errorf("the parent's value is lost: %v", ctx.Value(key{}))
+	}
+	cancel()
+	if ctx.Err() == nil {
+		t.Error("the parent's cancellation does not reach the context")
+	}
+	var sink *Body
+	if n := testing.AllocsPerRun(100, func() { _, sink = p.WrapContext(parent, nil, nil) }); n != 1 || sink == nil {
+		t.Errorf("WrapContext: %v allocations, want 1", n)
+	}
+}
