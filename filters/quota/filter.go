@@ -130,32 +130,9 @@ func New(cfg Config, env filters.Env) (*Filter, error) {
 		}
 		return f, nil
 	}
-	batch := cfg.Batch != BatchOff
-	key := fmt.Sprintf("batch=%t %s", batch, cfg.Redis.Key())
-	f.conn, f.release, err = redisConns.Acquire(key, func() (*redisConn, error) { return dialRedis(cfg.Redis, batch) })
-	if err != nil {
+	if err := f.connect(cfg, prev); err != nil {
 		return nil, err
 	}
-	if cfg.FleetSize == FleetAuto && f.onError == OnErrorLocal {
-		f.joinFleet(cfg.Fleet, key)
-	}
-	if prev != nil && prev.local != nil {
-		f.local = prev.local
-	} else if f.onError == OnErrorLocal {
-		f.local = NewMemoryStore(cfg.MaxKeys)
-	}
-	b := cfg.Breaker
-	fails, backoff, maxBackoff := b.Failures, b.Backoff.D(), b.MaxBackoff.D()
-	if fails == 0 {
-		fails = DefaultBreakerFails
-	}
-	if backoff == 0 {
-		backoff = DefaultBreakerBackoff
-	}
-	if maxBackoff == 0 {
-		maxBackoff = max(DefaultBreakerMax, backoff)
-	}
-	f.breaker = newBreaker(fails, backoff, maxBackoff)
 	return f, nil
 }
 

@@ -10,6 +10,9 @@ import (
 	"github.com/edgeguard/edgeguard/filters"
 )
 
+// This file decides a request's policies: which of them it falls under, at
+// which tier, and which client it is counted against.
+
 // policy is a Policy compiled for the request path.
 type policy struct {
 	name    string

@@ -13,6 +13,9 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// This file is the store path: a decision goes to the memory store, or to
+// Redis through the breaker and, while Redis fails, to on_error's fallback.
+
 // redisConn is a Redis client and the store on it, shared through
 // redisConns by every Filter with the same Redis settings: successive ones
 // across reloads, and the instances of several routes.
@@ -32,6 +35,41 @@ var (
 	redisConns usagepool.Pool[*redisConn]
 	fleets     usagepool.Pool[*fleet]
 )
+
+// connect gives f its Redis store (store: redis): the client of every
+// Filter with the same Redis settings, the fleet it counts itself in for
+// on_error: local, the local fallback limiter (taken over from prev, so a
+// reload does not forget an outage's spending), and the breaker.
+func (f *Filter) connect(cfg Config, prev *Filter) error {
+	batch := cfg.Batch != BatchOff
+	key := fmt.Sprintf("batch=%t %s", batch, cfg.Redis.Key())
+	var err error
+	f.conn, f.release, err = redisConns.Acquire(key, func() (*redisConn, error) { return dialRedis(cfg.Redis, batch) })
+	if err != nil {
+		return err
+	}
+	if cfg.FleetSize == FleetAuto && f.onError == OnErrorLocal {
+		f.joinFleet(cfg.Fleet, key)
+	}
+	if prev != nil && prev.local != nil {
+		f.local = prev.local
+	} else if f.onError == OnErrorLocal {
+		f.local = NewMemoryStore(cfg.MaxKeys)
+	}
+	b := cfg.Breaker
+	fails, backoff, maxBackoff := b.Failures, b.Backoff.D(), b.MaxBackoff.D()
+	if fails == 0 {
+		fails = DefaultBreakerFails
+	}
+	if backoff == 0 {
+		backoff = DefaultBreakerBackoff
+	}
+	if maxBackoff == 0 {
+		maxBackoff = max(DefaultBreakerMax, backoff)
+	}
+	f.breaker = newBreaker(fails, backoff, maxBackoff)
+	return nil
+}
 
 // joinFleet starts (or shares) this process's announcements in the fleet
 // of the Redis under connKey and the key prefix.
