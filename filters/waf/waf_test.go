@@ -537,8 +537,8 @@ func unjoin(err error) []error {
 }
 
 func TestPackErrors(t *testing.T) {
-	abs, _ := filepath.Abs("testdata/packs/bad/rules.conf")
-	_, err := New(Config{Packs: []string{"testdata/packs/bad"}}, filters.Env{Dir: "."})
+	abs, _ := filepath.Abs("../../testdata/packs/bad/rules.conf")
+	_, err := New(Config{Packs: []string{"../../testdata/packs/bad"}}, filters.Env{Dir: "."})
 	if err == nil || !strings.HasPrefix(err.Error(), abs+":5: ") || !strings.Contains(err.Error(), `invalid action "denyy"`) {
 		t.Fatalf("New: %v; want %s:5: and Coraza's message", err, abs)
 	}
