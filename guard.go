@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -559,33 +558,10 @@ func (g *Guard) requestID(r *http.Request, from netip.Addr) string {
 	return httpkit.RequestID(sent, sent != "" && g.resolver.Trusted(from))
 }
 
-// writeDeny answers a deny: status, Retry-After, the stage and the request
-// id, never the rule or the payload that matched.
+// writeDeny answers a deny the way every part of edgeguard does
+// (httpkit.WriteDeny).
 func writeDeny(w http.ResponseWriter, req *filters.Request, v filters.Verdict) {
-	if v.Drop {
-		if hj, ok := w.(http.Hijacker); ok {
-			if c, _, err := hj.Hijack(); err == nil {
-				_ = c.Close()
-				return
-			}
-		}
-	}
-	h := w.Header()
-	if v.RetryAfter > 0 {
-		h.Set("Retry-After", httpkit.RetryAfter(v.RetryAfter))
-	}
-	status := v.StatusCode()
-	if (status < 300 || status > 599) || (status < 400 && h.Get("Location") == "") {
-		// A rule may name any number; one that is not an error (or a
-		// redirect with somewhere to go) would let the request look served,
-		// and one outside 100-999 would make net/http panic.
-		status = http.StatusForbidden
-	}
-	if status < 400 {
-		w.WriteHeader(status)
-		return
-	}
-	httpkit.WriteRefusal(w, status, 0, strconv.Itoa(status)+" "+http.StatusText(status)+"\nrequest "+req.ID+" refused by "+v.Stage+"\n")
+	httpkit.WriteDeny(w, req.ID, v)
 }
 
 // logDeny is the chain observer that logs each deny, shadow ones included.

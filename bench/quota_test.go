@@ -147,7 +147,7 @@ func BenchmarkRedisGCRA(b *testing.B) {
 				Store:    quota.StoreRedis,
 				Redis:    redisconf.Config{Addrs: []string{srv.Addr}, Timeout: filters.Duration(time.Second)},
 				Key:      []string{"header:X-API-Key"},
-				Batch:    map[bool]string{true: quota.BatchOn, false: quota.BatchOff}[batch],
+				Batch:    map[bool]quota.Batch{true: quota.BatchOn, false: quota.BatchOff}[batch],
 				Policies: []quota.Policy{{Name: "bench", Rate: filters.Rate{Count: 1_000_000, Period: time.Second}, Burst: 1 << 30}},
 			}, filters.Env{})
 			if err != nil {

@@ -77,6 +77,7 @@ var schemaDoc = map[string]string{
 	"github.com/edgeguard/edgeguard/filters.Mode":                            "Mode is how a stage acts on what it finds.",
 	"github.com/edgeguard/edgeguard/filters.Rate":                            "Rate is a number of events per period, written \"50/s\", \"600/m\", \"1000/h\", \"20000/d\" or with an explicit period, \"10/5s\".",
 	"github.com/edgeguard/edgeguard/filters.Size":                            "Size is a byte count written with an optional unit: \"512\", \"64KiB\", \"1MiB\", \"1GiB\", or the decimal \"1KB\" / \"1MB\" / \"1GB\".",
+	"github.com/edgeguard/edgeguard/filters/quota.Batch":                     "Batch says whether concurrent Redis calls share pipelines: the value of Config.Batch.",
 	"github.com/edgeguard/edgeguard/filters/quota.Breaker":                   "Breaker is the circuit breaker in front of Redis.",
 	"github.com/edgeguard/edgeguard/filters/quota.Breaker.Backoff":           "Backoff is how long an open breaker sends requests to on_error before\none request probes Redis again. Each failed probe doubles it. Default 1s.",
 	"github.com/edgeguard/edgeguard/filters/quota.Breaker.Failures":          "Failures is how many consecutive failed calls open the breaker.\nDefault 5.",

@@ -219,19 +219,22 @@ func (f *Forwarder) inheritGates(prev *Forwarder) {
 }
 
 func (f *Forwarder) startSwitch(sc SwitchConfig, rdb redis.UniversalClient) error {
-	owned := false
+	var release func() error // nil: Env.Redis, the owner's to close
 	if rdb == nil {
 		if sc.Redis.IsZero() {
 			return nil
 		}
-		rdb, owned = sc.Redis.NewClient(), true
+		var err error
+		if rdb, release, err = switchClient(sc.Redis); err != nil {
+			return err
+		}
 	}
 	ch := sc.Channel
 	if ch == "" {
 		ch = DefaultSwitchChannel
 	}
 	f.fleet = &fleetSwitch{
-		rdb: rdb, owned: owned, channel: ch, setKey: ch + ":set",
+		rdb: rdb, release: release, channel: ch, setKey: ch + ":set",
 		resync:  orDur(sc.Resync, 10*time.Second),
 		timeout: 2 * time.Second,
 		local:   f.closed, log: f.log,

@@ -9,11 +9,25 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edgeguard/edgeguard/internal/redisconf"
+	"github.com/edgeguard/edgeguard/internal/usagepool"
 	"github.com/redis/go-redis/v9"
 )
 
 // ErrSwitch is wrapped by failures to change the fleet-wide closed switch.
 var ErrSwitch = errors.New("forward: closed switch")
+
+// switchClients holds the Redis clients of the closed switches built from
+// closed_switch.redis, one per Redis setting: a reload builds the new
+// Forwarder while the old one still holds the client, so the new switch
+// subscribes on the same client instead of dialing another, and the last
+// switch to close closes it.
+var switchClients usagepool.Pool[redis.UniversalClient]
+
+// switchClient returns the shared client for cfg and its release.
+func switchClient(cfg redisconf.Config) (redis.UniversalClient, func() error, error) {
+	return switchClients.Acquire(cfg.Key(), func() (redis.UniversalClient, error) { return cfg.NewClient(), nil })
+}
 
 // fleetSwitch keeps a node's closedSet in step with the fleet. The Redis set
 // is the truth; pub/sub messages carry each change so that nodes apply it
@@ -23,7 +37,7 @@ var ErrSwitch = errors.New("forward: closed switch")
 // written before each such read until Redis takes it.
 type fleetSwitch struct {
 	rdb     redis.UniversalClient
-	owned   bool // built from config, so closed by us
+	release func() error // gives back a client from switchClients; nil: Env.Redis
 	channel string
 	setKey  string
 	resync  time.Duration
@@ -152,8 +166,8 @@ func (s *fleetSwitch) close() error {
 	s.cancel()
 	err := s.ps.Close()
 	s.wg.Wait()
-	if s.owned {
-		err = errors.Join(err, s.rdb.Close())
+	if s.release != nil {
+		err = errors.Join(err, s.release())
 	}
 	return err
 }

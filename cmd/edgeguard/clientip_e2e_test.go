@@ -279,7 +279,7 @@ func TestE2EReload(t *testing.T) {
 
 	// Refused while building the Guard: the file parses, but its rule pack
 	// does not compile.
-	bad, err := filepath.Abs("../../filters/waf/testdata/packs/bad")
+	bad, err := filepath.Abs("../../testdata/packs/bad")
 	if err != nil {
 		t.Fatal(err)
 	}

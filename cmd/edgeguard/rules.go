@@ -8,6 +8,7 @@ import (
 	"github.com/edgeguard/edgeguard/config"
 	"github.com/edgeguard/edgeguard/filters"
 	"github.com/edgeguard/edgeguard/filters/waf"
+	"github.com/edgeguard/edgeguard/filters/waf/packtest"
 )
 
 // cmdRules runs `edgeguard rules test [-config FILE] [DIR...]`: the packs'
@@ -56,7 +57,7 @@ func cmdRules(args []string, stdout, stderr io.Writer) error {
 		c.help(stderr)
 		return errUsage
 	}
-	passed, failed, err := waf.RunPackTests(stdout, cfg, env, dirs...)
+	passed, failed, err := packtest.Run(stdout, cfg, env, dirs...)
 	if err != nil {
 		return fmt.Errorf("rules test: %w", err)
 	}

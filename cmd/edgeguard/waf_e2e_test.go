@@ -119,7 +119,7 @@ func TestE2ERulePacks(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	bad, _ := filepath.Abs("../../filters/waf/testdata/packs/bad")
+	bad, _ := filepath.Abs("../../testdata/packs/bad")
 	cfg := filepath.Join(dir, "edge.yaml")
 	os.WriteFile(cfg, []byte("upstream: http://127.0.0.1:9\nstages: [waf]\nwaf: {packs: [\""+bad+"\"]}\n"), 0o644)
 	out, err = exec.Command(bin, "validate", "-config", cfg).CombinedOutput()

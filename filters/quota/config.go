@@ -43,10 +43,14 @@ const (
 	KeyJWT    KeyKind = "jwt"
 )
 
-// Batch switch values.
+// Batch says whether concurrent Redis calls share pipelines: the value of
+// Config.Batch.
+type Batch string
+
+// Batch switch values. Empty means BatchOn.
 const (
-	BatchOn  = "on"
-	BatchOff = "off"
+	BatchOn  Batch = "on"
+	BatchOff Batch = "off"
 )
 
 // Defaults for the zero values of Config.
@@ -138,7 +142,7 @@ type Config struct {
 	// second at 64 concurrent requests, for some 20µs more latency on a lone
 	// request. Off, each request is one script call on the connection pool.
 	// Measured in bench/ (see its README).
-	Batch string `yaml:"batch,omitempty" json:"batch,omitempty"`
+	Batch Batch `yaml:"batch,omitempty" json:"batch,omitempty"`
 }
 
 // Policy is one named limit.

@@ -278,12 +278,12 @@ func TestFaults(t *testing.T) {
 	const timeout = faultTimeout
 	for _, tc := range []struct {
 		mode  OnError
-		batch string
+		batch Batch
 	}{
 		{OnErrorLocal, BatchOn}, {OnErrorAllow, BatchOn}, {OnErrorDeny, BatchOn}, {OnErrorLocal, BatchOff},
 	} {
 		mode := tc.mode
-		t.Run(string(mode)+"/batch="+tc.batch, func(t *testing.T) {
+		t.Run(string(mode)+"/batch="+string(tc.batch), func(t *testing.T) {
 			srv := redistest.Start(t)
 			goroutines := runtime.NumGoroutine()
 			f, err := New(redisConfig([]string{srv.Addr}, false, func(c *Config) {
@@ -370,13 +370,13 @@ func TestFaults(t *testing.T) {
 // dead costs each request at most the call timeout, batched or not.
 func TestTimeoutBound(t *testing.T) {
 	for _, fault := range []string{"hung", "dead"} {
-		for _, batch := range []string{BatchOn, BatchOff} {
-			t.Run(fault+"/batch="+batch, func(t *testing.T) { testTimeoutBound(t, fault, batch) })
+		for _, batch := range []Batch{BatchOn, BatchOff} {
+			t.Run(fault+"/batch="+string(batch), func(t *testing.T) { testTimeoutBound(t, fault, batch) })
 		}
 	}
 }
 
-func testTimeoutBound(t *testing.T, fault, batch string) {
+func testTimeoutBound(t *testing.T, fault string, batch Batch) {
 	const timeout = faultTimeout
 	srv := redistest.Start(t)
 	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})

@@ -289,7 +289,7 @@ func scoreOf(matched []types.MatchedRule) crsScore {
 				// when phase 2 runs, the whole.
 				sc.reportedIn = n
 			}
-		case isReportingRule(id):
+		case ReportingRule(id):
 		case id < 900_000 || id > 999_999:
 			sc.engine = append(sc.engine, id)
 		default:
@@ -363,7 +363,7 @@ func startCRSBlocking(t *testing.T, cfg Config) *ftwServer {
 	t.Cleanup(func() { f.Close() })
 	srv, err := startStageServer(f, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(upstreamMark, "reached")
-		echoUpstream(w, r)
+		ftw.Echo(w, r)
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -392,16 +392,16 @@ func runBothModes(det *ftwServer, scores chan crsScore, blk *ftwServer, st ftwSt
 		<-scores // stale: from a request no test waited for
 	}
 	blocked := make(chan ftw.Result, 1)
-	blkBefore := blk.started.Load()
-	go func() { blocked <- blk.sendFTW(raw) }()
-	detBefore := det.started.Load()
+	blkBefore := blk.Started()
+	go func() { blocked <- blk.Send(raw) }()
+	detBefore := det.Started()
 	res := det.run(st)
 	b := <-blocked
 	why := res.failed
 	refused := !bytes.Contains(b.Response, []byte(upstreamMark+": reached"))
-	if det.started.Load() == detBefore {
+	if det.Started() == detBefore {
 		// net/http answered before the stage: so must the other server.
-		if blk.started.Load() != blkBefore || !refused {
+		if blk.Started() != blkBefore || !refused {
 			why = append(why, fmt.Sprintf("blocking mode: status %d through the stage, but detection mode never saw the request", b.Status))
 		}
 		return why
@@ -412,8 +412,8 @@ func runBothModes(det *ftwServer, scores chan crsScore, blk *ftwServer, st ftwSt
 	default:
 		return append(why, "detection mode: no score for the transaction")
 	}
-	if !slices.Equal(sc.ids, res.rec.ids) {
-		return append(why, fmt.Sprintf("detection mode: scored rules %v, recorded %v", sc.ids, res.rec.ids))
+	if !slices.Equal(sc.ids, res.ids) {
+		return append(why, fmt.Sprintf("detection mode: scored rules %v, recorded %v", sc.ids, res.ids))
 	}
 	if res.status != 0 {
 		// A request the stage never answered (920400-1 declares a body
@@ -481,12 +481,12 @@ func netHTTPRefusal(srv *ftwServer, st ftwStage) []string {
 	if err != nil {
 		return []string{err.Error()}
 	}
-	before := srv.started.Load()
-	res := ftw.Exchange(srv.addr, raw, ftwIOTimeout)
+	before := srv.Started()
+	res := ftw.Exchange(srv.Addr(), raw, ftw.IOTimeout)
 	if res.Err != nil || res.Status != http.StatusBadRequest && res.Status != http.StatusHTTPVersionNotSupported {
 		return []string{fmt.Sprintf("net/http should refuse it with 400 or 505: status %d, error %v", res.Status, res.Err)}
 	}
-	if srv.started.Load() != before {
+	if srv.Started() != before {
 		return []string{"net/http refused it, but only after the stage saw it"}
 	}
 	return nil

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	"github.com/goccy/go-yaml"
 
 	"github.com/edgeguard/edgeguard/filters"
+	"github.com/edgeguard/edgeguard/internal/ftw"
 )
 
 // The differential test runs the same requests through the stage as
@@ -194,10 +196,15 @@ func runDiff(reqs []diffRequest, stock bool) (map[string][]diffOutcome, error) {
 	return out, nil
 }
 
-// diffServer serves the stage on 127.0.0.1 the way ftwServer does, and
-// records each transaction's verdict and matched rules.
+// diffServer serves the stage on 127.0.0.1 in front of ftw.Echo, and
+// records each transaction's verdict and every rule it matched, logged or
+// not (ftw.Server reports the logged ones only).
 type diffServer struct {
-	ftw     *ftwServer
+	f       *Filter
+	srv     *http.Server
+	addr    string
+	started atomic.Uint64
+	seq     atomic.Uint64
 	mu      sync.Mutex
 	verdict map[string]filters.Verdict
 	results chan diffOutcome
@@ -208,10 +215,7 @@ func startDiffServer(f *Filter) (*diffServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listening for the differential test: %w", err)
 	}
-	// The ftwServer lends its upstream, counters and raw-request sender;
-	// the handler is this one, which keeps the verdict too.
-	ftw := &ftwServer{f: f, upstream: http.HandlerFunc(echoUpstream), ln: ln, addr: ln.Addr().String()}
-	s := &diffServer{ftw: ftw, verdict: map[string]filters.Verdict{}, results: make(chan diffOutcome, 1)}
+	s := &diffServer{f: f, addr: ln.Addr().String(), verdict: map[string]filters.Verdict{}, results: make(chan diffOutcome, 1)}
 	f.onFinish = func(r *filters.Request, matched []types.MatchedRule) {
 		o := diffOutcome{Handled: true}
 		for _, mr := range matched {
@@ -227,20 +231,20 @@ func startDiffServer(f *Filter) (*diffServer, error) {
 		default:
 		}
 	}
-	ftw.srv = &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
-	go func() { _ = ftw.srv.Serve(ln) }()
+	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
+	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
 }
 
 func (s *diffServer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	s.ftw.started.Add(1)
+	s.started.Add(1)
 	peer, _ := netip.ParseAddrPort(req.RemoteAddr)
 	r := &filters.Request{
 		HTTP: req, Peer: peer, Client: peer.Addr().Unmap(), ClientPort: peer.Port(),
-		Key: filters.KeyOf(peer.Addr(), 64), Now: time.Now(), ID: "diff-" + strconv.FormatUint(s.ftw.seq.Add(1), 10),
+		Key: filters.KeyOf(peer.Addr(), 64), Now: time.Now(), ID: "diff-" + strconv.FormatUint(s.seq.Add(1), 10),
 	}
 	defer r.Finish()
-	v := s.ftw.f.Check(r)
+	v := s.f.Check(r)
 	s.mu.Lock()
 	s.verdict[r.ID] = v
 	s.mu.Unlock()
@@ -254,19 +258,19 @@ func (s *diffServer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(v.StatusCode())
 		return
 	}
-	s.ftw.upstream.ServeHTTP(r.ResponseWriter(w), req)
+	ftw.Echo(r.ResponseWriter(w), req)
 }
 
-func (s *diffServer) close() { s.ftw.close() }
+func (s *diffServer) close() { _ = s.srv.Close() }
 
 func (s *diffServer) run(raw []byte) diffOutcome {
 	for len(s.results) > 0 {
 		<-s.results
 	}
-	before := s.ftw.started.Load()
-	status, _ := s.ftw.send(raw)
+	before := s.started.Load()
+	status := ftw.Exchange(s.addr, raw, ftw.IOTimeout).Status
 	var o diffOutcome
-	if s.ftw.started.Load() > before {
+	if s.started.Load() > before {
 		select {
 		case o = <-s.results:
 		case <-time.After(10 * time.Second):

@@ -21,6 +21,7 @@ import (
 	txhttp "github.com/corazawaf/coraza/v3/http"
 
 	"github.com/edgeguard/edgeguard/filters"
+	"github.com/edgeguard/edgeguard/internal/ftw"
 )
 
 // The quality report: for stock CRS and each profile, how many of CRS's
@@ -208,13 +209,12 @@ func runCoraza(cfg Config, in []qualityInput) ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := &http.Server{Handler: txhttp.WrapHandler(w, http.HandlerFunc(echoUpstream)), ReadHeaderTimeout: 5 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
+	srv := &http.Server{Handler: txhttp.WrapHandler(w, http.HandlerFunc(ftw.Echo)), ReadHeaderTimeout: 5 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
-	sender := &ftwServer{addr: ln.Addr().String()}
 	out := make([]int, len(in))
 	for i, r := range in {
-		out[i], _ = sender.send(r.Raw)
+		out[i] = ftw.Exchange(ln.Addr().String(), r.Raw, ftw.IOTimeout).Status
 	}
 	return out, nil
 }

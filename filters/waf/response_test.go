@@ -30,12 +30,8 @@ func stage(t *testing.T, cfg Config, upstream http.HandlerFunc) (string, *ftwSer
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		for range s.results {
-		}
-	}()
 	t.Cleanup(func() { s.close(); f.Close() })
-	return "http://" + s.addr, s
+	return "http://" + s.Addr(), s
 }
 
 func get(t *testing.T, url string) (int, string) {

@@ -83,7 +83,7 @@ var crsAllowedMethods = []string{"GET", "HEAD", "POST", "OPTIONS"}
 // tunable reports whether id is a CRS detection rule: not a scoring or
 // reporting rule, not edgeguard's engine rules or a pack's.
 func tunable(id int) bool {
-	return id >= 911000 && id < 980000 && !isReportingRule(id)
+	return id >= 911000 && id < 980000 && !ReportingRule(id)
 }
 
 // Tune reads audit events (JSON lines) from events and proposes a pack.

@@ -39,7 +39,7 @@ type Filter struct {
 
 	skipBody []string
 
-	// onFinish, when set (tests, RunPackTests), sees every transaction's
+	// onFinish, when set (tests, ReportMatches), sees every transaction's
 	// matched rules after phase 5, before the transaction is closed.
 	onFinish func(r *filters.Request, matched []types.MatchedRule)
 }

@@ -1,8 +1,9 @@
 // Package ftw reads regression tests in the go-ftw YAML format that CRS
 // and its plugins write (https://github.com/coreruleset/go-ftw), builds the
 // raw request of each stage and checks a stage's outcome against what the
-// test expects. It knows nothing of the WAF that answers: a runner sends
-// the requests and reports what the WAF matched.
+// test expects. It knows nothing of the WAF that answers: Server serves
+// any stage on 127.0.0.1 the way edgeguard does, sends each request and
+// waits for the stage to report what the transaction matched.
 //
 // Decoding follows the published schema (github.com/coreruleset/
 // ftw-tests-schema, v2.3.0) plus the legacy forms CRS files still use (a

@@ -2,11 +2,11 @@
 // every part answering a client or writing to an upstream shares, written
 // once so that the Guard, the forwarder and the stages cannot drift apart.
 //
-// It owns how a refusal is written (a short plain-text body that is never
-// sniffed or cached), how Retry-After is rounded, how request ids are made
-// and which inbound ids are kept, which headers a client could use to claim
-// an address or to make a proxy drop what the WAF inspected, and how a web
-// origin is written.
+// It owns how a deny and any other refusal are written (a short plain-text
+// body that is never sniffed or cached), how Retry-After is rounded, how
+// request ids are made and which inbound ids are kept, which headers a
+// client could use to claim an address or to make a proxy drop what the WAF
+// inspected, and how a web origin is written.
 package httpkit
 
 import (
@@ -20,13 +20,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/edgeguard/edgeguard/filters"
 )
 
-// RetryAfter is the Retry-After value for d: whole seconds, rounded up, and
-// at least 1, so that a client told to wait never comes back at once.
+// RetryAfter is the Retry-After value for d: whole seconds, rounded up as
+// the RateLimit fields round them (filters.CeilSeconds), and at least 1, so
+// that a client told to wait never comes back at once.
 func RetryAfter(d time.Duration) string {
-	secs := int64((d + time.Second - 1) / time.Second)
-	return strconv.FormatInt(max(secs, 1), 10)
+	return strconv.FormatInt(max(filters.CeilSeconds(d), 1), 10)
 }
 
 // WriteRefusal answers with status and a short plain-text body: not to be
@@ -43,6 +45,39 @@ func WriteRefusal(w http.ResponseWriter, status int, retryAfter time.Duration, b
 	}
 	w.WriteHeader(status)
 	_, _ = io.WriteString(w, body)
+}
+
+// WriteDeny answers the request with id as the deny v says: a dropped
+// connection (v.Drop, where the writer can hijack), a redirect (a 3xx with
+// a Location the caller already set), or a refusal naming the status, the
+// stage and the request id, never the rule or the payload that matched.
+// Retry-After comes from v.RetryAfter. The headers v asks for are the
+// caller's to add first.
+func WriteDeny(w http.ResponseWriter, id string, v filters.Verdict) {
+	if v.Drop {
+		if hj, ok := w.(http.Hijacker); ok {
+			if c, _, err := hj.Hijack(); err == nil {
+				_ = c.Close()
+				return
+			}
+		}
+	}
+	h := w.Header()
+	if v.RetryAfter > 0 {
+		h.Set("Retry-After", RetryAfter(v.RetryAfter))
+	}
+	status := v.StatusCode()
+	if (status < 300 || status > 599) || (status < 400 && h.Get("Location") == "") {
+		// A rule may name any number; one that is not an error (or a
+		// redirect with somewhere to go) would let the request look served,
+		// and one outside 100-999 would make net/http panic.
+		status = http.StatusForbidden
+	}
+	if status < 400 {
+		w.WriteHeader(status)
+		return
+	}
+	WriteRefusal(w, status, 0, strconv.Itoa(status)+" "+http.StatusText(status)+"\nrequest "+id+" refused by "+v.Stage+"\n")
 }
 
 // MaxRequestIDLen is the longest inbound X-Request-Id that is kept.

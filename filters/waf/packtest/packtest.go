@@ -1,4 +1,10 @@
-package waf
+// Package packtest runs the regression tests that rule packs carry
+// (tests/**/*.yaml in go-ftw's format, read by internal/ftw) through the
+// real WAF stage, served over a real 127.0.0.1 listener: what
+// `edgeguard rules test` prints. It is a client of the stage, not a part
+// of it: the stage only reports which rules each transaction matched
+// (waf.Filter.ReportMatches).
+package packtest
 
 import (
 	"errors"
@@ -9,22 +15,22 @@ import (
 	"strings"
 
 	"github.com/edgeguard/edgeguard/filters"
+	"github.com/edgeguard/edgeguard/filters/waf"
 	"github.com/edgeguard/edgeguard/internal/ftw"
 )
 
-// RunPackTests runs the go-ftw tests (tests/**/*.yaml, internal/ftw) of
-// each pack in dirs through the real stage over a real 127.0.0.1 listener.
-// Each pack is tested on its own, loaded with CRS (a plugin's files at
-// their plugin points) and the settings of cfg (paranoia, thresholds,
-// limits, exclusions; the profile its pack.yaml names when cfg sets none),
-// in block mode whatever cfg's mode says, since the tests assert what the
-// rules decide. It prints one line per test and a final "N passed, M
-// failed"; err reports a pack that could not be loaded or a test file that
-// could not be read or decoded (FILE:LINE).
-func RunPackTests(w io.Writer, cfg Config, env filters.Env, dirs ...string) (passed, failed int, err error) {
+// Run runs the tests of each pack in dirs. Each pack is tested on its own,
+// loaded with CRS (a plugin's files at their plugin points) and the
+// settings of cfg (paranoia, thresholds, limits, exclusions; the profile
+// its pack.yaml names when cfg sets none), in block mode whatever cfg's
+// mode says, since the tests assert what the rules decide. It prints one
+// line per test and a final "N passed, M failed"; err reports a pack that
+// could not be loaded or a test file that could not be read or decoded
+// (FILE:LINE).
+func Run(w io.Writer, cfg waf.Config, env filters.Env, dirs ...string) (passed, failed int, err error) {
 	var errs []error
 	for _, dir := range dirs {
-		p, perr := runPackTests(w, cfg, env, dir)
+		p, perr := runPack(w, cfg, env, dir)
 		passed += p.passed
 		failed += p.failed
 		if perr != nil {
@@ -38,33 +44,34 @@ func RunPackTests(w io.Writer, cfg Config, env filters.Env, dirs ...string) (pas
 
 type packCount struct{ passed, failed, skipped int }
 
-func runPackTests(w io.Writer, cfg Config, env filters.Env, dir string) (packCount, error) {
+func runPack(w io.Writer, cfg waf.Config, env filters.Env, dir string) (packCount, error) {
 	var n packCount
-	pack, err := LoadPack(env.Dir, dir)
+	pack, err := waf.LoadPack(env.Dir, dir)
 	if err != nil {
 		return n, err
 	}
 	if len(pack.Tests) == 0 {
-		return n, fmt.Errorf("%w: %s: no tests/**/*.yaml", ErrPack, dir)
+		return n, fmt.Errorf("%w: %s: no tests/**/*.yaml", waf.ErrPack, dir)
 	}
 	cfg.Mode = filters.ModeBlock
-	if cfg.Profile == ProfileNone {
+	if cfg.Profile == waf.ProfileNone {
 		cfg.Profile = pack.Meta.Profile
 	}
 	cfg.Packs = []string{pack.Dir}
 	cfg.Audit = ""
 	env.Previous = nil
 	env.Logger = nil
-	f, err := New(cfg, env)
+	f, err := waf.New(cfg, env)
 	if err != nil {
 		return n, err
 	}
 	defer f.Close()
-	srv, err := startFTWServer(f)
-	if err != nil {
+	srv := ftw.NewServer(f, nil)
+	f.ReportMatches(srv.Finished)
+	if err := srv.Start(); err != nil {
 		return n, err
 	}
-	defer srv.close()
+	defer srv.Close()
 	for _, file := range pack.Tests {
 		src, err := os.ReadFile(file)
 		if err != nil {
@@ -85,7 +92,7 @@ func runPackTests(w io.Writer, cfg Config, env filters.Env, dir string) (packCou
 			continue
 		}
 		for _, tc := range tests.Tests {
-			why := tc.Run(srv.sendFTW, isReportingRule)
+			why := tc.Run(srv.Send, waf.ReportingRule)
 			name := fmt.Sprintf("%s %d-%d", rel, tests.RuleID, tc.TestID)
 			if tc.Desc != "" {
 				name += " (" + strings.TrimSpace(firstLine(tc.Desc)) + ")"
@@ -107,13 +114,13 @@ func firstLine(s string) string {
 	return line
 }
 
-// ValidatePacks checks every pack cfg names: layout, pack.yaml, every test
+// Validate checks every pack cfg names: layout, pack.yaml, every test
 // file's syntax, and that the rules compile after CRS (FILE:LINE: message
 // on a syntax error). It builds the WAF once and releases it.
-func ValidatePacks(cfg Config, env filters.Env) error {
+func Validate(cfg waf.Config, env filters.Env) error {
 	var errs []error
 	for _, dir := range cfg.Packs {
-		p, err := LoadPack(env.Dir, dir)
+		p, err := waf.LoadPack(env.Dir, dir)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -133,7 +140,7 @@ func ValidatePacks(cfg Config, env filters.Env) error {
 	}
 	env.Previous = nil
 	cfg.Audit = ""
-	f, err := New(cfg, env)
+	f, err := waf.New(cfg, env)
 	if err != nil {
 		return err
 	}
