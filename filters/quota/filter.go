@@ -141,12 +141,12 @@ func (f *Filter) loadVerifiers(cfg Config, dir string) error {
 	var err error
 	if cfg.KeysFile != "" {
 		if f.keys, err = loadKeys(dir, cfg.KeysFile); err != nil {
-			return fmt.Errorf("keys_file: %w", err)
+			return &filters.FieldError{Field: "keys_file", Err: err}
 		}
 	}
 	if cfg.JWT != nil {
 		if f.jwt, err = newJWTVerifier(cfg.JWT, dir); err != nil {
-			return fmt.Errorf("jwt: %w", err)
+			return filters.PrefixFields("jwt", err)
 		}
 	}
 	return nil

@@ -115,7 +115,7 @@ const jwtCacheSize = 10_000
 func newJWTVerifier(j *JWT, dir string) (*jwtVerifier, error) {
 	signed, err := lru.New[[sha256.Size]byte, *signedToken](jwtCacheSize)
 	if err != nil {
-		return nil, fmt.Errorf("jwt: token cache: %w", err)
+		return nil, fmt.Errorf("token cache: %w", err)
 	}
 	v := &jwtVerifier{header: "Authorization", expected: jwt.Expected{Issuer: j.Issuer}, leeway: j.Leeway.D(), signed: signed}
 	if j.Header != "" {
@@ -129,12 +129,11 @@ func newJWTVerifier(j *JWT, dir string) (*jwtVerifier, error) {
 		v.algs = append(v.algs, jose.SignatureAlgorithm(a))
 	}
 	if j.KeyFile != "" {
-		v.key, err = loadPublicKey(resolve(dir, j.KeyFile))
-	} else {
-		v.key, err = loadJWKS(resolve(dir, j.JWKSFile))
-	}
-	if err != nil {
-		return nil, err
+		if v.key, err = loadPublicKey(resolve(dir, j.KeyFile)); err != nil {
+			return nil, &filters.FieldError{Field: "key_file", Err: err}
+		}
+	} else if v.key, err = loadJWKS(resolve(dir, j.JWKSFile)); err != nil {
+		return nil, &filters.FieldError{Field: "jwks_file", Err: err}
 	}
 	return v, nil
 }
@@ -146,53 +145,65 @@ func resolve(dir, file string) string {
 	return filepath.Join(dir, file)
 }
 
-// ErrJWTKey is wrapped by errors reading a JWT key file.
+// ErrJWTKey is matched (errors.Is) by every error reading a JWT key file.
+// Its text is not repeated in theirs: each names its file, and is reported
+// under the key that names it (quota.jwt.key_file...).
 var ErrJWTKey = errors.New("quota: bad jwt key file")
+
+// jwtKeyError is a problem with a JWT key file: an ErrJWTKey.
+type jwtKeyError struct{ error }
+
+func (e jwtKeyError) Unwrap() error        { return e.error }
+func (e jwtKeyError) Is(target error) bool { return target == ErrJWTKey }
+
+func jwtKeyErrorf(format string, args ...any) error {
+	return jwtKeyError{fmt.Errorf(format, args...)}
+}
 
 func loadPublicKey(path string) (any, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrJWTKey, err)
+		return nil, jwtKeyErrorf("%w", err)
 	}
 	block, _ := pem.Decode(data)
 	if block == nil {
-		return nil, fmt.Errorf("%w: %s: no PEM block", ErrJWTKey, path)
+		return nil, jwtKeyErrorf("%s: no PEM block", path)
 	}
 	switch block.Type {
 	case "PUBLIC KEY":
 		k, err := x509.ParsePKIXPublicKey(block.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrJWTKey, path, err)
+			return nil, jwtKeyErrorf("%s: %w", path, err)
 		}
 		return k, nil
 	case "CERTIFICATE":
 		c, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrJWTKey, path, err)
+			return nil, jwtKeyErrorf("%s: %w", path, err)
 		}
 		return c.PublicKey, nil
 	}
-	return nil, fmt.Errorf("%w: %s: PEM block %q: want PUBLIC KEY or CERTIFICATE (never a private key)", ErrJWTKey, path, block.Type)
+	return nil, jwtKeyErrorf("%s: PEM block %q: want PUBLIC KEY or CERTIFICATE (never a private key)", path, block.Type)
 }
 
 func loadJWKS(path string) (*jose.JSONWebKeySet, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrJWTKey, err)
+		return nil, jwtKeyErrorf("%w", err)
 	}
 	var set jose.JSONWebKeySet
 	if err := json.Unmarshal(data, &set); err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrJWTKey, path, err)
+		return nil, jwtKeyErrorf("%s: %w", path, err)
 	}
 	if len(set.Keys) == 0 {
-		return nil, fmt.Errorf("%w: %s: no keys", ErrJWTKey, path)
+		return nil, jwtKeyErrorf("%s: no keys", path)
 	}
 	for i, k := range set.Keys {
 		if !k.Valid() {
-			return nil, fmt.Errorf("%w: %s: key %d (kid %q) is not valid", ErrJWTKey, path, i, k.KeyID)
+			return nil, jwtKeyErrorf("%s: key %d (kid %q) is not valid", path, i, k.KeyID)
 		}
 		if !k.IsPublic() && k.Algorithm != "" && !strings.HasPrefix(k.Algorithm, "HS") {
-			return nil, fmt.Errorf("%w: %s: key %d (kid %q) is a private key: publish only public keys here", ErrJWTKey, path, i, k.KeyID)
+			return nil, jwtKeyErrorf("%s: key %d (kid %q) is a private key: publish only public keys here", path, i, k.KeyID)
 		}
 	}
 	return &set, nil

@@ -7,13 +7,26 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 )
 
-// ErrKeysFile is wrapped by every error about a keys file.
+// ErrKeysFile is matched (errors.Is) by every error about a keys file. Its
+// text is not repeated in theirs: each names its file (and line), and is
+// reported under quota.keys_file, which says the rest.
 var ErrKeysFile = errors.New("quota: bad keys file")
+
+// keysFileError is a problem with a keys file: an ErrKeysFile.
+type keysFileError struct{ error }
+
+func (e keysFileError) Unwrap() error        { return e.error }
+func (e keysFileError) Is(target error) bool { return target == ErrKeysFile }
+
+func keysFileErrorf(format string, args ...any) error {
+	return keysFileError{fmt.Errorf(format, args...)}
+}
 
 // maxKeysFileErrors bounds how many malformed lines one file reports: the
 // wrong file named must not flood the log.
@@ -49,17 +62,17 @@ func ParseKeys(r io.Reader, name string) (map[KeyHash]struct{}, error) {
 		field, _, _ := strings.Cut(strings.ReplaceAll(text, "\t", " "), " ")
 		h, err := parseKeyHash(field)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%w: %s:%d: %w", ErrKeysFile, name, line, err))
+			errs = append(errs, keysFileErrorf("%s:%d: %w", name, line, err))
 		} else {
 			out[h] = struct{}{}
 		}
 		if len(errs) == maxKeysFileErrors {
-			errs = append(errs, fmt.Errorf("%w: %s: giving up after %d malformed lines", ErrKeysFile, name, maxKeysFileErrors))
+			errs = append(errs, keysFileErrorf("%s: giving up after %d malformed lines", name, maxKeysFileErrors))
 			return nil, errors.Join(errs...)
 		}
 	}
 	if err := sc.Err(); err != nil {
-		errs = append(errs, fmt.Errorf("%w: %s:%d: %w", ErrKeysFile, name, line+1, err))
+		errs = append(errs, keysFileErrorf("%s:%d: %w", name, line+1, err))
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -95,7 +108,12 @@ func loadKeys(dir, file string) (map[KeyHash]struct{}, error) {
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrKeysFile, err)
+		// The path error's own text would name the path a second time.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, keysFileErrorf("%s: %w", path, err)
 	}
 	defer f.Close()
 	return ParseKeys(f, path)

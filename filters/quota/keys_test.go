@@ -188,9 +188,17 @@ func TestKeysFileReload(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), path+":3: ") || !errors.Is(err, ErrKeysFile) {
 		t.Fatalf("broken file: %v, want an ErrKeysFile naming %s:3", err, path)
 	}
+	// Each layer says what the others do not: the key, the file and line,
+	// the problem (the config loader adds FILE:LINE and "quota.").
+	if want := "keys_file: " + path + `:3: "new" is not a SHA-256 in hex`; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("broken file: %v, want it to start %q", err, want)
+	}
 	_, err = New(Config{KeysFile: "missing.txt", Policies: cfg.Policies}, filters.Env{Dir: dir})
-	if !errors.Is(err, os.ErrNotExist) {
+	if !errors.Is(err, os.ErrNotExist) || !errors.Is(err, ErrKeysFile) {
 		t.Fatalf("missing file: %v", err)
+	}
+	if want := "keys_file: " + filepath.Join(dir, "missing.txt") + ": no such file or directory"; err.Error() != want {
+		t.Fatalf("missing file: %q, want %q", err, want)
 	}
 }
 
