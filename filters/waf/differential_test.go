@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
@@ -238,11 +237,7 @@ func startDiffServer(f *Filter) (*diffServer, error) {
 
 func (s *diffServer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	s.started.Add(1)
-	peer, _ := netip.ParseAddrPort(req.RemoteAddr)
-	r := &filters.Request{
-		HTTP: req, Peer: peer, Client: peer.Addr().Unmap(), ClientPort: peer.Port(),
-		Key: filters.KeyOf(peer.Addr(), 64), Now: time.Now(), ID: "diff-" + strconv.FormatUint(s.seq.Add(1), 10),
-	}
+	r := ftw.StageRequest(req, "diff-"+strconv.FormatUint(s.seq.Add(1), 10))
 	defer r.Finish()
 	v := s.f.Check(r)
 	s.mu.Lock()

@@ -89,14 +89,20 @@ func (s *Server) Finished(_ *filters.Request, ids []int, logs []string) {
 	}
 }
 
+// StageRequest is what a stage sees of req in a test server on loopback:
+// the peer is the client (no proxies to trust), keyed by its address, now.
+func StageRequest(req *http.Request, id string) *filters.Request {
+	peer, _ := netip.ParseAddrPort(req.RemoteAddr)
+	return &filters.Request{
+		HTTP: req, Peer: peer, Client: peer.Addr().Unmap(), ClientPort: peer.Port(),
+		Key: filters.KeyOf(peer.Addr(), 64), Now: time.Now(), ID: id,
+	}
+}
+
 // ServeHTTP serves one request through the stage.
 func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	s.started.Add(1)
-	peer, _ := netip.ParseAddrPort(req.RemoteAddr)
-	r := &filters.Request{
-		HTTP: req, Peer: peer, Client: peer.Addr().Unmap(), ClientPort: peer.Port(),
-		Key: filters.KeyOf(peer.Addr(), 64), Now: time.Now(), ID: "ftw-" + strconv.FormatUint(s.seq.Add(1), 10),
-	}
+	r := StageRequest(req, "ftw-"+strconv.FormatUint(s.seq.Add(1), 10))
 	defer r.Finish()
 	v := s.stage.Check(r)
 	if v.Deny && !v.Shadow {
