@@ -4,7 +4,6 @@ import (
 	"errors"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -12,25 +11,15 @@ import (
 	"github.com/edgeguard/edgeguard/filters"
 )
 
-// buildErrorsDir writes a config's neighbours, each broken its own way: a
-// list with a bad line, a pack without pack.yaml, a pack whose rule does
-// not compile. The list that is named but missing is left out.
+// buildErrorsDir copies a config's neighbours, each broken its own way
+// (testdata/broken-neighbours, shared with the binary's test): a list with
+// a bad line, a pack without pack.yaml, a pack whose rule does not compile.
+// The list that is named but missing is left out.
 func buildErrorsDir(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	for name, body := range map[string]string{
-		"bad.txt":           "10.0.0.0/8\n# a comment\n1.2.3.4/99\n",
-		"nometa/x.conf":     "# no pack.yaml beside me\n",
-		"broken/pack.yaml":  "name: broken\n",
-		"broken/rules.conf": "# one rule\nSecRule ARGS \"@rx x\" \"id:10001,phase:2,deny,frobnicate\"\n",
-	} {
-		path := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.CopyFS(dir, os.DirFS("testdata/broken-neighbours")); err != nil {
+		t.Fatal(err)
 	}
 	return dir
 }

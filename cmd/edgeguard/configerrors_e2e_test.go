@@ -11,24 +11,14 @@ import (
 	"time"
 )
 
-// brokenNeighbours writes what a config points at, each broken its own
-// way: a list with a bad line, a pack without pack.yaml, a pack whose rule
-// does not compile. missing.txt is named but not written.
+// brokenNeighbours copies into dir what a config points at, each broken
+// its own way (testdata/broken-neighbours: a list with a bad line, a pack
+// without pack.yaml, a pack whose rule does not compile). missing.txt is
+// named but not there.
 func brokenNeighbours(t *testing.T, dir string) {
 	t.Helper()
-	for name, body := range map[string]string{
-		"bad.txt":           "10.0.0.0/8\n# a comment\n1.2.3.4/99\n",
-		"nometa/x.conf":     "# no pack.yaml beside me\n",
-		"broken/pack.yaml":  "name: broken\n",
-		"broken/rules.conf": "# one rule\nSecRule ARGS \"@rx x\" \"id:10001,phase:2,deny,frobnicate\"\n",
-	} {
-		path := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.CopyFS(dir, os.DirFS("../../testdata/broken-neighbours")); err != nil {
+		t.Fatal(err)
 	}
 }
 
