@@ -165,6 +165,11 @@ func parseSession(v string) (exp int64, sum []byte, err error) {
 	if err != nil || exp <= 0 || strconv.FormatInt(exp, 10) != expText {
 		return 0, nil, fmt.Errorf("%w: expiry %.20q is not a positive decimal number of seconds", ErrSession, expText)
 	}
+	// The length check comes first because the decoder skips \r and \n,
+	// which would give one MAC many spellings.
+	if len(macText) != macEncoding.EncodedLen(sha256.Size) {
+		return 0, nil, fmt.Errorf("%w: the MAC is not %d bytes of unpadded base64url", ErrSession, sha256.Size)
+	}
 	sum, err = macEncoding.DecodeString(macText)
 	if err != nil || len(sum) != sha256.Size {
 		return 0, nil, fmt.Errorf("%w: the MAC is not %d bytes of unpadded base64url", ErrSession, sha256.Size)
