@@ -38,8 +38,9 @@
 // never grows past its share of max_clients. When a new client needs room in
 // a full shard, the shard looks at its few least recently used entries and
 // evicts the first one that is drained, which loses nothing. Only when none
-// of them is drained does it evict the least recently used entry outright
-// ("forced"). Entries the look passes over still hold debt, so they are moved
+// of them is drained does it evict one that still owes ("forced"): the one
+// closest to drained, because forgetting a client hands it back its debt.
+// Entries the look passes over still hold debt, so they are moved
 // to the front: a second chance, which is what keeps an abuser's bucket alive
 // through a flood of one-shot addresses.
 //

@@ -111,8 +111,8 @@ func TestAbuserSurvivesAFloodOfOneShotAddresses(t *testing.T) {
 			// the default sharding a shard holds about ten entries, and now
 			// and then a clump of new keys (the shard hash is seeded per
 			// run) fills a whole scan window with clients still in debt:
-			// a few forced evictions of one-shot keys are then right, as
-			// long as the abuser, the most recently used, survives (above).
+			// a few forced evictions are then right, and they take one-shot
+			// keys, whose debt is smallest, never the abuser (above).
 			st := l.Stats()
 			if st.EvictedDrained == 0 || (shards == 1 && st.EvictedForced != 0) || st.EvictedForced > st.EvictedDrained/100 {
 				t.Fatalf("evictions drained=%d forced=%d, want (almost) only drained", st.EvictedDrained, st.EvictedForced)
@@ -147,6 +147,23 @@ func TestForcedEvictionTakesTheLeastRecentlyUsed(t *testing.T) {
 	l.AllowAt(t0.Add(time.Second), keyN(4))
 	if st := l.Stats(); st.EvictedForced != 1 || st.EvictedDrained != 1 {
 		t.Fatalf("stats %+v, want 1 forced and 1 drained", st)
+	}
+}
+
+func TestForcedEvictionTakesTheSmallestDebt(t *testing.T) {
+	l := mustLimiter(t, Config{Rate: mustRate(t, "1/s"), Burst: 5, MaxClients: 3, Shards: 1})
+	// Oldest first: key 0 owes 5s, key 1 owes 1s, key 2 owes 3s.
+	for i, n := range []int{5, 1, 3} {
+		for range n {
+			l.AllowAt(t0, keyN(uint32(i)))
+		}
+	}
+	l.AllowAt(t0, keyN(3)) // nothing drained: key 1 gives back the least
+	if l.holds(keyN(1)) || !l.holds(keyN(0)) || !l.holds(keyN(2)) || !l.holds(keyN(3)) {
+		t.Fatalf("wrong entry evicted: holds 0:%v 1:%v 2:%v 3:%v", l.holds(keyN(0)), l.holds(keyN(1)), l.holds(keyN(2)), l.holds(keyN(3)))
+	}
+	if ok, _ := l.AllowAt(t0, keyN(0)); ok {
+		t.Fatal("key 0 kept its entry but got a fresh burst")
 	}
 }
 

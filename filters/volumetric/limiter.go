@@ -179,32 +179,41 @@ func (l *Limiter) AllowNAt(now time.Time, key filters.Key, n int) (ok bool, retr
 }
 
 // makeRoom frees a place for a new entry in s if s is full: it evicts the
-// first drained entry among the scan least recently used, else the least
-// recently used. The caller holds s.mu.
+// first drained entry among the scan least recently used, else, of those
+// scanned, the one closest to drained (the least recently used of equals).
+// The caller holds s.mu.
 func (s *shard) makeRoom(t int64, scan int) {
 	n := s.lru.Len()
 	if n < s.cap {
 		return
 	}
-	oldest, _, ok := s.lru.GetOldest()
+	victim, _, ok := s.lru.GetOldest()
 	if !ok { // cap 0 cannot happen: NewLimiter gives every shard a slot
 		return
 	}
+	least := s.tats[victim]
 	for i := 0; i < scan && i < n; i++ {
 		h, _, _ := s.lru.GetOldest()
-		if s.tats[h] <= t {
+		tat := s.tats[h]
+		if tat <= t {
 			s.lru.Remove(h)
 			delete(s.tats, h)
 			s.drained++
 			s.noteEviction()
 			return
 		}
+		// Forgetting a client hands it back its debt, so when every entry
+		// looked at owes, the smallest debt goes: a clump of fresh one-shot
+		// addresses must not push out an abuser that owes seconds.
+		if tat < least {
+			victim, least = h, tat
+		}
 		// Still in debt: forgetting it would hand the client a fresh burst.
 		// Move it to the front so the next look starts past it.
 		s.lru.Get(h)
 	}
-	s.lru.Remove(oldest)
-	delete(s.tats, oldest)
+	s.lru.Remove(victim)
+	delete(s.tats, victim)
 	s.forced++
 	s.noteEviction()
 }
