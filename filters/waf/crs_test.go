@@ -416,9 +416,9 @@ func runBothModes(det *ftwServer, scores chan crsScore, blk *ftwServer, st ftwSt
 		return append(why, fmt.Sprintf("detection mode: scored rules %v, recorded %v", sc.ids, res.ids))
 	}
 	if res.status != 0 {
-		// A request the stage never answered (920400-1 declares a body
-		// longer than it sends) ends in the body read, before phase 2 and
-		// its evaluation rule have run: there is no total to compare.
+		// A request the stage never answered (a body shorter than its
+		// Content-Length) ends in the body read, before phase 2 and its
+		// evaluation rule have run: there is no total to compare.
 		why = append(why, checkReported(sc, limits)...)
 	}
 	byIn, byOut, byEngine := sc.inbound >= limits.InboundThreshold, sc.outbound >= limits.OutboundThreshold, len(sc.engine) > 0

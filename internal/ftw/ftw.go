@@ -21,6 +21,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"text/template"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
@@ -427,9 +428,41 @@ func (in Input) body() (string, error) {
 		return string(b), nil
 	}
 	if in.Data != nil {
-		return *in.Data, nil
+		return expandData(*in.Data)
 	}
 	return "", nil
+}
+
+// maxRepeat bounds what a data template may build: CRS's largest is 64,200
+// bytes, and a test file must not be able to ask for gigabytes.
+const maxRepeat = 1 << 20
+
+// dataFuncs are the template functions CRS's tests use in data, with the
+// argument order go-ftw's (sprig's) repeat takes: {{ "1" | repeat 64200 }}.
+var dataFuncs = template.FuncMap{
+	"repeat": func(n int, s string) (string, error) {
+		if n < 0 || n*len(s) > maxRepeat {
+			return "", fmt.Errorf("repeat %d of %d bytes: more than %d bytes", n, len(s), maxRepeat)
+		}
+		return strings.Repeat(s, n), nil
+	},
+}
+
+// expandData runs data as a Go template when it holds one, as go-ftw does:
+// CRS writes large bodies as {{ "1" | repeat N }} rather than N bytes.
+func expandData(data string) (string, error) {
+	if !strings.Contains(data, "{{") {
+		return data, nil
+	}
+	t, err := template.New("data").Funcs(dataFuncs).Option("missingkey=error").Parse(data)
+	if err != nil {
+		return "", fmt.Errorf("data: %w", err)
+	}
+	var b strings.Builder
+	if err := t.Execute(&b, nil); err != nil {
+		return "", fmt.Errorf("data: %w", err)
+	}
+	return b.String(), nil
 }
 
 // rawRequest builds the bytes go-ftw would send for in. With

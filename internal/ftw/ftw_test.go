@@ -31,6 +31,8 @@ func TestFTWStrict(t *testing.T) {
 		{"headers beside a whole request", "      - input: {encoded_request: R0VUIC8gSFRUUC8xLjANCg0K, headers: {A: b}}\n        output: {status: 200}\n", 6, "would not be sent"},
 		{"legacy wrapper and input", "      - stage: {input: {uri: /}, output: {status: 200}}\n        input: {uri: /}\n", 6, "both the legacy stage: wrapper"},
 		{"bad status", "      - input: {uri: /}\n        output: {status: 42}\n", 7, "status 42"},
+		{"unknown template function", "      - input: {data: '{{ \"1\" | times 3 }}'}\n        output: {status: 200}\n", 6, `function "times" not defined`},
+		{"repeat beyond the bound", "      - input: {data: '{{ \"ab\" | repeat 600000 }}'}\n        output: {status: 200}\n", 6, "more than 1048576 bytes"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -107,6 +109,32 @@ tests:
 	}
 	if _, err := Decode("c.yaml", []byte("# comments only\n")); err != nil {
 		t.Fatalf("a comments-only file: %v", err)
+	}
+}
+
+// TestDataTemplate: data holding a go-ftw template is sent expanded, as
+// CRS's 920400 writes its 64,200-byte upload; data without one is sent as
+// it is, braces and all.
+func TestDataTemplate(t *testing.T) {
+	for _, tc := range []struct{ data, want string }{
+		{"a\n{{ \"1\" | repeat 5 }}\nb\n", "a\n11111\nb\n"},
+		{"{{ \"xy\" | repeat 0 }}", ""},
+		{"x={a:{b}}", "x={a:{b}}"},
+	} {
+		in := Input{Data: &tc.data}
+		got, err := in.body()
+		if err != nil || got != tc.want {
+			t.Errorf("body of data %q = %q, %v; want %q", tc.data, got, err, tc.want)
+		}
+	}
+	data := `{{ "1" | repeat 64200 }}`
+	in := Input{Data: &data}
+	raw, err := in.Request()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw), "Content-Length: 64200\r\n") || !strings.HasSuffix(string(raw), "\r\n\r\n"+strings.Repeat("1", 64200)) {
+		t.Fatalf("request %.200q… does not carry the 64,200 expanded bytes", raw)
 	}
 }
 
