@@ -19,19 +19,27 @@ func CSSDecode(s string) (string, bool, error) {
 	if i < 0 {
 		return s, false, nil
 	}
-	b := make([]byte, 0, len(s))
-	for i >= 0 {
-		b = append(b, s[:i]...)
-		s = s[i+1:]
+	// The output can outgrow s ("\\0", two bytes, is U+FFFD, three), so
+	// it is appended to; a byte at a time, which beats copying the short
+	// runs between escapes when escapes are dense.
+	b := make([]byte, i, len(s))
+	copy(b, s[:i])
+	for i < len(s) {
+		c := s[i]
+		i++
+		if c != '\\' {
+			b = append(b, c)
+			continue
+		}
 		n := 0
-		for n < 6 && n < len(s) && unhex[s[n]] >= 0 {
+		for n < 6 && i+n < len(s) && unhex[s[i+n]] >= 0 {
 			n++
 		}
 		switch {
 		case n > 0:
 			var r rune
-			for _, c := range []byte(s[:n]) {
-				r = r<<4 | rune(unhex[c])
+			for _, h := range []byte(s[i : i+n]) {
+				r = r<<4 | rune(unhex[h])
 			}
 			switch {
 			case r == 0:
@@ -39,22 +47,24 @@ func CSSDecode(s string) (string, bool, error) {
 			case 0xff01 <= r && r <= 0xff5e:
 				r -= 0xff01 - '!'
 			}
-			b = utf8.AppendRune(b, r)
-			if n < len(s) && cssSpace(s[n]) {
-				n++
+			if r < utf8.RuneSelf {
+				b = append(b, byte(r))
+			} else {
+				b = utf8.AppendRune(b, r)
 			}
-			s = s[n:]
-		case len(s) > 0 && s[0] == '\n':
-			s = s[1:]
-		case len(s) > 0:
+			i += n
+			if i < len(s) && cssSpace(s[i]) {
+				i++
+			}
+		case i < len(s) && s[i] == '\n':
+			i++
+		case i < len(s):
 			// Taken as it is, even a second backslash: it is escaped,
 			// not the start of another escape.
-			b = append(b, s[0])
-			s = s[1:]
+			b = append(b, s[i])
+			i++
 		}
-		i = strings.IndexByte(s, '\\')
 	}
-	b = append(b, s...)
 	return bytesString(b), true, nil
 }
 

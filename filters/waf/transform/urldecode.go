@@ -6,9 +6,9 @@ import "strings"
 // A %uHHHH escape (u or U) gives one byte: the best-fit ASCII character
 // for its code point where there is one (bestFit, which holds the
 // full-width ASCII forms among others), its low byte otherwise. An escape
-// that is invalid or cut short is left as text: "%" alone, or "%u" alone
-// when the four digits after it are not all there. changed is true when
-// something was decoded; s comes back as it is otherwise, without a copy.
+// that is invalid or cut short is left as text, and the scan goes on after
+// its '%'. changed is true when something was decoded; s comes back as it
+// is otherwise, without a copy.
 func URLDecodeUni(s string) (string, bool, error) {
 	i := strings.IndexByte(s, '%')
 	if j := strings.IndexByte(s, '+'); j >= 0 && (i < 0 || j < i) {
@@ -17,61 +17,90 @@ func URLDecodeUni(s string) (string, bool, error) {
 	if i < 0 {
 		return s, false, nil
 	}
-	var b []byte // nil until something is decoded
-	done := 0    // s[:done] is in b already
-	for i < len(s) {
-		c := s[i]
-		if c != '%' && c != '+' {
-			i++
-			continue
+	// A '%' that starts no escape ("100%", "%zz") changes nothing: find
+	// the first byte that does decode before paying for a copy.
+	for ; i < len(s); i++ {
+		if c := s[i]; c == '+' || c == '%' && urlUniEscape(s, i) > 0 {
+			break
 		}
-		var out byte
-		n := 0
-		switch {
-		case c == '+':
-			out, n = ' ', 1
-		case i+1 < len(s) && s[i+1]|0x20 == 'u':
-			if i+5 < len(s) {
-				hi, okHi := hexByte(s[i+2:])
-				lo, okLo := hexByte(s[i+4:])
-				if okHi && okLo {
-					out, n = uniByte(rune(hi)<<8|rune(lo)), 6
-				}
-			}
-			if n == 0 {
-				// Not a %u escape, and not a %HH one either: "%u" stays,
-				// and the scan goes on after it.
-				i += 2
-				continue
-			}
-		case i+2 < len(s):
-			if v, ok := hexByte(s[i+1:]); ok {
-				out, n = v, 3
-			}
-		}
-		if n == 0 {
-			i++
-			continue
-		}
-		if b == nil {
-			b = make([]byte, 0, len(s))
-		}
-		b = append(b, s[done:i]...)
-		b = append(b, out)
-		i += n
-		done = i
 	}
-	if b == nil {
+	if i == len(s) {
 		return s, false, nil
 	}
-	b = append(b, s[done:]...)
-	return bytesString(b), true, nil
+	// Every escape is longer than its byte, so the output fits in len(s);
+	// from here each byte is stored by index, which beats appending the
+	// short runs between escapes when escapes are dense.
+	d := make([]byte, len(s))
+	copy(d, s[:i])
+	w := i
+	for i < len(s) {
+		c := s[i]
+		i++
+		switch c {
+		case '+':
+			c = ' '
+		case '%':
+			switch urlUniEscape(s, i-1) {
+			case 3:
+				c, _ = hexByte(s[i:])
+				i += 2
+			case 6:
+				hi, _ := hexByte(s[i+1:])
+				lo, _ := hexByte(s[i+3:])
+				c = uniByte(rune(hi)<<8 | rune(lo))
+				i += 5
+			}
+		}
+		d[w] = c
+		w++
+	}
+	return bytesString(d[:w]), true, nil
+}
+
+// urlUniEscape returns the length of the escape at s[i], a '%': 6 for
+// %uHHHH, 3 for %HH, 0 when it starts neither. "%u" not followed by four
+// hex digits is not tried as %HH: 'u' is not a hex digit.
+func urlUniEscape(s string, i int) int {
+	if i+1 < len(s) && s[i+1]|0x20 == 'u' {
+		if i+5 < len(s) {
+			_, okHi := hexByte(s[i+2:])
+			_, okLo := hexByte(s[i+4:])
+			if okHi && okLo {
+				return 6
+			}
+		}
+		return 0
+	}
+	if i+2 < len(s) {
+		if _, ok := hexByte(s[i+1:]); ok {
+			return 3
+		}
+	}
+	return 0
 }
 
 // uniByte is the byte a %u escape of code point r decodes to.
 func uniByte(r rune) byte {
-	if c, ok := bestFit[uint16(r)]; ok {
-		return c
+	if p := bestFitPage[r>>8&0xff]; p != nil {
+		return p[r&0xff]
 	}
 	return byte(r)
 }
+
+// bestFitPage is bestFit as 256-entry pages of code points sharing a high
+// byte, for the seven high bytes that have an entry: two loads instead of
+// hashing a map key, on every %u escape.
+var bestFitPage = func() (pages [256]*[256]byte) {
+	for r, c := range bestFit {
+		p := pages[r>>8]
+		if p == nil {
+			p = new([256]byte)
+			for i := range p {
+				p[i] = byte(i)
+			}
+			pages[r>>8] = p
+		}
+		p[r&0xff] = c
+	}
+	return pages
+}()
