@@ -2,6 +2,7 @@ package transform
 
 import (
 	"strings"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -25,13 +26,48 @@ func RemoveNulls(s string) (string, bool, error) {
 // Coraza's is: Unicode simple case mapping, and each byte that is not valid
 // UTF-8 written as U+FFFD once anything is rewritten. changed is true when
 // the output differs from s.
-//
-// strings.ToLower hands back s itself when no character changes and a new
-// string only when one does, so the flag is whether the result is s, known
-// without comparing the two byte by byte.
 func Lowercase(s string) (string, bool, error) {
-	out := strings.ToLower(s)
-	return out, len(out) != len(s) || unsafe.StringData(out) != unsafe.StringData(s), nil
+	// Eight bytes at a time while they are ASCII: a letter A-Z is a byte
+	// that reaches 0x80 when 0x80-'A' is added and not when 0x80-'Z'-1
+	// is; no ASCII byte carries into the next one.
+	const ones, high = 0x0101010101010101, 0x8080808080808080
+	var caps uint64
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		if x&high != 0 {
+			break
+		}
+		caps |= (x + ones*(0x80-'A')) &^ (x + ones*(0x80-'Z'-1))
+	}
+	upper := caps&high != 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			// strings.ToLower hands back s itself when no character
+			// changes and a new string only when one does, so whether
+			// the result is s is the flag, without comparing the two.
+			out := strings.ToLower(s)
+			return out, len(out) != len(s) || unsafe.StringData(out) != unsafe.StringData(s), nil
+		}
+		upper = upper || 'A' <= c && c <= 'Z'
+	}
+	if !upper {
+		return s, false, nil
+	}
+	// ASCII with an upper-case letter: every byte stored by index, which
+	// is quicker than strings.ToLower's copying of the runs between
+	// capitals when they are close together, as in identifiers and words.
+	b := make([]byte, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b[i] = c
+	}
+	return bytesString(b), true, nil
 }
 
 // unhex is the value of each hex digit, and -1 for every other byte: one

@@ -123,6 +123,9 @@ var seeds = []string{
 	// lowercase: ASCII, characters that change length (İ), the Kelvin
 	// sign, and invalid bytes, rewritten as U+FFFD only alongside a change.
 	"ABC", "aBc", "\u00c9t\u00c9", "\u0130", "\u212a", "\u1e9e", "\u03a9", "A\xff", "\xe9\xff", "\u00e9",
+	// lowercase eight bytes at a time: the bytes either side of A-Z, a
+	// capital in the tail, a non-ASCII byte after a clean word.
+	"abcdefg@", "abcdefg[", "@[`{@[`{Z", "aaaaaaaaAaaaaaaaa", "aaaaaaaa\u00c9", "ABCDEFGH\xff",
 }
 
 // Stock values whose output is not the input while changed is false: the
@@ -207,6 +210,23 @@ func FuzzCSSDecode(f *testing.F)        { fuzzAgainstCoraza(f, "cssDecode", CSSD
 func FuzzRemoveNulls(f *testing.F)      { fuzzAgainstCoraza(f, "removeNulls", RemoveNulls) }
 func FuzzLowercase(f *testing.F)        { fuzzAgainstCoraza(f, "lowercase", Lowercase) }
 
+// TestLowercaseEachASCIIByte: every ASCII byte at every place of the
+// eight-byte words Lowercase reads, against Coraza's (called directly).
+func TestLowercaseEachASCIIByte(t *testing.T) {
+	ref := corazaFn(t, "lowercase")
+	for c := 0; c < 0x80; c++ {
+		for at := 0; at < 17; at++ {
+			in := []byte(strings.Repeat("a", 17))
+			in[at] = byte(c)
+			wantOut, wantChanged, _ := ref(string(in))
+			gotOut, gotChanged, _ := Lowercase(string(in))
+			if gotOut != wantOut || gotChanged != wantChanged {
+				t.Fatalf("Lowercase(%q) = %q, %v; Coraza: %q, %v", in, gotOut, gotChanged, wantOut, wantChanged)
+			}
+		}
+	}
+}
+
 // TestLookup: every transformation of all is in the package's table and
 // found by Lookup under its name in any case, as Coraza's registry finds
 // it; the table holds nothing else; "none" and unknown names are not found.
@@ -242,8 +262,10 @@ func TestLookup(t *testing.T) {
 
 // BenchmarkTransformations times each transformation, ours and Coraza's
 // (called directly, see corazaTransformation), on a value it leaves
-// unchanged and on one it changes; run with -count, each pair runs
-// back to back, so load on the machine falls on both alike.
+// unchanged and on one it changes. Ours and Coraza's run back to back; to
+// compare them on a busy machine, run the test binary several times
+// rather than with -count (which repeats each benchmark in a row), so
+// load falls on both alike.
 func BenchmarkTransformations(b *testing.B) {
 	unchanged := strings.Repeat("ordinary-value_", 20)
 	changed := map[string]string{
@@ -253,6 +275,10 @@ func BenchmarkTransformations(b *testing.B) {
 		"cssDecode":     strings.Repeat("a\\41 b\\42cdefg", 20),
 		"removeNulls":   strings.Repeat("ordinary-value\x00", 20),
 		"lowercase":     strings.Repeat("Ordinary-Value_", 20),
+
+		"compressWhitespace": strings.Repeat("a  b\t\tc ", 30),
+		"cmdLine":            strings.Repeat("Cat /etc/x;ls ", 21),
+		"htmlEntityDecode":   strings.Repeat("a&lt;b&amp;c ", 23),
 	}
 	for _, tr := range all {
 		v := changed[tr.name]

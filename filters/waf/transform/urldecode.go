@@ -20,8 +20,12 @@ func URLDecodeUni(s string) (string, bool, error) {
 	// A '%' that starts no escape ("100%", "%zz") changes nothing: find
 	// the first byte that does decode before paying for a copy.
 	for ; i < len(s); i++ {
-		if c := s[i]; c == '+' || c == '%' && urlUniEscape(s, i) > 0 {
+		if c := s[i]; c == '+' {
 			break
+		} else if c == '%' {
+			if _, n := urlUniEscape(s, i); n > 0 {
+				break
+			}
 		}
 	}
 	if i == len(s) {
@@ -35,48 +39,42 @@ func URLDecodeUni(s string) (string, bool, error) {
 	w := i
 	for i < len(s) {
 		c := s[i]
-		i++
 		switch c {
 		case '+':
 			c = ' '
 		case '%':
-			switch urlUniEscape(s, i-1) {
-			case 3:
-				c, _ = hexByte(s[i:])
-				i += 2
-			case 6:
-				hi, _ := hexByte(s[i+1:])
-				lo, _ := hexByte(s[i+3:])
-				c = uniByte(rune(hi)<<8 | rune(lo))
-				i += 5
+			if v, n := urlUniEscape(s, i); n > 0 {
+				c = v
+				i += n - 1
 			}
 		}
 		d[w] = c
 		w++
+		i++
 	}
 	return bytesString(d[:w]), true, nil
 }
 
-// urlUniEscape returns the length of the escape at s[i], a '%': 6 for
-// %uHHHH, 3 for %HH, 0 when it starts neither. "%u" not followed by four
-// hex digits is not tried as %HH: 'u' is not a hex digit.
-func urlUniEscape(s string, i int) int {
+// urlUniEscape decodes the escape at s[i], a '%', returning its byte and
+// its length: 6 for %uHHHH, 3 for %HH, 0 when it starts neither. "%u" not
+// followed by four hex digits is not tried as %HH: 'u' is not a hex digit.
+func urlUniEscape(s string, i int) (byte, int) {
 	if i+1 < len(s) && s[i+1]|0x20 == 'u' {
 		if i+5 < len(s) {
-			_, okHi := hexByte(s[i+2:])
-			_, okLo := hexByte(s[i+4:])
+			hi, okHi := hexByte(s[i+2:])
+			lo, okLo := hexByte(s[i+4:])
 			if okHi && okLo {
-				return 6
+				return uniByte(rune(hi)<<8 | rune(lo)), 6
 			}
 		}
-		return 0
+		return 0, 0
 	}
 	if i+2 < len(s) {
-		if _, ok := hexByte(s[i+1:]); ok {
-			return 3
+		if c, ok := hexByte(s[i+1:]); ok {
+			return c, 3
 		}
 	}
-	return 0
+	return 0, 0
 }
 
 // uniByte is the byte a %u escape of code point r decodes to.
