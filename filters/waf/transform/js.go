@@ -20,7 +20,19 @@ import "strings"
 // decoded; s comes back as it is otherwise, without a copy.
 func JSDecode(s string) (string, bool, error) {
 	i := strings.IndexByte(s, '\\')
-	if i < 0 || i == len(s)-1 {
+	if i < 0 {
+		return s, false, nil
+	}
+	// The rest is out of line: this way a value without a backslash,
+	// the usual one, costs a byte search and a return, with no stack
+	// frame sized for the decoding.
+	return jsDecodeFrom(s, i)
+}
+
+// jsDecodeFrom is JSDecode for s whose first backslash is s[i].
+func jsDecodeFrom(s string, i int) (string, bool, error) {
+	if i == len(s)-1 {
+		// The only backslash ends s: it stays, and so does s.
 		return s, false, nil
 	}
 	// Each escape is longer than its byte, so the output fits in len(s),

@@ -12,7 +12,9 @@ func RemoveNulls(s string) (string, bool, error) {
 	if i < 0 {
 		return s, false, nil
 	}
-	b := make([]byte, 0, len(s)-1)
+	// Counting first sizes the copy exactly, and costs little: the count
+	// is a vector scan.
+	b := make([]byte, 0, len(s)-strings.Count(s[i:], "\x00"))
 	for i >= 0 {
 		b = append(b, s[:i]...)
 		s = s[i+1:]

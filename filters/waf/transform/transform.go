@@ -55,6 +55,12 @@ var table = []transformation{
 	{"cssDecode", CSSDecode, false},
 	{"removeNulls", RemoveNulls, false},
 	{"lowercase", Lowercase, false},
+	{"normalizePath", NormalizePath, false},
+	{"normalisePath", NormalizePath, false},
+	{"normalizePathWin", NormalizePathWin, false},
+	{"normalisePathWin", NormalizePathWin, false},
+	{"urlDecode", URLDecode, false},
+	{"escapeSeqDecode", EscapeSeqDecode, false},
 }
 
 // byName indexes table by lower-cased name, the key Coraza's registry uses.

@@ -80,6 +80,12 @@ var all = []tested{
 	{"cssDecode", CSSDecode},
 	{"removeNulls", RemoveNulls},
 	{"lowercase", Lowercase},
+	{"normalizePath", NormalizePath},
+	{"normalisePath", NormalizePath},
+	{"normalizePathWin", NormalizePathWin},
+	{"normalisePathWin", NormalizePathWin},
+	{"urlDecode", URLDecode},
+	{"escapeSeqDecode", EscapeSeqDecode},
 }
 
 // seeds are the table for every transformation and the fuzz seeds.
@@ -113,6 +119,8 @@ var seeds = []string{
 	`\u{41}`, `\u{1F600}`, `\u{0ff01}`, `\u{ff01}`, `\u{1ff01}`, `\u{}`, `\u{1234567}`, `\u{41`, `\u{000041}`, `\u0041`, `\uff01`, `\uFF5e`,
 	`\uff5f`, `\uff00`, `\uFe01`, `\u00`, `\uzzzz`, `\U0041`, `\x41`, `\x4`, `\xzz`, `\X41`, `\0`, `\00`, `\101`, `\1011`, `\377`, `\400`,
 	`\777`, `\8`, `\a\b\f\n\r\t\v`, `\'\"\?`, `\\`, `a\`, `\`, `\\\`, `x\x41\`,
+	// escapeSeqDecode also: \X, three octal digits past \377, a fourth.
+	`\X4a`, `\X4`, `\477`, `\7777`, `\1\12\123`,
 	// cssDecode: one to six hex digits and a seventh; the white space
 	// dropped after them; zero, surrogates and values past U+10FFFF;
 	// full-width; a backslash before a newline, another byte, nothing.
@@ -126,6 +134,13 @@ var seeds = []string{
 	// lowercase eight bytes at a time: the bytes either side of A-Z, a
 	// capital in the tail, a non-ASCII byte after a clean word.
 	"abcdefg@", "abcdefg[", "@[`{@[`{Z", "aaaaaaaaAaaaaaaaa", "aaaaaaaa\u00c9", "ABCDEFGH\xff",
+	// normalizePath: ".", "..", repeated and trailing slashes, "/" alone,
+	// relative paths climbing out. normalizePathWin also: backslashes,
+	// drive letters, data streams, trailing dots and spaces, components
+	// of dots and spaces.
+	".", "..", "./", "/", "//", "/a/", "/a//b/./c/../d", "a/b/../../..", "../a/", "/..", "a/.", "a/./", "/etc/passwd",
+	`C:\Windows\..\boot.ini`, `c:/a/b`, `C:`, `C:a:b`, `\\server\share`, "a.txt::$DATA", "dir/a.txt:x/", "d:ir/a", "a.txt.",
+	"a.txt ", "a. ./b", " /a", "a/ /b", "a/.../b", "a/.. /b", "x:/", "a:b/c:d:e", "...", `a\b\`, "a/b. /",
 }
 
 // Stock values whose output is not the input while changed is false: the
@@ -165,6 +180,12 @@ func TestUnchangedAllocatesNothing(t *testing.T) {
 		"cssDecode":          {plain, prose},
 		"removeNulls":        {plain, prose, "\u00e9"},
 		"lowercase":          {plain, prose, "d\u00e9j\u00e0 vu"},
+		"normalizePath":      {plain, prose, "/catalog/shoes/", "a/b"},
+		"normalisePath":      {plain, prose, "/catalog/shoes/", "a/b"},
+		"normalizePathWin":   {plain, prose, "/catalog/shoes/", "c:/a"},
+		"normalisePathWin":   {plain, prose, "/catalog/shoes/", "c:/a"},
+		"urlDecode":          {plain, prose},
+		"escapeSeqDecode":    {plain, prose, `ends with a \`},
 	}
 	for _, tr := range all {
 		if len(keep[tr.name]) == 0 {
@@ -209,6 +230,10 @@ func FuzzJSDecode(f *testing.F)         { fuzzAgainstCoraza(f, "jsDecode", JSDec
 func FuzzCSSDecode(f *testing.F)        { fuzzAgainstCoraza(f, "cssDecode", CSSDecode) }
 func FuzzRemoveNulls(f *testing.F)      { fuzzAgainstCoraza(f, "removeNulls", RemoveNulls) }
 func FuzzLowercase(f *testing.F)        { fuzzAgainstCoraza(f, "lowercase", Lowercase) }
+func FuzzNormalizePath(f *testing.F)    { fuzzAgainstCoraza(f, "normalizePath", NormalizePath) }
+func FuzzNormalizePathWin(f *testing.F) { fuzzAgainstCoraza(f, "normalizePathWin", NormalizePathWin) }
+func FuzzURLDecode(f *testing.F)        { fuzzAgainstCoraza(f, "urlDecode", URLDecode) }
+func FuzzEscapeSeqDecode(f *testing.F)  { fuzzAgainstCoraza(f, "escapeSeqDecode", EscapeSeqDecode) }
 
 // TestLowercaseEachASCIIByte: every ASCII byte at every place of the
 // eight-byte words Lowercase reads, against Coraza's (called directly).
@@ -253,7 +278,7 @@ func TestLookup(t *testing.T) {
 			}
 		}
 	}
-	for _, name := range []string{"none", "", "urlDecode", "lowercasE ", "ſ"} {
+	for _, name := range []string{"none", "", "urldecode ", "lowercasE ", "ſ"} {
 		if _, ok := Lookup(name); ok {
 			t.Errorf("Lookup(%q) found a function", name)
 		}
@@ -275,6 +300,13 @@ func BenchmarkTransformations(b *testing.B) {
 		"cssDecode":     strings.Repeat("a\\41 b\\42cdefg", 20),
 		"removeNulls":   strings.Repeat("ordinary-value\x00", 20),
 		"lowercase":     strings.Repeat("Ordinary-Value_", 20),
+
+		"normalizePath":    "/static/./css//site/../main.css/",
+		"normalisePath":    "/static/./css//site/../main.css/",
+		"normalizePathWin": `C:\inetpub\wwwroot\..\web.config::$DATA`,
+		"urlDecode":        strings.Repeat("a+b%20c%41d", 27),
+		"escapeSeqDecode":  strings.Repeat("a\\x41b\\101cd", 25),
+		"normalisePathWin": `C:\inetpub\wwwroot\..\web.config::$DATA`,
 
 		"compressWhitespace": strings.Repeat("a  b\t\tc ", 30),
 		"cmdLine":            strings.Repeat("Cat /etc/x;ls ", 21),

@@ -102,3 +102,51 @@ var bestFitPage = func() (pages [256]*[256]byte) {
 	}
 	return pages
 }()
+
+// URLDecode decodes %HH escapes and '+' as a space; a '%' that starts no
+// valid escape stays, and so does "%u". changed is Coraza's: true when s
+// holds a '%' or a '+', whether or not anything was decoded ("100%" comes
+// back as it is, changed). A value that decodes to itself comes back as s,
+// without a copy.
+func URLDecode(s string) (string, bool, error) {
+	i := strings.IndexByte(s, '%')
+	if j := strings.IndexByte(s, '+'); j >= 0 && (i < 0 || j < i) {
+		i = j
+	}
+	if i < 0 {
+		return s, false, nil
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; c == '+' {
+			break
+		} else if c == '%' && i+2 < len(s) {
+			if _, ok := hexByte(s[i+1:]); ok {
+				break
+			}
+		}
+	}
+	if i == len(s) {
+		return s, true, nil
+	}
+	d := make([]byte, len(s))
+	copy(d, s[:i])
+	w := i
+	for i < len(s) {
+		c := s[i]
+		switch c {
+		case '+':
+			c = ' '
+		case '%':
+			if i+2 < len(s) {
+				if v, ok := hexByte(s[i+1:]); ok {
+					c = v
+					i += 2
+				}
+			}
+		}
+		d[w] = c
+		w++
+		i++
+	}
+	return bytesString(d[:w]), true, nil
+}
