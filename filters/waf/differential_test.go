@@ -311,6 +311,9 @@ func TestDifferential(t *testing.T) {
 	if !pluginsRegistered.Load() {
 		t.Fatal("the optimised side runs without edgeguard's operators or transformations")
 	}
+	if chainRxBuilt.Load() == 0 {
+		t.Fatal("the optimised side fused no CRS rule (@rxchain)")
+	}
 	var stock map[string][]diffOutcome
 	wait(&stock)
 	compareDiff(t, reqs, fast, stock)

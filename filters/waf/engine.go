@@ -27,7 +27,11 @@ const (
 // rootFS serves CRS's embedded files for names starting with "@" (the way
 // coraza-coreruleset spells them) and the real file system for everything
 // else, so pack files and the data files they reference load from disk.
-type rootFS struct{}
+type rootFS struct {
+	// fuse serves CRS's rule files with their @rx rules rewritten to
+	// @rxchain (fuse.go). Coraza reads rule files with fs.ReadFile.
+	fuse bool
+}
 
 func crsName(name string) (string, bool) {
 	if i := strings.Index(name, "@"); i >= 0 && (i == 0 || name[i-1] == '/') &&
@@ -44,9 +48,13 @@ func (rootFS) Open(name string) (fs.File, error) {
 	return os.Open(name)
 }
 
-func (rootFS) ReadFile(name string) ([]byte, error) {
+func (r rootFS) ReadFile(name string) ([]byte, error) {
 	if n, ok := crsName(name); ok {
-		return fs.ReadFile(coreruleset.FS, n)
+		b, err := fs.ReadFile(coreruleset.FS, n)
+		if err == nil && r.fuse && strings.HasPrefix(n, "@owasp_crs/") && strings.HasSuffix(n, ".conf") {
+			b, _ = fuseRules(b)
+		}
+		return b, err
 	}
 	return os.ReadFile(name)
 }
@@ -197,7 +205,7 @@ func (s engineSettings) build() (coraza.WAF, error) {
 		useOwnPlugins()
 	}
 	conf := coraza.NewWAFConfig().
-		WithRootFS(rootFS{}).
+		WithRootFS(rootFS{fuse: !s.stock}).
 		WithDirectives(baseDirectives).
 		WithDirectives(s.directives())
 	if s.extra != "" {

@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/corazawaf/coraza/v3/experimental/plugins"
+
 	"github.com/edgeguard/edgeguard/filters/waf/rx"
 	"github.com/edgeguard/edgeguard/filters/waf/transform"
 )
@@ -25,6 +27,7 @@ func useOwnPlugins() {
 	pluginsOnce.Do(func() {
 		rx.Register()
 		transform.Register()
+		plugins.RegisterOperator(chainRxName, newChainRx)
 		pluginsRegistered.Store(true)
 	})
 }
