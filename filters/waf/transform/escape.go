@@ -17,30 +17,7 @@ func EscapeSeqDecode(s string) (string, bool, error) {
 	// The rest is out of line: this way a value without a backslash,
 	// the usual one, costs a byte search and a return, with no stack
 	// frame sized for the decoding.
-	return escapeSeqDecodeFrom(s, i)
-}
-
-// escapeSeqDecodeFrom is EscapeSeqDecode for s whose first backslash is s[i].
-func escapeSeqDecodeFrom(s string, i int) (string, bool, error) {
-	if i == len(s)-1 {
-		// The only backslash ends s: it stays, and so does s.
-		return s, false, nil
-	}
-	d := make([]byte, len(s)) // each escape is longer than its byte
-	copy(d, s[:i])
-	w := i
-	for i < len(s) {
-		c := s[i]
-		i++
-		if c == '\\' && i < len(s) {
-			var n int
-			c, n = cEscape(s[i:])
-			i += n
-		}
-		d[w] = c
-		w++
-	}
-	return bytesString(d[:w]), true, nil
+	return decodeBackslashes(s, i, cEscape)
 }
 
 // cEscape decodes the escape whose text after the backslash starts e (one

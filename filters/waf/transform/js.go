@@ -26,11 +26,14 @@ func JSDecode(s string) (string, bool, error) {
 	// The rest is out of line: this way a value without a backslash,
 	// the usual one, costs a byte search and a return, with no stack
 	// frame sized for the decoding.
-	return jsDecodeFrom(s, i)
+	return decodeBackslashes(s, i, jsEscape)
 }
 
-// jsDecodeFrom is JSDecode for s whose first backslash is s[i].
-func jsDecodeFrom(s string, i int) (string, bool, error) {
+// decodeBackslashes decodes, from s[i], its first backslash, every
+// backslash escape of s with escape, which gets the text after a backslash
+// (one byte at least) and returns the byte it stands for and how many
+// bytes it took. JSDecode and EscapeSeqDecode differ only in escape.
+func decodeBackslashes(s string, i int, escape func(string) (byte, int)) (string, bool, error) {
 	if i == len(s)-1 {
 		// The only backslash ends s: it stays, and so does s.
 		return s, false, nil
@@ -46,7 +49,7 @@ func jsDecodeFrom(s string, i int) (string, bool, error) {
 		i++
 		if c == '\\' && i < len(s) {
 			var n int
-			c, n = jsEscape(s[i:])
+			c, n = escape(s[i:])
 			i += n
 		}
 		d[w] = c

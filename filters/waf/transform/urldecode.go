@@ -10,27 +10,40 @@ import "strings"
 // its '%'. changed is true when something was decoded; s comes back as it
 // is otherwise, without a copy.
 func URLDecodeUni(s string) (string, bool, error) {
+	i := firstDecoded(s, urlUniEscape)
+	if i == len(s) {
+		return s, false, nil
+	}
+	return decodePercents(s, i, urlUniEscape), true, nil
+}
+
+// firstDecoded returns the index of the first byte of s that decodes to
+// something else, a '+' or a '%' that starts an escape (escape returns its
+// byte and length, 0 when none), or len(s). A '%' that starts no escape
+// ("100%", "%zz") changes nothing, so this runs before paying for a copy.
+func firstDecoded(s string, escape func(s string, i int) (byte, int)) int {
 	i := strings.IndexByte(s, '%')
 	if j := strings.IndexByte(s, '+'); j >= 0 && (i < 0 || j < i) {
 		i = j
 	}
 	if i < 0 {
-		return s, false, nil
+		return len(s)
 	}
-	// A '%' that starts no escape ("100%", "%zz") changes nothing: find
-	// the first byte that does decode before paying for a copy.
 	for ; i < len(s); i++ {
 		if c := s[i]; c == '+' {
-			break
+			return i
 		} else if c == '%' {
-			if _, n := urlUniEscape(s, i); n > 0 {
-				break
+			if _, n := escape(s, i); n > 0 {
+				return i
 			}
 		}
 	}
-	if i == len(s) {
-		return s, false, nil
-	}
+	return len(s)
+}
+
+// decodePercents decodes s from i on: '+' as a space, each '%' that
+// starts an escape as escape says.
+func decodePercents(s string, i int, escape func(s string, i int) (byte, int)) string {
 	// Every escape is longer than its byte, so the output fits in len(s);
 	// from here each byte is stored by index, which beats appending the
 	// short runs between escapes when escapes are dense.
@@ -43,7 +56,7 @@ func URLDecodeUni(s string) (string, bool, error) {
 		case '+':
 			c = ' '
 		case '%':
-			if v, n := urlUniEscape(s, i); n > 0 {
+			if v, n := escape(s, i); n > 0 {
 				c = v
 				i += n - 1
 			}
@@ -52,7 +65,7 @@ func URLDecodeUni(s string) (string, bool, error) {
 		w++
 		i++
 	}
-	return bytesString(d[:w]), true, nil
+	return bytesString(d[:w])
 }
 
 // urlUniEscape decodes the escape at s[i], a '%', returning its byte and
@@ -109,44 +122,23 @@ var bestFitPage = func() (pages [256]*[256]byte) {
 // back as it is, changed). A value that decodes to itself comes back as s,
 // without a copy.
 func URLDecode(s string) (string, bool, error) {
-	i := strings.IndexByte(s, '%')
-	if j := strings.IndexByte(s, '+'); j >= 0 && (i < 0 || j < i) {
-		i = j
-	}
-	if i < 0 {
+	if strings.IndexByte(s, '%') < 0 && strings.IndexByte(s, '+') < 0 {
 		return s, false, nil
 	}
-	for ; i < len(s); i++ {
-		if c := s[i]; c == '+' {
-			break
-		} else if c == '%' && i+2 < len(s) {
-			if _, ok := hexByte(s[i+1:]); ok {
-				break
-			}
-		}
-	}
+	i := firstDecoded(s, urlEscape)
 	if i == len(s) {
 		return s, true, nil
 	}
-	d := make([]byte, len(s))
-	copy(d, s[:i])
-	w := i
-	for i < len(s) {
-		c := s[i]
-		switch c {
-		case '+':
-			c = ' '
-		case '%':
-			if i+2 < len(s) {
-				if v, ok := hexByte(s[i+1:]); ok {
-					c = v
-					i += 2
-				}
-			}
+	return decodePercents(s, i, urlEscape), true, nil
+}
+
+// urlEscape decodes the escape at s[i], a '%': %HH gives its byte and
+// length 3; anything else 0, "%u" included.
+func urlEscape(s string, i int) (byte, int) {
+	if i+2 < len(s) {
+		if c, ok := hexByte(s[i+1:]); ok {
+			return c, 3
 		}
-		d[w] = c
-		w++
-		i++
 	}
-	return bytesString(d[:w]), true, nil
+	return 0, 0
 }
