@@ -31,6 +31,16 @@ func (p *clientPace) wrap(next http.HandlerFunc) http.HandlerFunc {
 		if r.Body != nil && r.Body != http.NoBody {
 			ctx, body := p.pool.WrapContext(r.Context(), r.Body, func() { _ = pw.rc.SetReadDeadline(time.Now().Add(p.bodyTimeout)) })
 			defer body.Release()
+			// net/http reads what the handler left of a body (up to 256 KB)
+			// before it sends the answer, so that the connection can be
+			// reused. A request refused before its body was read (a 429, a
+			// 403) would then wait, without a deadline, on a client that
+			// declared a body and stalls: the answer never leaves and the
+			// connection stays open. Bound that read as any other. (A body
+			// read to its end leaves net/http watching the connection for a
+			// close; it ends that watch itself when the handler returns, so
+			// the deadline cannot reach the connection's later requests.)
+			defer func() { _ = pw.rc.SetReadDeadline(time.Now().Add(p.bodyTimeout)) }()
 			r.Body = body
 			r = r.WithContext(ctx)
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"io"
 	"net"
 	"net/http"
@@ -161,5 +162,70 @@ stages: []
 	got, _ := io.Copy(io.Discard, c)
 	if got >= size {
 		t.Fatalf("the stalled client got all %d bytes", got)
+	}
+}
+
+// TestE2ESlowBodyAfterEarlyRefusal: a request refused before any stage
+// reads its body (here volumetric's 429) gets its answer, and its
+// connection is closed within client_body_timeout, when the client
+// declared a body and stalls. net/http reads the unread rest before it
+// answers; that read had no deadline, so the 429 never left and the
+// connection stayed open until the client gave up.
+func TestE2ESlowBodyAfterEarlyRefusal(t *testing.T) {
+	up := echoUpstream(t)
+	p := start(t, `listen: "127.0.0.1:0"
+upstream: "{{upstream}}"
+admin: {listen: "127.0.0.1:0"}
+server: {client_body_timeout: 1s}
+stages: [volumetric]
+volumetric: {rate: "1/h", burst: 2}
+`, up.URL)
+	// First, the burst of two on one kept-alive connection, the second
+	// request after client_body_timeout has passed: a body read to its end
+	// leaves no deadline behind to cut the connection's later requests.
+	kept, err := net.Dial("tcp", p.edge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kept.Close()
+	br := bufio.NewReader(kept)
+	for i, req := range []string{
+		"POST /form HTTP/1.1\r\nHost: example.test\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 3\r\n\r\na=b",
+		"GET / HTTP/1.1\r\nHost: example.test\r\n\r\n",
+	} {
+		if i == 1 {
+			time.Sleep(1500 * time.Millisecond) // past client_body_timeout: the time is what is tested
+		}
+		_ = kept.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(kept, req); err != nil {
+			t.Fatalf("request %d on the kept-alive connection: %v", i+1, err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d on the kept-alive connection: %v", i+1, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("request %d on the kept-alive connection: %d, want 200", i+1, resp.StatusCode)
+		}
+	}
+	c, err := net.Dial("tcp", p.edge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	began := time.Now()
+	if _, err := io.WriteString(c, "POST /form HTTP/1.1\r\nHost: example.test\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 60000\r\n\r\na=b"); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	answer, _ := io.ReadAll(c) // until edgeguard closes it
+	took := time.Since(began)
+	if !strings.HasPrefix(string(answer), "HTTP/1.1 429 ") {
+		t.Errorf("the stalled, refused request got %.60q after %v, want a 429", answer, took)
+	}
+	if took > 15*time.Second {
+		t.Fatalf("the connection of a refused request with a stalled body lasted %v with client_body_timeout 1s", took)
 	}
 }
