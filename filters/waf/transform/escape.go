@@ -31,26 +31,40 @@ func cEscape(e string) (byte, int) {
 			}
 		}
 	case '0', '1', '2', '3', '4', '5', '6', '7':
-		v, n := 0, 0
-		for n < 3 && n < len(e) && '0' <= e[n] && e[n] <= '7' {
-			v = v<<3 | int(e[n]-'0')
-			n++
-		}
-		return byte(v), n
-	case 'a':
-		return '\a', 1
-	case 'b':
-		return '\b', 1
-	case 'f':
-		return '\f', 1
-	case 'n':
-		return '\n', 1
-	case 'r':
-		return '\r', 1
-	case 't':
-		return '\t', 1
-	case 'v':
-		return '\v', 1
+		return octal(e, 3)
 	}
-	return e[0], 1
+	return control(e[0]), 1
+}
+
+// octal decodes the octal digits, at most max, that start e: the low byte
+// of their value, and how many there were.
+func octal(e string, max int) (byte, int) {
+	v, n := 0, 0
+	for n < max && n < len(e) && '0' <= e[n] && e[n] <= '7' {
+		v = v<<3 | int(e[n]-'0')
+		n++
+	}
+	return byte(v), n
+}
+
+// control is the control character a one-letter C escape stands for (\a
+// \b \f \n \r \t \v), or c itself for any other letter.
+func control(c byte) byte {
+	switch c {
+	case 'a':
+		return '\a'
+	case 'b':
+		return '\b'
+	case 'f':
+		return '\f'
+	case 'n':
+		return '\n'
+	case 'r':
+		return '\r'
+	case 't':
+		return '\t'
+	case 'v':
+		return '\v'
+	}
+	return c
 }

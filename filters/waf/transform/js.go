@@ -91,28 +91,9 @@ func jsEscape(e string) (byte, int) {
 		if e[0] > '3' {
 			max = 2
 		}
-		v, n := 0, 0
-		for n < max && n < len(e) && '0' <= e[n] && e[n] <= '7' {
-			v = v<<3 | int(e[n]-'0')
-			n++
-		}
-		return byte(v), n
-	case 'a':
-		return '\a', 1
-	case 'b':
-		return '\b', 1
-	case 'f':
-		return '\f', 1
-	case 'n':
-		return '\n', 1
-	case 'r':
-		return '\r', 1
-	case 't':
-		return '\t', 1
-	case 'v':
-		return '\v', 1
+		return octal(e, max)
 	}
-	return e[0], 1
+	return control(e[0]), 1
 }
 
 // jsBraced returns the number of hex digits of a \u{...} escape, e being
