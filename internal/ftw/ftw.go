@@ -441,7 +441,7 @@ const maxRepeat = 1 << 20
 // argument order go-ftw's (sprig's) repeat takes: {{ "1" | repeat 64200 }}.
 var dataFuncs = template.FuncMap{
 	"repeat": func(n int, s string) (string, error) {
-		if n < 0 || n*len(s) > maxRepeat {
+		if n < 0 || len(s) > 0 && n > maxRepeat/len(s) { // n*len(s) could overflow
 			return "", fmt.Errorf("repeat %d of %d bytes: more than %d bytes", n, len(s), maxRepeat)
 		}
 		return strings.Repeat(s, n), nil

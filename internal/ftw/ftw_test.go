@@ -32,6 +32,7 @@ func TestFTWStrict(t *testing.T) {
 		{"legacy wrapper and input", "      - stage: {input: {uri: /}, output: {status: 200}}\n        input: {uri: /}\n", 6, "both the legacy stage: wrapper"},
 		{"bad status", "      - input: {uri: /}\n        output: {status: 42}\n", 7, "status 42"},
 		{"unknown template function", "      - input: {data: '{{ \"1\" | times 3 }}'}\n        output: {status: 200}\n", 6, `function "times" not defined`},
+		{"repeat whose length overflows", "      - input: {data: '{{ \"ab\" | repeat 4611686018427387904 }}'}\n        output: {status: 200}\n", 6, "more than 1048576 bytes"},
 		{"repeat beyond the bound", "      - input: {data: '{{ \"ab\" | repeat 600000 }}'}\n        output: {status: 200}\n", 6, "more than 1048576 bytes"},
 	}
 	for _, tc := range tests {
