@@ -28,6 +28,7 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		write(io.Discard, res, "")
+		writeGoals(io.Discard, res, "")
 		var q strings.Builder
 		writeQuality(&q, res)
 		for _, tg := range res.qTargets {

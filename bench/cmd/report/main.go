@@ -4,10 +4,15 @@
 //
 // The input has one record a line, fields separated by tabs:
 //
-//	R	round	workload	target	req/s	p50 µs	p99 µs	non-2xx	requests
+//	R	round	workload	target	req/s	p50 µs	p99 µs	non-2xx	requests	CPU µs
 //	SKIP	target	reason
 //	BROKEN	workload	target	reason
 //	Q	target	kind	sent	refused	errors
+//
+// An R record's last field is the CPU time the target used during the
+// load (run.sh reads it from /proc before and after wrk); divided by the
+// requests, it is what one request costs whatever the rate: the flood runs
+// at a fixed rate, where req/s says nothing about the cost of a denial.
 //
 // Q records (bench/cmd/wafquality, run.sh -quality) give a WAF's decisions
 // on CRS's attack inputs by paranoia level and on a benign corpus; they
@@ -27,9 +32,10 @@ import (
 
 func main() {
 	baseline := flag.String("baseline", "bare", "target the ratios are taken to")
+	crs3 := flag.String("crs3", "", "version of Debian's modsecurity-crs package, for the goals' labels")
 	flag.Parse()
 	if flag.NArg() != 1 {
-		log.Fatal("usage: report [-baseline TARGET] RESULTS.tsv")
+		log.Fatal("usage: report [-baseline TARGET] [-crs3 VERSION] RESULTS.tsv")
 	}
 	f, err := os.Open(flag.Arg(0))
 	if err != nil {
@@ -43,7 +49,7 @@ func main() {
 	w := bufio.NewWriter(os.Stdout)
 	write(w, res, *baseline)
 	writeQuality(w, res)
-	writeGoals(w, res)
+	writeGoals(w, res, *crs3)
 	if err := w.Flush(); err != nil {
 		log.Fatal(err)
 	}

@@ -21,6 +21,7 @@ type run struct {
 	p50, p99 float64 // microseconds
 	non2xx   int64
 	requests int64
+	cpu      float64 // microseconds of CPU time the target used during the load
 }
 
 // key names a cell of the result: one workload on one target.
@@ -59,7 +60,7 @@ func parse(r io.Reader) (*results, error) {
 // add takes one record's fields.
 func (res *results) add(f []string) error {
 	switch {
-	case f[0] == "R" && len(f) == 9:
+	case f[0] == "R" && len(f) == 10:
 		if !named(f[2]) || !named(f[3]) {
 			return fmt.Errorf("%w: workload %q, target %q", errRecord, f[2], f[3])
 		}
@@ -74,10 +75,13 @@ func (res *results) add(f []string) error {
 		if rn.round, err = strconv.Atoi(f[1]); err != nil {
 			return fmt.Errorf("%w: round %q", errRecord, f[1])
 		}
-		floats := []*float64{&rn.rps, &rn.p50, &rn.p99}
-		for i, s := range f[4:7] {
-			if *floats[i], err = strconv.ParseFloat(s, 64); err != nil || !(*floats[i] >= 0) || math.IsInf(*floats[i], 1) {
-				return fmt.Errorf("%w: figure %q", errRecord, s)
+		floats := []struct {
+			p *float64
+			s string
+		}{{&rn.rps, f[4]}, {&rn.p50, f[5]}, {&rn.p99, f[6]}, {&rn.cpu, f[9]}}
+		for _, x := range floats {
+			if *x.p, err = strconv.ParseFloat(x.s, 64); err != nil || !(*x.p >= 0) || math.IsInf(*x.p, 1) {
+				return fmt.Errorf("%w: figure %q", errRecord, x.s)
 			}
 		}
 		k := key{f[2], f[3]}

@@ -9,9 +9,10 @@ import (
 )
 
 // refWorkload names, for a workload that the baseline does not run, the
-// workload whose baseline figure its ratios are taken to: a flood is only
-// meaningful against a target with a volumetric limit, and its cost is
-// compared with a benign GET.
+// workload it is compared with: a flood is only meaningful against a target
+// with a volumetric limit, and it runs at a fixed rate, so what it is
+// compared by is the CPU time of a request: how many times cheaper a
+// denial is than the target's own benign GET.
 var refWorkload = map[string]string{"flood": "get"}
 
 // write prints one Markdown table per workload, then what was skipped.
@@ -40,12 +41,13 @@ func write(w io.Writer, res *results, baseline string) {
 				notes = append(notes, fmt.Sprintf("- ⚠ %s: %s of %s requests failed, more than the %d %% the workload allows: benign requests failed, and its figures measure refusals or errors, not the workload.\n",
 					t, thousands(float64(failed)), thousands(float64(reqs)), failurePercent[wl]))
 			}
-			fmt.Fprintf(w, "| %s | %s | %s |", name, thousands(median(pick(runs, rps))),
-				ratio(runs, res.runs[key{ref, baseline}]))
-			if ref != wl {
-				fmt.Fprintf(w, " %s |", ratio(runs, res.runs[key{ref, t}]))
-			}
 			answered := slices.DeleteFunc(slices.Clone(runs), func(r run) bool { return r.requests == 0 })
+			fmt.Fprintf(w, "| %s | %s |", name, thousands(median(pick(runs, rps))))
+			if ref == wl {
+				fmt.Fprintf(w, " %s | %s |", ratio(runs, res.runs[key{ref, baseline}], faster), cpuCell(answered))
+			} else {
+				fmt.Fprintf(w, " %s | %s |", cpuCell(answered), ratio(runs, res.runs[key{ref, t}], cheaper))
+			}
 			fmt.Fprintf(w, " %s | %s | %s / %s |\n", latency(answered, p50), latency(answered, p99),
 				thousands(float64(failed)), thousands(float64(reqs)))
 		}
@@ -65,23 +67,18 @@ func write(w io.Writer, res *results, baseline string) {
 	}
 }
 
-// writeHead prints a workload's title and table head; a workload measured
-// against another's baseline gets a column for its ratio to its own.
+// writeHead prints a workload's title and table head. A workload measured
+// against another (the flood against the GET) has no throughput ratio: its
+// rate is fixed; it gets how many times cheaper its requests were than the
+// target's own requests of the other workload.
 func writeHead(w io.Writer, wl, ref, baseline string) {
 	fmt.Fprintf(w, "### %s\n\n", wl)
-	ratioHead := "× " + baseline
-	if ref != wl {
-		ratioHead += " (" + ref + ")"
+	if ref == wl {
+		fmt.Fprintf(w, "| target | req/s | × %s | CPU/req |", baseline)
+	} else {
+		fmt.Fprintf(w, "| target | req/s | CPU/req | × cheaper than own %s |", ref)
 	}
-	fmt.Fprintf(w, "| target | req/s | %s |", ratioHead)
-	if ref != wl {
-		fmt.Fprintf(w, " × own %s |", ref)
-	}
-	fmt.Fprintf(w, " p50 | p99 | failed / requests |\n|---|---:|---:|")
-	if ref != wl {
-		fmt.Fprint(w, "---:|")
-	}
-	fmt.Fprint(w, "---:|---:|---:|\n")
+	fmt.Fprint(w, " p50 | p99 | failed / requests |\n|---|---:|---:|---:|---:|---:|---:|\n")
 }
 
 // tally sums the failed and the completed requests over runs.
@@ -97,6 +94,10 @@ func rps(r run) float64 { return r.rps }
 func p50(r run) float64 { return r.p50 }
 func p99(r run) float64 { return r.p99 }
 
+// cpuPerRequest is the CPU time, in microseconds, the target spent per
+// completed request of r; callers leave out runs that completed none.
+func cpuPerRequest(r run) float64 { return r.cpu / float64(r.requests) }
+
 func pick(runs []run, f func(run) float64) []float64 {
 	xs := make([]float64, len(runs))
 	for i, r := range runs {
@@ -105,9 +106,9 @@ func pick(runs []run, f func(run) float64) []float64 {
 	return xs
 }
 
-// ratio prints ratioOf, "–" when no round has both.
-func ratio(runs, base []run) string {
-	m, ok := ratioOf(runs, base)
+// ratio prints sameRound(runs, base, by), "–" when no round has both.
+func ratio(runs, base []run, by func(r, b run) (float64, bool)) string {
+	m, ok := sameRound(runs, base, by)
 	if !ok {
 		return "–"
 	}
@@ -117,23 +118,53 @@ func ratio(runs, base []run) string {
 	return fmt.Sprintf("%.2f×", m)
 }
 
-// ratioOf is the median over rounds of runs' req/s to base's req/s in
-// the same round; false when no round has both.
-func ratioOf(runs, base []run) (float64, bool) {
-	byRound := map[int]float64{}
+// sameRound is the median over rounds of by(r, b), r from runs and b from
+// base measured in the same round, leaving out rounds where by has no
+// answer; false when no round is left.
+func sameRound(runs, base []run, by func(r, b run) (float64, bool)) (float64, bool) {
+	byRound := map[int]run{}
 	for _, b := range base {
-		byRound[b.round] = b.rps
+		byRound[b.round] = b
 	}
 	var rs []float64
 	for _, r := range runs {
-		if b, ok := byRound[r.round]; ok && b > 0 {
-			rs = append(rs, r.rps/b)
+		if b, ok := byRound[r.round]; ok {
+			if x, ok := by(r, b); ok {
+				rs = append(rs, x)
+			}
 		}
 	}
 	if len(rs) == 0 {
 		return 0, false
 	}
 	return median(rs), true
+}
+
+// faster is r's throughput as a multiple of b's.
+func faster(r, b run) (float64, bool) {
+	return r.rps / b.rps, b.rps > 0
+}
+
+// cheaper is how many times more CPU time a request of b cost than one of
+// r; no answer unless both completed requests and r used measurable CPU.
+func cheaper(r, b run) (float64, bool) {
+	if r.requests == 0 || b.requests == 0 || r.cpu == 0 {
+		return 0, false
+	}
+	return cpuPerRequest(b) / cpuPerRequest(r), true
+}
+
+// cpuCell prints the median CPU time per request over runs, which must all
+// have completed requests.
+func cpuCell(runs []run) string {
+	if len(runs) == 0 {
+		return "–"
+	}
+	us := median(pick(runs, cpuPerRequest))
+	if us < 100 {
+		return fmt.Sprintf("%.1f µs", us)
+	}
+	return micros(us)
 }
 
 // micros prints a latency given in microseconds with a readable unit.
