@@ -27,8 +27,9 @@ test:
 	$(GO) test -count=1 -timeout 10m -run '^TestE2EConsole$$' ./cmd/edgeguard/
 	$(GO) test -count=1 -run '^TestMemoryBoundHolds$$' ./internal/activity/
 	# The bench harness's own tools (report parser, attack generator, WAF
-	# decisions, soak sampler).
-	cd bench && $(GO) test -count=1 ./cmd/... ./internal/...
+	# decisions, soak sampler) and run.sh itself, with nginx and Redis
+	# hidden from it (needs wrk).
+	cd bench && $(GO) test -count=1 -timeout 10m . ./cmd/... ./internal/...
 	# The Caddy module, its own Go module; its end-to-end test builds Caddy.
 	cd caddy && $(GO) test -count=1 -timeout 20m ./...
 

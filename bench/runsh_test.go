@@ -57,7 +57,7 @@ func TestRunShSkipsMissingTargets(t *testing.T) {
 	if n := runtime.NumCPU(); n < 2 {
 		t.Skipf("run.sh needs two CPUs, this process may use %d", n)
 	}
-	stdout, stderr := runSh(t, bin, "-d", "1s", "-n", "1", "-c", "2",
+	stdout, stderr := runSh(t, bin, "-d", "1s", "-n", "1", "-c", "8",
 		"-targets", "bare,nginx,nginx-modsec-crs3,edgeguard-cheap", "-workloads", "get,flood")
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`(?m)^- machine: .+, \d+ CPUs, Linux `),
