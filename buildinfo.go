@@ -12,10 +12,13 @@ const (
 	crsModule    = "github.com/corazawaf/coraza-coreruleset/v4" // versioned as the CRS release it embeds
 )
 
-// buildVersion and buildCommit may be set at link time (-ldflags "-X
-// github.com/edgeguard/edgeguard.buildCommit=...") for builds that carry no
-// VCS information, such as a container build without .git; what
-// ReadBuildInfo finds in the binary wins.
+// buildVersion and buildCommit are set at link time (-ldflags "-X
+// github.com/edgeguard/edgeguard.buildVersion=... -X
+// github.com/edgeguard/edgeguard.buildCommit=...") by the Makefile and the
+// Dockerfile. They win over what the toolchain stamped: a build that
+// passes them said on purpose what it is (git describe is more telling
+// than a pseudo-version), and a build with -buildvcs=false or without
+// .git stamps nothing else.
 var buildVersion, buildCommit string
 
 // BuildInfo is what a binary knows about how it was built, from
@@ -37,16 +40,20 @@ type BuildInfo struct {
 // cannot learn reads "unknown".
 func ReadBuildInfo() BuildInfo {
 	b := BuildInfo{Version: "dev", Commit: "unknown", GoVersion: "unknown", Coraza: "unknown", CRS: "unknown"}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		b.fromModule(bi)
+	}
 	if buildVersion != "" {
 		b.Version = buildVersion
 	}
 	if buildCommit != "" {
 		b.Commit = buildCommit
 	}
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return b
-	}
+	return b
+}
+
+// fromModule fills b from what the toolchain stamped in the binary.
+func (b *BuildInfo) fromModule(bi *debug.BuildInfo) {
 	b.GoVersion = bi.GoVersion
 	if v := bi.Main.Version; v != "" && v != "(devel)" {
 		b.Version = v
@@ -74,7 +81,6 @@ func ReadBuildInfo() BuildInfo {
 			b.CRS = d.Version
 		}
 	}
-	return b
 }
 
 // String is the line `edgeguard version` prints.

@@ -118,6 +118,7 @@ func Parse(name string, data []byte) (cfg *Config, err error) {
 			}
 		}
 	}
+	cfg.placeState(os.Getenv)
 	cfg.applyDefaults(child(root, quota.Name) != nil)
 	if err := cfg.layRouteStages(root); err != nil {
 		return decodeFailed(errLine(err), err)

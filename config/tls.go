@@ -73,8 +73,11 @@ type ACME struct {
 	CARoot string `yaml:"ca_root" json:"ca_root"`
 	// Storage is the directory where the account, certificates and keys are
 	// kept, and locks taken so that nodes sharing it (a network file
-	// system) obtain each certificate once. Default "acme" beside the
-	// config file.
+	// system) obtain each certificate once. Default "acme" in the
+	// directory $STATE_DIRECTORY names (systemd sets it for the unit in
+	// dist/, the container image sets /var/lib/edgeguard), else beside the
+	// config file. A relative path is relative to the config file's
+	// directory.
 	Storage string `yaml:"storage" json:"storage"`
 	// Challenges are the challenge types offered: http-01 (needs
 	// HTTPListen reachable on port 80) and tls-alpn-01 (needs Listen

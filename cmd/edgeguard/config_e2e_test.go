@@ -138,6 +138,7 @@ func TestE2ECommandLine(t *testing.T) {
 		{[]string{"config", "schema", "-h"}, 0, "Usage: edgeguard config schema"},
 		{[]string{"version", "-h"}, 0, "Usage: edgeguard version"},
 		{[]string{"health", "-h"}, 0, "Usage: edgeguard health"},
+		{[]string{"tune", "-h"}, 0, "Usage: edgeguard tune"},
 		{[]string{"validate", cfg}, 0, cfg + ": ok"},
 		{[]string{"validate", "-config", cfg}, 0, cfg + ": ok"},
 		{[]string{"validate", cfg, "extra"}, 2, ""},
@@ -151,6 +152,8 @@ func TestE2ECommandLine(t *testing.T) {
 		{[]string{"config", "schema", "extra"}, 2, ""},
 		{[]string{"frobnicate"}, 2, ""},
 		{[]string{"version"}, 0, "coraza v3."},
+		{[]string{"version"}, 0, "edgeguard " + e2eVersion + " (commit " + e2eCommit + ", go1."},
+		{[]string{"version"}, 0, "crs v4."},
 		{[]string{"config", "schema"}, 0, `"$schema"`},
 	} {
 		out, err := exec.Command(bin, tc.args...).Output()

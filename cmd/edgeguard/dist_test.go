@@ -100,7 +100,9 @@ func TestDockerfileShape(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := string(df)
-	for _, want := range []string{"AS build", "CGO_ENABLED=0", "FROM scratch", "USER 65532:65532", `CMD ["run", "/etc/edgeguard/edgeguard.yaml"]`} {
+	for _, want := range []string{"AS build", "CGO_ENABLED=0", "FROM scratch", "USER 65532:65532", `CMD ["run", "/etc/edgeguard/edgeguard.yaml"]`,
+		// what `edgeguard version` prints (buildinfo.go's -X variables)
+		"ARG VERSION", "ARG COMMIT", "-X github.com/edgeguard/edgeguard.buildVersion=${VERSION}", "-X github.com/edgeguard/edgeguard.buildCommit=${COMMIT}"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("dist/Dockerfile lacks %q", want)
 		}
@@ -140,5 +142,42 @@ func TestSystemdUnit(t *testing.T) {
 	out, err := exec.Command(analyze, "verify", path).CombinedOutput()
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+// TestDistStateDirectory: under the shipped unit and in the image, state
+// the config does not place lands in a directory the process may write:
+// the unit declares StateDirectory= (systemd sets $STATE_DIRECTORY to
+// /var/lib/edgeguard), the image sets that variable to a volume it creates
+// for its user, and the config loader reads that variable.
+func TestDistStateDirectory(t *testing.T) {
+	const stateDir = "/var/lib/edgeguard"
+	unit, err := os.ReadFile("../../dist/edgeguard.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^StateDirectory=edgeguard$`).Match(unit) {
+		t.Errorf("dist/edgeguard.service lacks StateDirectory=edgeguard (%s)", stateDir)
+	}
+	df, err := os.ReadFile("../../dist/Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"\nENV " + config.StateDirectoryEnv + "=" + stateDir + "\n",
+		"\nVOLUME " + stateDir + "\n",
+		"\nCOPY --from=build --chown=65532:65532 /out" + stateDir + " " + stateDir + "\n",
+	} {
+		if !strings.Contains(string(df), want) {
+			t.Errorf("dist/Dockerfile lacks %q", strings.TrimSpace(want))
+		}
+	}
+	t.Setenv(config.StateDirectoryEnv, stateDir)
+	cfg, err := config.Parse("edgeguard.yaml", []byte("upstream: http://127.0.0.1:9\ntls: {acme: {domains: [edge.test]}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.TLS.ACME.Storage != stateDir+"/acme" || cfg.Reputation.CacheDir != stateDir+"/lists-cache" {
+		t.Errorf("with %s=%s: acme storage %q, list cache %q, want both under it", config.StateDirectoryEnv, stateDir, cfg.TLS.ACME.Storage, cfg.Reputation.CacheDir)
 	}
 }

@@ -22,6 +22,12 @@ import (
 	"time"
 )
 
+// e2eVersion and e2eCommit are what binary stamps the test binary with.
+const (
+	e2eVersion = "v0.0.0-e2e"
+	e2eCommit  = "e2e0123456789abcdef0123456789abcdef0123"
+)
+
 var (
 	buildOnce sync.Once
 	binPath   string
@@ -44,7 +50,9 @@ func binary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "edgeguard")
-		args := []string{"build", "-o", binPath}
+		// Stamped as the Makefile and the Dockerfile stamp a release, so
+		// TestE2ECommandLine sees `version` print what the build passed.
+		args := []string{"build", "-o", binPath, "-ldflags", "-X github.com/edgeguard/edgeguard.buildVersion=" + e2eVersion + " -X github.com/edgeguard/edgeguard.buildCommit=" + e2eCommit}
 		if raceDetector {
 			args = append(args, "-race")
 		}

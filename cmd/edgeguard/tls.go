@@ -27,14 +27,18 @@ const defaultCertWatch = 5 * time.Second
 // file changes on disk. Go's tls picks among the pairs; this type only
 // keeps them current. A pair that fails to load (a key that does not match
 // its new certificate while the files are being replaced, a file missing)
-// leaves every pair in service as it was.
+// leaves every pair in service as it was. A certificate whose file holds
+// its issuer and whose leaf names an OCSP responder is served with the
+// responder's answer stapled, asked again halfway through its validity.
 type certFiles struct {
-	log *slog.Logger
+	log        *slog.Logger
+	ocspClient *http.Client
 
-	mu      sync.Mutex // serialises reloads; guards pairs and stamp
+	mu      sync.Mutex // serialises reloads; guards pairs, stamp and staples
 	pairs   []config.CertFile
 	stamp   []os.FileInfo // the files as last tried; nil entries for missing ones
 	lastErr string        // the last load error logged by the watcher
+	staples []staple      // of the certificates in service, in their order
 
 	certs atomic.Pointer[[]tls.Certificate]
 }
@@ -42,7 +46,7 @@ type certFiles struct {
 // newCertFiles loads every pair of t, with relative paths resolved against
 // dir. A pair that does not load is an error.
 func newCertFiles(t config.TLS, dir string, log *slog.Logger) (*certFiles, error) {
-	c := &certFiles{log: log}
+	c := &certFiles{log: log, ocspClient: &http.Client{Timeout: ocspTimeout}}
 	if err := c.reload(t, dir); err != nil {
 		return nil, err
 	}
@@ -64,6 +68,7 @@ func (c *certFiles) reload(t config.TLS, dir string) error {
 	if err != nil {
 		return err
 	}
+	c.staples = c.restaple(certs, nil, time.Now())
 	c.certs.Store(&certs)
 	c.lastErr = ""
 	return nil
@@ -114,14 +119,20 @@ func sameStamp(a, b []os.FileInfo) bool {
 	})
 }
 
-// poll reloads the pairs when a file changed since the last attempt. A
-// failure is logged once per state of the files (a half-replaced pair
-// fails, then loads once its second file lands).
-func (c *certFiles) poll() {
+// poll reloads the pairs when a file changed since the last attempt, and
+// renews the OCSP staples that are due at now. A failure is logged once per
+// state of the files (a half-replaced pair fails, then loads once its
+// second file lands).
+func (c *certFiles) poll(now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	stamp := stampOf(c.pairs)
 	if sameStamp(stamp, c.stamp) {
+		if staplesDue(c.staples, now) {
+			certs := slices.Clone(*c.certs.Load())
+			c.staples = c.restaple(certs, c.staples, now)
+			c.certs.Store(&certs)
+		}
 		return
 	}
 	c.stamp = stamp
@@ -134,6 +145,7 @@ func (c *certFiles) poll() {
 		return
 	}
 	c.lastErr = ""
+	c.staples = c.restaple(certs, nil, now)
 	c.certs.Store(&certs)
 	c.log.Info("certificates reloaded", "trigger", "file change", "certificates", describe(certs))
 }
@@ -146,8 +158,8 @@ func (c *certFiles) watch(ctx context.Context, interval time.Duration) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			c.poll()
+		case now := <-t.C:
+			c.poll(now)
 		}
 	}
 }

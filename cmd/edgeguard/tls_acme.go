@@ -45,9 +45,11 @@ func newACMEManager(t config.TLS, edgeListen, dir string, log *slog.Logger) (*ac
 	log = log.With("component", "acme")
 	m := &acmeManager{cfg: a, log: log, tlsALPN: a.UsesChallenge(config.ChallengeTLSALPN01)}
 	zl := zap.New(slogCore{h: log.Handler()})
+	// config.Parse has put an unset storage under $STATE_DIRECTORY when
+	// that is set; a config built by hand may still leave it empty.
 	storage := resolve(dir, a.Storage)
 	if a.Storage == "" {
-		storage = resolve(dir, "acme")
+		storage = resolve(dir, config.DefaultACMEStorage)
 	}
 	if err := os.MkdirAll(storage, 0o700); err != nil {
 		return nil, fmt.Errorf("tls.acme: creating storage directory %s: %w", storage, err)

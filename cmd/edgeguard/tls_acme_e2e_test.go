@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -23,6 +24,7 @@ import (
 	"github.com/letsencrypt/pebble/v2/va"
 	"github.com/letsencrypt/pebble/v2/wfe"
 	"github.com/miekg/dns"
+	"golang.org/x/crypto/ocsp"
 )
 
 // pebble is a real ACME CA (Let's Encrypt's test server) run inside the
@@ -36,6 +38,7 @@ type pebble struct {
 	logMu   sync.Mutex
 	logs    bytes.Buffer
 	issuing *ca.CAImpl
+	ocsp    *ocspResponder // the responder the CA's certificates name
 }
 
 func (p *pebble) Write(b []byte) (int, error) {
@@ -52,7 +55,17 @@ func startPebble(t *testing.T, httpPort, tlsPort int, validity time.Duration) *p
 	p := &pebble{}
 	logger := log.New(p, "pebble ", log.Lmicroseconds)
 	store := db.NewMemoryStore()
-	p.issuing = ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{
+	// The responder is up before the CA exists because the CA writes its
+	// URL into every certificate; it signs with the CA's key once asked.
+	// Its answers are good for half the certificates' validity (an hour
+	// with the default one): certmagic refuses one that outlives them.
+	p.ocsp = &ocspResponder{issuer: func() (*x509.Certificate, crypto.Signer) {
+		return p.issuing.GetIntermediateCert(0).Cert, p.issuing.GetIntermediateKey(0)
+	}, valid: validity / 2}
+	ocspSrv := httptest.NewServer(p.ocsp)
+	t.Cleanup(ocspSrv.Close)
+	// RSA keys: pebble hands out its issuing key only when it is RSA.
+	p.issuing = ca.New(logger, store, ocspSrv.URL, "rsa", 0, 1, map[string]ca.Profile{
 		"default": {Description: "test", ValidityPeriod: uint64(validity / time.Second)},
 	})
 	v := va.New(logger, httpPort, tlsPort, false, startDNS(t), store)
@@ -124,12 +137,19 @@ func freePort(t *testing.T) int {
 // certificate is still being obtained.
 func acmeServed(t *testing.T, addr, name string, roots *x509.CertPool, deadline time.Time) *x509.Certificate {
 	t.Helper()
+	return acmeHandshake(t, addr, name, roots, deadline).PeerCertificates[0]
+}
+
+// acmeHandshake is acmeServed's handshake, whole: the verified chain and
+// the stapled OCSP response (crypto/tls always asks for one).
+func acmeHandshake(t *testing.T, addr, name string, roots *x509.CertPool, deadline time.Time) tls.ConnectionState {
+	t.Helper()
 	for {
 		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{ServerName: name, RootCAs: roots})
 		if err == nil {
-			leaf := c.ConnectionState().PeerCertificates[0]
+			cs := c.ConnectionState()
 			c.Close()
-			return leaf
+			return cs
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no certificate for %s verified by the CA's root: %v", name, err)
@@ -188,6 +208,36 @@ func TestE2EACMEIssuance(t *testing.T) {
 				t.Errorf("certificate not kept in the storage beside the config: %v", m)
 			}
 		})
+	}
+}
+
+// TestE2EACMEOCSPStaple: a certificate from a CA that names an OCSP
+// responder is served with the responder's "good" answer stapled, signed
+// by the issuer and about this very certificate; clients need not ask the
+// CA themselves.
+func TestE2EACMEOCSPStaple(t *testing.T) {
+	edgePort, httpPort := freePort(t), freePort(t)
+	ca := startPebble(t, httpPort, edgePort, 0)
+	p := startIn(t, t.TempDir(), acmeConfig(ca, edgePort, httpPort, `    domains: [edge.test]
+`), echoUpstream(t).URL)
+	p.log.waitFor(t, 0, 60*time.Second, map[string]string{"msg": "certificate obtained", "domain": "edge.test", "renewal": "false"})
+	cs := acmeHandshake(t, p.edge, "edge.test", ca.roots, time.Now().Add(30*time.Second))
+	leaf := cs.PeerCertificates[0]
+	if len(leaf.OCSPServer) != 1 {
+		t.Fatalf("the CA's certificate names OCSP servers %v, want its responder", leaf.OCSPServer)
+	}
+	if len(cs.OCSPResponse) == 0 {
+		t.Fatalf("no OCSP response stapled (the responder was asked %d times)", ca.ocsp.requests())
+	}
+	resp, err := ocsp.ParseResponseForCert(cs.OCSPResponse, leaf, cs.VerifiedChains[0][1])
+	if err != nil {
+		t.Fatalf("stapled OCSP response: %v", err)
+	}
+	if resp.Status != ocsp.Good {
+		t.Errorf("stapled OCSP status %d, want good (%d)", resp.Status, ocsp.Good)
+	}
+	if resp.SerialNumber.Cmp(leaf.SerialNumber) != 0 {
+		t.Errorf("stapled OCSP response is about serial %s, the certificate's is %s", resp.SerialNumber, leaf.SerialNumber)
 	}
 }
 

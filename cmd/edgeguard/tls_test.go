@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgeguard/edgeguard/config"
 )
@@ -38,8 +39,8 @@ func TestCertFilesHalfReplaced(t *testing.T) {
 	}
 
 	move("next.crt", "edge.crt")
-	c.poll()
-	c.poll()
+	c.poll(time.Now())
+	c.poll(time.Now())
 	if got := serial(); got != 1 {
 		t.Fatalf("serial %d with a mismatched pair on disk, want the old 1", got)
 	}
@@ -47,7 +48,7 @@ func TestCertFilesHalfReplaced(t *testing.T) {
 		t.Fatalf("%d refusals logged for one state of the files, want 1:\n%s", n, logs.String())
 	}
 	move("next.key", "edge.key")
-	c.poll()
+	c.poll(time.Now())
 	if got := serial(); got != 2 {
 		t.Fatalf("serial %d once the key landed, want 2\n%s", got, logs.String())
 	}

@@ -64,7 +64,9 @@ type Config struct {
 	Lists []List `yaml:"lists" json:"lists"`
 	// CacheDir is where lists followed by URL are kept, one file each (and
 	// its validators in FILE.meta). Relative to the config file's
-	// directory. Default "lists-cache".
+	// directory. Default "lists-cache" in the directory $STATE_DIRECTORY
+	// names (systemd sets it for the unit in dist/, the container image
+	// sets /var/lib/edgeguard), else beside the config file.
 	CacheDir string `yaml:"cache_dir" json:"cache_dir"`
 	// Strikes says how many denies from the other stages, within what time,
 	// earn a client a ban.

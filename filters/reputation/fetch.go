@@ -22,7 +22,8 @@ const (
 	// does not say.
 	DefaultListEvery = time.Hour
 	// DefaultCacheDir is where downloaded lists are kept, relative to the
-	// config file's directory.
+	// config file's directory; the config loader puts it under
+	// $STATE_DIRECTORY instead when that is set.
 	DefaultCacheDir = "lists-cache"
 	// maxListBytes bounds a download: the largest published lists
 	// (FireHOL level 4) are a few MB.
