@@ -33,8 +33,12 @@ test:
 	# The Caddy module, its own Go module; its end-to-end test builds Caddy.
 	cd caddy && $(GO) test -count=1 -timeout 20m ./...
 
+# The version and commit are stamped by hand: `edgeguard version` prints
+# them also where the toolchain stamps nothing (-buildvcs=false, no .git).
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 build:
-	$(GO) build -o bin/edgeguard ./cmd/edgeguard
+	$(GO) build -ldflags "-X github.com/edgeguard/edgeguard.buildVersion=$(VERSION) -X github.com/edgeguard/edgeguard.buildCommit=$(COMMIT)" -o bin/edgeguard ./cmd/edgeguard
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
