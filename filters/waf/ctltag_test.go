@@ -130,7 +130,7 @@ func TestCtlTagRangesCRS(t *testing.T) {
 			t.Errorf("%s: %d lines rewritten to %d", n, strings.Count(string(src), "\n"), strings.Count(string(out), "\n"))
 		}
 		if k > 0 && !strings.Contains(string(out), "ctl:ruleRemoveTargetById=941100-941400;REQUEST_FILENAME,") {
-			t.Errorf("%s: rewritten without the by-id ctl:\n%s", n, out)
+			t.Errorf("%s: rewritten without the by-id ctl: %s", n, regexp.MustCompile(`ctl:ruleRemoveTarget[^,]*`).Find(out))
 		}
 		rewritten += k
 	}
