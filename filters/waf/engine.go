@@ -273,9 +273,10 @@ var idAction = regexp.MustCompile(`(?i)\bid\s*:\s*['"]?\s*(\d+)`)
 
 // ctlTagRanges returns the tags of crsTagRanges whose
 // ctl:ruleRemoveTargetByTag the build may serve by id range (fuse.go):
-// those for which no SecLang the build loads besides CRS's (edgeguard's
-// base, settings, profile and early blocking, the extra setup, the packs'
-// files; before and after are the profile's) names the tag, has an id in
+// those for which no SecLang the build loads besides CRS's rule files
+// (edgeguard's base, settings, profile and early blocking, the extra
+// setup, CRS's setup file, the packs' files; before and after are the
+// profile's) names the tag, has an id in
 // its range or updates the actions of a rule in it. Any of them could give
 // the tag to a rule out of the range or add a rule to the range without
 // it, and the by-id form would then act on other rules than the by-tag
@@ -286,7 +287,11 @@ func (s engineSettings) ctlTagRanges(before, after string) map[string]idRange {
 	if len(crs) == 0 {
 		return nil
 	}
-	texts := []string{baseDirectives, s.directives(), s.extra, s.crsSettings(), before, after}
+	setup, err := fs.ReadFile(coreruleset.FS, "@crs-setup.conf.example")
+	if err != nil {
+		return nil
+	}
+	texts := []string{baseDirectives, s.directives(), s.extra, string(setup), s.crsSettings(), before, after}
 	if s.earlyBlocking() {
 		texts = append(texts, earlyBlocking)
 	}
