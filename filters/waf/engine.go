@@ -7,6 +7,7 @@ import (
 	"path"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/corazawaf/coraza-coreruleset/v4"
@@ -31,6 +32,10 @@ type rootFS struct {
 	// fuse serves CRS's rule files with their @rx rules rewritten to
 	// @rxchain (fuse.go). Coraza reads rule files with fs.ReadFile.
 	fuse bool
+	// ctlRanges are the tags whose ctl:ruleRemoveTargetByTag CRS's rule
+	// files are served with as ctl:ruleRemoveTargetById over the range
+	// (fuse.go): engineSettings.ctlTagRanges, nil for none.
+	ctlRanges map[string]idRange
 }
 
 func crsName(name string) (string, bool) {
@@ -51,8 +56,15 @@ func (rootFS) Open(name string) (fs.File, error) {
 func (r rootFS) ReadFile(name string) ([]byte, error) {
 	if n, ok := crsName(name); ok {
 		b, err := fs.ReadFile(coreruleset.FS, n)
-		if err == nil && r.fuse && strings.HasPrefix(n, "@owasp_crs/") && strings.HasSuffix(n, ".conf") {
-			b, _ = fuseRules(b)
+		if err == nil && strings.HasPrefix(n, "@owasp_crs/") && strings.HasSuffix(n, ".conf") {
+			if r.fuse {
+				b, _ = fuseRules(b)
+			}
+			if len(r.ctlRanges) > 0 {
+				var k int
+				b, k = ctlByIDRules(b, r.ctlRanges)
+				ctlByIDServed.Add(int64(k))
+			}
 		}
 		return b, err
 	}
@@ -204,16 +216,16 @@ func (s engineSettings) build() (coraza.WAF, error) {
 	if !s.stock {
 		useOwnPlugins()
 	}
+	before, after, err := profileDirectives(s.cfg.Profile, s.cfg.TextFields)
+	if err != nil {
+		return nil, err
+	}
 	conf := coraza.NewWAFConfig().
-		WithRootFS(rootFS{fuse: !s.stock}).
+		WithRootFS(s.rootFS(before, after)).
 		WithDirectives(baseDirectives).
 		WithDirectives(s.directives())
 	if s.extra != "" {
 		conf = conf.WithDirectives(s.extra)
-	}
-	before, after, err := profileDirectives(s.cfg.Profile, s.cfg.TextFields)
-	if err != nil {
-		return nil, err
 	}
 	// The profile's settings go where crs-setup.conf's would (after it,
 	// before CRS's initialization reads them), its exclusions and the
@@ -231,7 +243,7 @@ func (s engineSettings) build() (coraza.WAF, error) {
 	for _, f := range slices.Concat(s.packFiles.after, s.packFiles.rules) {
 		conf = conf.WithDirectivesFromFile(f)
 	}
-	if s.cfg.EarlyBlocking == nil || *s.cfg.EarlyBlocking {
+	if s.earlyBlocking() {
 		conf = conf.WithDirectives(earlyBlocking)
 	}
 	w, err := coraza.NewWAF(conf)
@@ -239,6 +251,120 @@ func (s engineSettings) build() (coraza.WAF, error) {
 		return nil, s.locate(err)
 	}
 	return w, nil
+}
+
+// rootFS is the file system the build reads CRS through: stock CRS for a
+// stock build, rewritten (fuse.go) for every other; before and after are
+// the profile's directives.
+func (s engineSettings) rootFS(before, after string) rootFS {
+	if s.stock {
+		return rootFS{}
+	}
+	return rootFS{fuse: true, ctlRanges: s.ctlTagRanges(before, after)}
+}
+
+// earlyBlocking reports whether the build adds earlyBlocking.
+func (s engineSettings) earlyBlocking() bool {
+	return s.cfg.EarlyBlocking == nil || *s.cfg.EarlyBlocking
+}
+
+// idAction finds the id actions of rules written anywhere in a text.
+var idAction = regexp.MustCompile(`(?i)\bid\s*:\s*['"]?\s*(\d+)`)
+
+// ctlTagRanges returns the tags of crsTagRanges whose
+// ctl:ruleRemoveTargetByTag the build may serve by id range (fuse.go):
+// those for which no SecLang the build loads besides CRS's rule files
+// (edgeguard's base, settings, profile and early blocking, the extra
+// setup, CRS's setup file, the packs' files; before and after are the
+// profile's) names the tag, has an id in
+// its range or updates the actions of a rule in it. Any of them could give
+// the tag to a rule out of the range or add a rule to the range without
+// it, and the by-id form would then act on other rules than the by-tag
+// form. A pack file that cannot be read, or that includes other files (not
+// read here), turns every range off.
+func (s engineSettings) ctlTagRanges(before, after string) map[string]idRange {
+	crs := crsTagRanges()
+	if len(crs) == 0 {
+		return nil
+	}
+	setup, err := fs.ReadFile(coreruleset.FS, "@crs-setup.conf.example")
+	if err != nil {
+		return nil
+	}
+	texts := []string{baseDirectives, s.directives(), s.extra, string(setup), s.crsSettings(), before, after}
+	if s.earlyBlocking() {
+		texts = append(texts, earlyBlocking)
+	}
+	pf := s.packFiles
+	for _, f := range slices.Concat(pf.config, pf.before, pf.after, pf.rules) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil // Coraza reports it
+		}
+		texts = append(texts, string(b))
+	}
+	var updated []idRange // ids and ranges of SecRuleUpdateActionById
+	for _, t := range texts {
+		unsure := false
+		whole := eachDirective([]byte(t), func(directive string, _, _ int) {
+			name, args, _ := strings.Cut(directive, " ")
+			switch {
+			case strings.EqualFold(name, "Include"):
+				unsure = true
+			case strings.EqualFold(name, "SecRuleUpdateActionById"):
+				fields := strings.Fields(args)
+				for _, f := range fields[:max(len(fields)-1, 0)] {
+					r, err := parseIDRange(f)
+					if err != nil {
+						unsure = true
+					}
+					updated = append(updated, r)
+				}
+			}
+		})
+		if !whole || unsure {
+			return nil
+		}
+	}
+	ranges := map[string]idRange{}
+	for tag, r := range crs {
+		if !slices.ContainsFunc(texts, func(t string) bool { return mentions(t, tag, r) }) &&
+			!slices.ContainsFunc(updated, r.overlaps) {
+			ranges[tag] = r
+		}
+	}
+	return ranges
+}
+
+// mentions reports whether text names tag or has an id action in r.
+func mentions(text, tag string, r idRange) bool {
+	if strings.Contains(text, tag) {
+		return true
+	}
+	for _, m := range idAction.FindAllStringSubmatch(text, -1) {
+		id, err := strconv.Atoi(m[1])
+		if err != nil || r.overlaps(idRange{id, id}) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseIDRange reads an id (941100) or a range of them (941100-941200).
+func parseIDRange(s string) (idRange, error) {
+	lo, hi, isRange := strings.Cut(s, "-")
+	if !isRange {
+		hi = lo
+	}
+	l, err := strconv.Atoi(lo)
+	if err != nil {
+		return idRange{}, fmt.Errorf("rule id %q: %w", s, err)
+	}
+	h, err := strconv.Atoi(hi)
+	if err != nil {
+		return idRange{}, fmt.Errorf("rule id %q: %w", s, err)
+	}
+	return idRange{l, h}, nil
 }
 
 // ruleLogged reports whether a matched rule would be written to a log (the
