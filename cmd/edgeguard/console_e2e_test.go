@@ -178,7 +178,15 @@ func (b *browser) waitJS(what, expr string) time.Time {
 func (b *browser) open(admin, hash string) {
 	b.t.Helper()
 	b.do("open "+hash, chromedp.Navigate("http://"+admin+"/ui/#"+hash))
-	b.waitJS("first poll of "+hash, `document.getElementById('status').textContent.startsWith('live')`)
+	b.live("first poll of " + hash)
+}
+
+// live waits until the current view's poll has rendered without an error.
+// The page resets the status line on every view switch, and only the
+// current view's poll sets it, so 'live' is about the view now shown.
+func (b *browser) live(what string) {
+	b.t.Helper()
+	b.waitJS(what, `document.getElementById('status').textContent.startsWith('live')`)
 }
 
 // view switches the console to another view the way a user does, by its tab.
@@ -186,6 +194,7 @@ func (b *browser) view(name string) {
 	b.t.Helper()
 	b.do("tab "+name, chromedp.Click(chromedp.CSS(`nav a[data-view="`+name+`"]`)))
 	b.waitJS("view "+name, `!document.getElementById('view-`+name+`').hidden`)
+	b.live("first poll of view " + name)
 }
 
 // screenshot writes docs/console-NAME.png when EDGEGUARD_SCREENSHOTS is
@@ -324,6 +333,7 @@ func TestE2EConsole(t *testing.T) {
 	b.screenshot("waf")
 	b.do("open the blocked request", chromedp.Click(chromedp.CSS(`#blocked tr[data-key="`+reqID+`"] a`)))
 	b.waitJS("detail view", `!document.getElementById('view-blocked').hidden`)
+	b.live("first poll of the detail view")
 	b.waitJS("detail shows the WAF's rule with its message", `Array.from(document.querySelectorAll('#blocked-stages tr[data-key="waf"] li')).some(li => li.textContent.includes('942100') && /SQL Injection/i.test(li.textContent))`)
 	if got := b.eval(`document.querySelector('#blocked-stages tr[data-key="waf"]').cells[1].textContent`); got != "deny" {
 		t.Errorf("detail: the waf stage's verdict %q, want deny", got)
@@ -395,8 +405,7 @@ func TestE2EConsole(t *testing.T) {
 
 	// 5. No page reports an error; the overview, last, for the screenshot.
 	for _, v := range []string{"clients", "waf", "bans", "routes", "overview"} {
-		b.view(v)
-		b.waitJS("poll of "+v, `document.getElementById('status').textContent.startsWith('live')`)
+		b.view(v) // waits for the view's poll to go live
 	}
 	// The last minute, where this test's traffic is visible in the chart.
 	b.eval(`(() => { const s = document.getElementById('overview-window'); s.value = '60'; s.dispatchEvent(new Event('change')); })()`)
