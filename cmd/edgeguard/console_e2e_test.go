@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -260,18 +261,37 @@ func load(t *testing.T, edge, client string, interval time.Duration, max int) {
 	}()
 }
 
+// consoleYAML's shop pool pairs the upstream with {{dead}}, an address
+// nothing listens on, which its outlier detection ejects after 3 failed
+// connections (for a minute: the test reads it on the routes page).
 const consoleYAML = `listen: "127.0.0.1:0"
 upstream: "{{upstream}}"
+upstreams:
+  shop: {backends: ["{{upstream}}", "{{dead}}"], outlier: {failures: 3, ejection: 1m}}
 admin: {listen: "127.0.0.1:0"}
 client_ip:
   trusted_proxies: ["127.0.0.0/8"]
 routes:
   - {name: checkout, path: /checkout, upstream: default, shield: {max_in_flight: 4, queue: 8, queue_timeout: 30s}}
+  - {name: shop, path: /shop, upstream: shop}
   - {name: site, path: /, upstream: default}
 stages: [reputation, volumetric, waf]
 volumetric: {rate: "20/s", burst: 20}
 waf: {paranoia: 1}
 `
+
+// consoleConfig is consoleYAML with {{dead}} set to a loopback address
+// whose listener is closed: connections to it are refused.
+func consoleConfig(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return strings.ReplaceAll(consoleYAML, "{{dead}}", "http://"+addr)
+}
 
 // TestE2EConsole walks the console's pages in Chromium while traffic
 // flows: the overview shows it within 3 s, a SQLi request appears among the
@@ -294,7 +314,7 @@ func TestE2EConsole(t *testing.T) {
 		echo.Config.Handler.ServeHTTP(w, r)
 	}))
 	t.Cleanup(up.Close)
-	p := start(t, consoleYAML, up.URL)
+	p := start(t, consoleConfig(t), up.URL)
 	t.Cleanup(releaseAll) // first: held requests end before the binary drains
 	b := newBrowser(t)
 
@@ -452,6 +472,15 @@ func TestE2EConsole(t *testing.T) {
 	}
 	b.waitJS("waiting room empty again", checkout+`.cells[4].textContent.trim() === '0 / 8'`)
 	b.waitJS("backend health shown", `document.querySelector('#upstreams [data-pool="default"]').textContent.includes('healthy')`)
+	// Requests to the shop pool until its dead backend is ejected (round
+	// robin sends it every other one; a refused connection is retried on
+	// the live backend, so the clients see no error).
+	for i := range 12 {
+		edgeGet(t, p.edge, fmt.Sprintf("203.0.113.%d", 150+i), "/shop", nil)
+	}
+	dead := `document.querySelector('#upstreams [data-pool="shop"] tbody tr:nth-child(2)')`
+	b.waitJS("the dead backend ejected once", dead+` && `+dead+`.cells[2].textContent.startsWith('until ') && `+dead+`.cells[6].textContent === '1'`)
+	b.waitJS("the shop pool: 1 of 2 available", `document.querySelector('#upstreams [data-pool="shop"] h3').textContent.includes('1 of 2 available')`)
 	b.do("close checkout", chromedp.Click(chromedp.CSS(sw)))
 	b.waitJS("checkout closed", `document.querySelector('#routes tr[data-key="checkout"][data-closed="true"]')`)
 	if code, body := edgeGet(t, p.edge, "203.0.113.8", "/checkout", nil); code != http.StatusServiceUnavailable || !strings.Contains(body, "This offer is closed.") {
@@ -503,7 +532,7 @@ func TestE2EConsole(t *testing.T) {
 // and writes then work on the session cookie.
 func TestE2EConsoleLogin(t *testing.T) {
 	up := echoUpstream(t)
-	p := start(t, strings.Replace(consoleYAML, `admin: {listen: "127.0.0.1:0"}`, `admin: {listen: "127.0.0.1:0", token: "e2e-s3cret"}`, 1), up.URL)
+	p := start(t, strings.Replace(consoleConfig(t), `admin: {listen: "127.0.0.1:0"}`, `admin: {listen: "127.0.0.1:0", token: "e2e-s3cret"}`, 1), up.URL)
 	b := newBrowser(t)
 
 	b.do("open the console", chromedp.Navigate("http://"+p.admin+"/ui/"))
