@@ -441,6 +441,15 @@ func TestE2EConsole(t *testing.T) {
 	sw := `#routes tr[data-key="checkout"] input[role="switch"]`
 	b.waitJS("checkout's switch", `document.querySelector('`+sw+`') && document.querySelector('`+sw+`').checked`)
 	b.waitJS("waiting room size shown", `document.querySelector('#routes tr[data-key="checkout"]').textContent.includes('0 / 8')`)
+	// Requests to the shop pool until its dead backend is ejected (round
+	// robin sends it every other one; a refused connection is retried on
+	// the live backend, so the clients see no error).
+	for i := range 12 {
+		edgeGet(t, p.edge, fmt.Sprintf("203.0.113.%d", 150+i), "/shop", nil)
+	}
+	dead := `document.querySelector('#upstreams [data-pool="shop"] tbody tr:nth-child(2)')`
+	b.waitJS("the dead backend ejected once", dead+` && `+dead+`.cells[2].textContent.startsWith('until ') && `+dead+`.cells[6].textContent === '1'`)
+	b.waitJS("the shop pool: 1 of 2 available", `document.querySelector('#upstreams [data-pool="shop"] h3').textContent.includes('1 of 2 available')`)
 	// Seven held requests fill checkout's 4 slots and 3 of its 8 places.
 	var held sync.WaitGroup
 	heldCodes := make(chan int, 7)
@@ -472,15 +481,6 @@ func TestE2EConsole(t *testing.T) {
 	}
 	b.waitJS("waiting room empty again", checkout+`.cells[4].textContent.trim() === '0 / 8'`)
 	b.waitJS("backend health shown", `document.querySelector('#upstreams [data-pool="default"]').textContent.includes('healthy')`)
-	// Requests to the shop pool until its dead backend is ejected (round
-	// robin sends it every other one; a refused connection is retried on
-	// the live backend, so the clients see no error).
-	for i := range 12 {
-		edgeGet(t, p.edge, fmt.Sprintf("203.0.113.%d", 150+i), "/shop", nil)
-	}
-	dead := `document.querySelector('#upstreams [data-pool="shop"] tbody tr:nth-child(2)')`
-	b.waitJS("the dead backend ejected once", dead+` && `+dead+`.cells[2].textContent.startsWith('until ') && `+dead+`.cells[6].textContent === '1'`)
-	b.waitJS("the shop pool: 1 of 2 available", `document.querySelector('#upstreams [data-pool="shop"] h3').textContent.includes('1 of 2 available')`)
 	b.do("close checkout", chromedp.Click(chromedp.CSS(sw)))
 	b.waitJS("checkout closed", `document.querySelector('#routes tr[data-key="checkout"][data-closed="true"]')`)
 	if code, body := edgeGet(t, p.edge, "203.0.113.8", "/checkout", nil); code != http.StatusServiceUnavailable || !strings.Contains(body, "This offer is closed.") {
