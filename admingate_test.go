@@ -119,6 +119,15 @@ func TestAdminRefusesBrowsers(t *testing.T) {
 		{"no content type", "", "POST", "/v1/bans", "127.0.0.1:9090", ban, map[string]string{"Content-Type": ""}, 415},
 		{"json with charset", "", "POST", "/v1/bans", "127.0.0.1:9090", ban, map[string]string{"Content-Type": "application/json; charset=utf-8"}, 201},
 		{"body-less POST from a tool", "", "POST", "/v1/routes/checkout/closed", "127.0.0.1:9090", "", nil, 200},
+		// The console and its data sit behind the same gate as the rest.
+		{"console page, typed in", "", "GET", "/ui/", "127.0.0.1:9090", "", map[string]string{"Sec-Fetch-Site": "none"}, 200},
+		{"rebinding: console page", "", "GET", "/ui/", "evil.example:9090", "", map[string]string{"Sec-Fetch-Site": "none"}, 421},
+		{"rebinding: console script", "", "GET", "/ui/static/console.js", "evil.example", "", nil, 421},
+		{"rebinding: activity", "", "GET", "/v1/activity/overview", "evil.example:9090", "", nil, 421},
+		{"activity from a tool", "", "GET", "/v1/activity/clients", "127.0.0.1:9090", "", nil, 200},
+		{"cross-site activity read", "", "GET", "/v1/activity/clients", "127.0.0.1:9090", "", map[string]string{"Sec-Fetch-Site": "cross-site"}, 403},
+		{"cross-site activity read with Origin", "", "GET", "/v1/activity/waf", "127.0.0.1:9090", "", map[string]string{"Origin": "http://evil.example"}, 403},
+		{"cross-site link to the console", "", "GET", "/ui/", "127.0.0.1:9090", "", map[string]string{"Sec-Fetch-Site": "cross-site"}, 403},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -143,7 +152,7 @@ func TestAdminRefusesBrowsers(t *testing.T) {
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, r)
 			if w.Code != tt.want {
-				t.Fatalf("%s %s Host %q %v: %d %s, want %d", tt.method, tt.path, tt.host, tt.header, w.Code, w.Body, tt.want)
+				t.Fatalf("%s %s Host %q %v: %d %.200s, want %d", tt.method, tt.path, tt.host, tt.header, w.Code, w.Body, tt.want)
 			}
 		})
 	}

@@ -483,11 +483,9 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next passer) {
 	addHeaders(rec.Header(), v.Headers)
 	if v.Deny {
 		rec.stage, rec.reason, rec.rules, rec.messages = v.Stage, v.Reason, v.RuleIDs, v.RuleMessages
-		g.metrics.denied(v.Stage).Inc()
 		writeDeny(rec, req, v)
 		return
 	}
-	g.metrics.passed().Inc()
 	upstart := time.Now()
 	req.Now = upstart // the forwarder's route caps meter now, not at arrival
 	// Request trailers are dropped: no stage inspects them, so they must
@@ -503,9 +501,15 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next passer) {
 }
 
 // finish releases what the stages held for x's request, counts it and
-// logs it.
+// logs it. A deny a stage reported after the chain had let the request
+// through (a WAF rule on the response) is the request's refusal from here
+// on: the counters, the console and the access log all see it as that
+// stage's deny, not as a forwarded request.
 func (g *Guard) finish(x *exchange) {
 	x.req.Finish()
+	if v, ok := x.req.LateDeny(); ok && x.rec.stage == "" {
+		x.rec.stage, x.rec.reason, x.rec.rules, x.rec.messages = v.Stage, v.Reason, v.RuleIDs, v.RuleMessages
+	}
 	end := time.Now()
 	g.metrics.finished(&x.req, &x.rec, x.arrived, end, g.chainFor(x.req.Route))
 	if g.access != nil {
@@ -516,7 +520,6 @@ func (g *Guard) finish(x *exchange) {
 // refuse answers a request refused before the chain.
 func (g *Guard) refuse(rec *recorder, req *filters.Request, r *http.Request, ref *refusal) {
 	rec.stage, rec.reason = ref.stage, ref.err.Error()
-	g.metrics.denied(ref.stage).Inc()
 	if ref.status == http.StatusInternalServerError {
 		g.log.Error("no client address to start from", "remote_addr", r.RemoteAddr, "error", ref.err.Error())
 	}

@@ -53,7 +53,7 @@ func NewMetrics() *Metrics {
 	m := &Metrics{Registry: prometheus.NewRegistry(), activity: activity.New(activity.DefaultK)}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "edgeguard_requests_total",
-		Help: "Requests by the stage that decided them (\"forward\" for those that passed every stage) and the verdict: allow, deny, shadow_deny.",
+		Help: "Requests by the stage that decided them (\"forward\" for those that passed every stage) and the verdict: allow, deny, shadow_deny. Allows and denies count when the answer ends, as the access log and the console do; a deny the WAF decides on the response counts as the WAF's.",
 	}, []string{"stage", "verdict"})
 	m.stageLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "edgeguard_stage_duration_seconds",
@@ -231,10 +231,18 @@ func (m *Metrics) ConnClosed() { m.activeConns.Dec(); m.conns.Add(-1) }
 // listener.
 func (m *Metrics) ActiveConnections() int64 { return m.conns.Load() }
 
-// finished counts a request whose answer ended at end: its answer by
-// method and status class, and its place in the activity recorder. chain
-// is the chain it went through, read only for a refusal.
+// finished counts a request whose answer ended at end: in
+// edgeguard_requests_total as the deny of the stage that refused it or as
+// forwarded, by method and status class, and in the activity recorder. This
+// one call feeds both, so the console's counts by stage and the metrics'
+// cannot drift apart. chain is the chain the request went through, read
+// only for a refusal.
 func (m *Metrics) finished(req *filters.Request, rec *recorder, arrived, end time.Time, chain *filters.Chain) {
+	if rec.stage != "" {
+		m.denied(rec.stage).Inc()
+	} else {
+		m.passed().Inc()
+	}
 	m.answered(req.HTTP.Method, rec.status).Inc()
 	status := rec.status
 	if status == 0 && rec.stage == "" {

@@ -105,7 +105,8 @@ type Request struct {
 
 	deferred []func()
 	wrappers []func(http.ResponseWriter) http.ResponseWriter
-	chain    *Chain // the chain that ran r, for ReportLate
+	chain    *Chain   // the chain that ran r, for ReportLate
+	late     *Verdict // the first deny reported by ReportLate (rare: a pointer keeps Request small)
 }
 
 // ReportLate reports a deny that stage decided after the chain had let r
@@ -117,7 +118,19 @@ func (r *Request) ReportLate(stage string, v Verdict) {
 		return
 	}
 	v.Deny, v.Stage = true, stage
+	if r.late == nil {
+		r.late = &v
+	}
 	r.chain.report(r, v)
+}
+
+// LateDeny returns the first deny reported by ReportLate, if one was: the
+// request's owner counts and logs the request as refused by that stage.
+func (r *Request) LateDeny() (Verdict, bool) {
+	if r.late == nil {
+		return Verdict{}, false
+	}
+	return *r.late, true
 }
 
 // Note is one stage's remark about a request, for the access log and explain.

@@ -8,11 +8,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -178,7 +181,15 @@ func (b *browser) waitJS(what, expr string) time.Time {
 func (b *browser) open(admin, hash string) {
 	b.t.Helper()
 	b.do("open "+hash, chromedp.Navigate("http://"+admin+"/ui/#"+hash))
-	b.waitJS("first poll of "+hash, `document.getElementById('status').textContent.startsWith('live')`)
+	b.live("first poll of " + hash)
+}
+
+// live waits until the current view's poll has rendered without an error.
+// The page resets the status line on every view switch, and only the
+// current view's poll sets it, so 'live' is about the view now shown.
+func (b *browser) live(what string) {
+	b.t.Helper()
+	b.waitJS(what, `document.getElementById('status').textContent.startsWith('live')`)
 }
 
 // view switches the console to another view the way a user does, by its tab.
@@ -186,6 +197,7 @@ func (b *browser) view(name string) {
 	b.t.Helper()
 	b.do("tab "+name, chromedp.Click(chromedp.CSS(`nav a[data-view="`+name+`"]`)))
 	b.waitJS("view "+name, `!document.getElementById('view-`+name+`').hidden`)
+	b.live("first poll of view " + name)
 }
 
 // screenshot writes docs/console-NAME.png when EDGEGUARD_SCREENSHOTS is
@@ -249,26 +261,61 @@ func load(t *testing.T, edge, client string, interval time.Duration, max int) {
 	}()
 }
 
+// consoleYAML's shop pool pairs the upstream with {{dead}}, an address
+// nothing listens on, which its outlier detection ejects after 3 failed
+// connections (for a minute: the test reads it on the routes page).
 const consoleYAML = `listen: "127.0.0.1:0"
 upstream: "{{upstream}}"
+upstreams:
+  shop: {backends: ["{{upstream}}", "{{dead}}"], outlier: {failures: 3, ejection: 1m}}
 admin: {listen: "127.0.0.1:0"}
 client_ip:
   trusted_proxies: ["127.0.0.0/8"]
 routes:
-  - {name: checkout, path: /checkout, upstream: default, shield: {max_in_flight: 4, queue: 8}}
+  - {name: checkout, path: /checkout, upstream: default, shield: {max_in_flight: 4, queue: 8, queue_timeout: 30s}}
+  - {name: shop, path: /shop, upstream: shop}
   - {name: site, path: /, upstream: default}
 stages: [reputation, volumetric, waf]
 volumetric: {rate: "20/s", burst: 20}
 waf: {paranoia: 1}
 `
 
+// consoleConfig is consoleYAML with {{dead}} set to a loopback address
+// whose listener is closed: connections to it are refused.
+func consoleConfig(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return strings.ReplaceAll(consoleYAML, "{{dead}}", "http://"+addr)
+}
+
 // TestE2EConsole walks the console's pages in Chromium while traffic
 // flows: the overview shows it within 3 s, a SQLi request appears among the
 // blocked ones with its rule, a ban and a route switch from the UI take
 // effect at the edge, and no page reports an error.
 func TestE2EConsole(t *testing.T) {
-	up := echoUpstream(t)
-	p := start(t, consoleYAML, up.URL)
+	// The echo upstream, except that a request with X-Hold waits until the
+	// test releases it: a full checkout for the waiting room.
+	echo := echoUpstream(t)
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	releaseAll := func() { releaseOnce.Do(func() { close(release) }) }
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Hold") != "" {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+		echo.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(up.Close)
+	p := start(t, consoleConfig(t), up.URL)
+	t.Cleanup(releaseAll) // first: held requests end before the binary drains
 	b := newBrowser(t)
 
 	// 1. The overview shows traffic within 3 s of load starting.
@@ -288,6 +335,10 @@ func TestE2EConsole(t *testing.T) {
 			t.Errorf("overview showed traffic %v after load started, want within 3 s", d)
 		}
 	}
+	// The latency tiles and the open connections (the load's client keeps
+	// its connection alive between requests).
+	b.waitJS("p50 and p99 latency shown", `['latency-p50', 'latency-p99'].every(id => / ms$/.test(document.getElementById(id).textContent))`)
+	b.waitJS("an active connection shown", `Number(document.getElementById('active-connections').textContent.replace(/\D/g, '')) >= 1`)
 	// A flood from one client until the volumetric stage refuses it, for
 	// the stage chart: 40 requests outrun its 20/s with burst 20 only if
 	// they take under a second, which a loaded machine does not promise.
@@ -320,10 +371,14 @@ func TestE2EConsole(t *testing.T) {
 	if got := b.eval(row + `.cells[4].textContent`); got != "GET /items/<b>bold</b>" {
 		t.Errorf("blocked row's request %q, want the path's markup as text", got)
 	}
+	if got := b.eval(row + `.cells[3].textContent`); got != "site" {
+		t.Errorf("blocked row's route %q, want site", got)
+	}
 	b.waitJS("rule 942100 among the top rules", `document.querySelector('#waf-rules tr[data-key="942100"]')`)
 	b.screenshot("waf")
 	b.do("open the blocked request", chromedp.Click(chromedp.CSS(`#blocked tr[data-key="`+reqID+`"] a`)))
 	b.waitJS("detail view", `!document.getElementById('view-blocked').hidden`)
+	b.live("first poll of the detail view")
 	b.waitJS("detail shows the WAF's rule with its message", `Array.from(document.querySelectorAll('#blocked-stages tr[data-key="waf"] li')).some(li => li.textContent.includes('942100') && /SQL Injection/i.test(li.textContent))`)
 	if got := b.eval(`document.querySelector('#blocked-stages tr[data-key="waf"]').cells[1].textContent`); got != "deny" {
 		t.Errorf("detail: the waf stage's verdict %q, want deny", got)
@@ -341,15 +396,25 @@ func TestE2EConsole(t *testing.T) {
 	b.view("clients")
 	banButton := `#clients-requests tr[data-key="` + client + `"] button.ban`
 	b.waitJS("client among the top clients", `document.querySelector('`+banButton+`')`)
+	b.waitJS("the volumetric flood's client among the top refused", `document.querySelector('#clients-denials tr[data-key="198.51.100.99"]')`)
 	b.screenshot("clients")
 	b.do("ban from the clients page", chromedp.Click(chromedp.CSS(banButton)))
 	b.waitJS("ban confirmed", `document.getElementById('message').textContent.includes('Banned `+client+`')`)
+	// The ban is for the select's 1h: "banned, ends in 60 min · by operator".
+	b.waitJS("the client's reputation says banned by operator", `/^banned, ends in \d+ min · by operator$/.test(document.querySelector('#clients-requests tr[data-key="`+client+`"]').cells[3].textContent)`)
 	if code, _ := edgeGet(t, p.edge, client, "/", nil); code != http.StatusForbidden {
 		t.Errorf("GET as %s after the UI's ban: %d, want 403", client, code)
 	}
 	b.view("bans")
 	lift := `#bans tr[data-key="` + client + `"] button.lift`
 	b.waitJS("ban listed", `document.querySelector('`+lift+`')`)
+	banRow := `document.querySelector('#bans tr[data-key="` + client + `"]')`
+	if got := b.eval(banRow + `.cells[1].textContent`); got != "operator" {
+		t.Errorf("the ban's source %q, want operator", got)
+	}
+	if got := fmt.Sprint(b.eval(banRow + `.cells[5].textContent`)); !regexp.MustCompile(`^\S.* \(in (59|60) min\)$`).MatchString(got) {
+		t.Errorf("the ban's expiry %q, want a time and (in 60 min)", got)
+	}
 	b.screenshot("bans")
 	b.do("lift from the bans page", chromedp.Click(chromedp.CSS(lift)))
 	b.waitJS("lift confirmed", `document.getElementById('message').textContent.includes('Lifted the ban on `+client+`')`)
@@ -376,6 +441,45 @@ func TestE2EConsole(t *testing.T) {
 	sw := `#routes tr[data-key="checkout"] input[role="switch"]`
 	b.waitJS("checkout's switch", `document.querySelector('`+sw+`') && document.querySelector('`+sw+`').checked`)
 	b.waitJS("waiting room size shown", `document.querySelector('#routes tr[data-key="checkout"]').textContent.includes('0 / 8')`)
+	// Requests to the shop pool until its dead backend is ejected (round
+	// robin sends it every other one; a refused connection is retried on
+	// the live backend, so the clients see no error).
+	for i := range 12 {
+		edgeGet(t, p.edge, fmt.Sprintf("203.0.113.%d", 150+i), "/shop", nil)
+	}
+	dead := `document.querySelector('#upstreams [data-pool="shop"] tbody tr:nth-child(2)')`
+	b.waitJS("the dead backend ejected once", dead+` && `+dead+`.cells[2].textContent.startsWith('until ') && `+dead+`.cells[6].textContent === '1'`)
+	b.waitJS("the shop pool: 1 of 2 available", `document.querySelector('#upstreams [data-pool="shop"] h3').textContent.includes('1 of 2 available')`)
+	// Seven held requests fill checkout's 4 slots and 3 of its 8 places.
+	var held sync.WaitGroup
+	heldCodes := make(chan int, 7)
+	for i := range 7 {
+		held.Go(func() {
+			req, _ := http.NewRequest("GET", "http://"+p.edge+"/checkout", nil)
+			req.Header.Set("X-Forwarded-For", fmt.Sprintf("203.0.113.%d", 100+i))
+			req.Header.Set("X-Hold", "1")
+			resp, err := (&http.Client{Timeout: 2 * consoleWait}).Do(req)
+			if err != nil {
+				heldCodes <- 0
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			heldCodes <- resp.StatusCode
+		})
+	}
+	checkout := `document.querySelector('#routes tr[data-key="checkout"]')`
+	b.waitJS("checkout full, 3 waiting", checkout+`.cells[3].textContent === '4 / 4' && `+checkout+`.cells[4].textContent.trim() === '3 / 8'`)
+	b.screenshot("routes")
+	releaseAll()
+	held.Wait()
+	close(heldCodes)
+	for code := range heldCodes {
+		if code != 200 {
+			t.Errorf("a held request to checkout: %d, want 200 once released", code)
+		}
+	}
+	b.waitJS("waiting room empty again", checkout+`.cells[4].textContent.trim() === '0 / 8'`)
 	b.waitJS("backend health shown", `document.querySelector('#upstreams [data-pool="default"]').textContent.includes('healthy')`)
 	b.do("close checkout", chromedp.Click(chromedp.CSS(sw)))
 	b.waitJS("checkout closed", `document.querySelector('#routes tr[data-key="checkout"][data-closed="true"]')`)
@@ -385,7 +489,6 @@ func TestE2EConsole(t *testing.T) {
 	if code, _ := edgeGet(t, p.edge, "203.0.113.8", "/", nil); code != 200 {
 		t.Errorf("GET / while checkout is closed: %d, want 200", code)
 	}
-	b.screenshot("routes")
 	b.do("reopen checkout", chromedp.Click(chromedp.CSS(sw)))
 	b.waitJS("checkout open", `document.querySelector('#routes tr[data-key="checkout"][data-closed="false"]')`)
 	if code, _ := edgeGet(t, p.edge, "203.0.113.8", "/checkout", nil); code != 200 {
@@ -395,8 +498,7 @@ func TestE2EConsole(t *testing.T) {
 
 	// 5. No page reports an error; the overview, last, for the screenshot.
 	for _, v := range []string{"clients", "waf", "bans", "routes", "overview"} {
-		b.view(v)
-		b.waitJS("poll of "+v, `document.getElementById('status').textContent.startsWith('live')`)
+		b.view(v) // waits for the view's poll to go live
 	}
 	// The last minute, where this test's traffic is visible in the chart.
 	b.eval(`(() => { const s = document.getElementById('overview-window'); s.value = '60'; s.dispatchEvent(new Event('change')); })()`)
@@ -430,7 +532,7 @@ func TestE2EConsole(t *testing.T) {
 // and writes then work on the session cookie.
 func TestE2EConsoleLogin(t *testing.T) {
 	up := echoUpstream(t)
-	p := start(t, strings.Replace(consoleYAML, `admin: {listen: "127.0.0.1:0"}`, `admin: {listen: "127.0.0.1:0", token: "e2e-s3cret"}`, 1), up.URL)
+	p := start(t, strings.Replace(consoleConfig(t), `admin: {listen: "127.0.0.1:0"}`, `admin: {listen: "127.0.0.1:0", token: "e2e-s3cret"}`, 1), up.URL)
 	b := newBrowser(t)
 
 	b.do("open the console", chromedp.Navigate("http://"+p.admin+"/ui/"))

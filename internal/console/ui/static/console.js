@@ -459,6 +459,11 @@
     const tab = current.name === 'blocked' ? 'waf' : current.name;
     for (const a of document.querySelectorAll('nav a')) a.classList.toggle('active', a.dataset.view === tab);
     clearMessage();
+    // Until the new view's first poll ends, the status line must not show
+    // the last view's 'live': a test (or an operator) reading it would take
+    // the old view's success for the new one's.
+    setText('status', 'loading ' + current.name + '…');
+    $('status').classList.remove('error');
     restart();
   }
 
@@ -469,15 +474,28 @@
     tick(++loop);
   }
 
+  // tick polls and renders one view. Only the current loop writes the
+  // status line, so a poll of a view left behind cannot mark the new one
+  // live. A failure is shown there and also reported with console.error: a
+  // render bug (a TypeError) is a bug on every page, and the browser's
+  // console is where the browser tests collect errors. A 401 is not
+  // reported: api() is already sending the page to the login form.
   async function tick(my) {
     const view = current;
     try {
       await VIEWS[view.name](view.arg);
-      setText('status', 'live · ' + new Date().toLocaleTimeString(undefined, { hour12: false }));
-      $('status').classList.remove('error');
+      if (my === loop) {
+        setText('status', 'live · ' + new Date().toLocaleTimeString(undefined, { hour12: false }));
+        $('status').classList.remove('error');
+      }
     } catch (err) {
-      setText('status', view.name + ': ' + err.message);
-      $('status').classList.add('error');
+      if (!(err instanceof APIError && err.status === 401)) {
+        console.error('console: the ' + view.name + ' view failed:', err);
+      }
+      if (my === loop) {
+        setText('status', view.name + ': ' + err.message);
+        $('status').classList.add('error');
+      }
     }
     if (my === loop) timer = setTimeout(() => tick(my), POLL_MS);
   }
@@ -487,6 +505,9 @@
   const logout = $('logout');
   if (logout) {
     logout.addEventListener('click', async () => {
+      // No poll after this: it would meet a 401 on its way out.
+      clearTimeout(timer);
+      loop++;
       await fetch('/ui/logout', { method: 'POST', headers: { 'X-CSRF-Token': csrf } });
       location.assign('/ui/login');
     });
