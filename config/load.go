@@ -162,7 +162,13 @@ func walk(root ast.Node, add func(field string, line int, msg string) int) (bad 
 	valueErrors(root, configType, "", func(path string, line int, err error) {
 		path = strings.TrimPrefix(path, ".")
 		bad = append(bad, path)
-		at := add(path, line, pathPrefix(path)+err.Error())
+		msg := err.Error() // the whole document is of the wrong kind
+		if path != "" {
+			// Said as validation says a field's problem: the path, then
+			// the text without a sentinel's package name (FieldError).
+			msg = (&filters.FieldError{Field: path, Err: err}).Error()
+		}
+		at := add(path, line, msg)
 		var ke *kindErr
 		if errors.As(err, &ke) && ke.integer {
 			ints = append(ints, intProblem{at: at, field: path, kind: ke})
@@ -468,7 +474,7 @@ func (c *Config) ValidateEdge() error {
 	}
 	for i, o := range c.Admin.AllowedOrigins {
 		if _, err := httpkit.ParseOrigin(o); err != nil {
-			field(fmt.Sprintf("admin.allowed_origins[%d]", i), "%v", err)
+			errs = append(errs, &filters.FieldError{Field: fmt.Sprintf("admin.allowed_origins[%d]", i), Err: err})
 		}
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
