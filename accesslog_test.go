@@ -206,9 +206,15 @@ edgeguard_config_reloads_total{result="success"} 0
 
 // TestAccessLogDirectMatchesSlog: the line encoded straight to the access
 // writer has the fields and values of the one the logger's JSON handler
-// writes, for an allowed and a refused request.
+// writes, for an allowed request, one the WAF refuses (with its rule ids)
+// and one the volumetric stage refuses.
 func TestAccessLogDirectMatchesSlog(t *testing.T) {
-	const cfg = "stages: [volumetric]\nvolumetric: {rate: 1/m, burst: 1}\n"
+	// send gives every request a body, which CRS refuses on a GET and
+	// without a Content-Type (920170, 920180, 920640): those rules are
+	// off, so the first request passes and the second is refused for
+	// its SQL injection alone.
+	const cfg = "stages: [volumetric, waf]\nvolumetric: {rate: 1/m, burst: 2}\n" +
+		"waf: {exclusions: [{path: /, rule_ids: [920170, 920180, 920640]}]}\n"
 	records := func(direct bool) []map[string]any {
 		out := &syncBuffer{}
 		opts := []Option{WithLogger(slog.New(slog.NewJSONHandler(out, nil)))}
@@ -222,12 +228,16 @@ func TestAccessLogDirectMatchesSlog(t *testing.T) {
 		defer g.Close()
 		h := g.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("hello")) }))
 		send(h, "GET", "http://example.test/caf%C3%A9?q=%22x%22&token=t")
+		send(h, "GET", "http://example.test/?id=1%27%20OR%20%271%27%3D%271")
 		send(h, "GET", "http://example.test/%01%FF")
 		var recs []map[string]any
 		for _, l := range out.lines() {
 			var m map[string]any
 			if err := json.Unmarshal([]byte(l), &m); err != nil {
 				t.Fatalf("not JSON: %q", l)
+			}
+			if m["msg"] != "access" {
+				continue // the WAF's own line about what it matched
 			}
 			delete(m, "time")
 			for _, k := range []string{"request_id", "duration", "upstream_duration"} {
@@ -240,8 +250,16 @@ func TestAccessLogDirectMatchesSlog(t *testing.T) {
 		return recs
 	}
 	viaSlog, direct := records(false), records(true)
-	if len(viaSlog) != 2 || len(direct) != 2 {
+	if len(viaSlog) != 3 || len(direct) != 3 {
 		t.Fatalf("records: %d through slog, %d direct", len(viaSlog), len(direct))
+	}
+	for i, want := range []float64{200, 403, 429} {
+		if viaSlog[i]["status"] != want {
+			t.Fatalf("record %d: status %v, want %v: %v", i, viaSlog[i]["status"], want, viaSlog[i])
+		}
+	}
+	if ids, _ := viaSlog[1]["rule_ids"].([]any); viaSlog[1]["stage"] != "waf" || len(ids) < 2 {
+		t.Fatalf("record 1 is not a WAF refusal with its rule ids: %v", viaSlog[1])
 	}
 	for i := range viaSlog {
 		a, _ := json.Marshal(viaSlog[i])
