@@ -3,6 +3,7 @@ package edgeguard
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/edgeguard/edgeguard/internal/bodymem"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -291,4 +293,54 @@ func FuzzAppendJSONString(f *testing.F) {
 			t.Fatalf("%q: decodes to %q, encoding/json's to %q", s, got, want)
 		}
 	})
+}
+
+// TestAccessLogBytesInCountsWhatWasRead: behind the binary's server (a
+// bodymem count in the request's context) bytes_in is what the handler
+// read, so a chunked upload, whose Content-Length is unknown, is counted;
+// as plain middleware it is the declared Content-Length, 0 when chunked.
+// Both JSON encoders say the same.
+func TestAccessLogBytesInCountsWhatWasRead(t *testing.T) {
+	const body = "0123456789abcdefghij" // 20 bytes
+	for _, tc := range []struct {
+		name             string
+		counted, chunked bool
+		want             float64
+	}{
+		{"counted, chunked", true, true, 20},
+		{"counted, with a length", true, false, 20},
+		{"middleware, chunked", false, true, 0},
+		{"middleware, with a length", false, false, 20},
+	} {
+		for _, direct := range []bool{false, true} {
+			out := &syncBuffer{}
+			opts := []Option{WithLogger(slog.New(slog.NewJSONHandler(out, nil)))}
+			if direct {
+				opts = append(opts, WithAccessWriter(out))
+			}
+			g, err := New(mustConfig(t, "stages: []\n"), opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := g.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) }))
+			r := httptest.NewRequest("POST", "http://example.test/upload", strings.NewReader(body))
+			if tc.chunked {
+				r.ContentLength = -1 // as net/http has it for Transfer-Encoding: chunked
+			}
+			if tc.counted {
+				ctx, b := bodymem.NewPool(0).WrapContext(r.Context(), r.Body, nil)
+				r.Body = b
+				r = r.WithContext(ctx)
+			}
+			h.ServeHTTP(httptest.NewRecorder(), r)
+			g.Close()
+			var m map[string]any
+			if err := json.Unmarshal([]byte(out.lines()[0]), &m); err != nil {
+				t.Fatal(err)
+			}
+			if m["bytes_in"] != tc.want {
+				t.Errorf("%s (direct %v): bytes_in %v, want %v", tc.name, direct, m["bytes_in"], tc.want)
+			}
+		}
+	}
 }
