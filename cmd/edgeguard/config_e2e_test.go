@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -237,5 +238,73 @@ func TestE2EReloadMetricsAndAccessLine(t *testing.T) {
 	}
 	if !regexp.MustCompile(`(?m)^edgeguard_build_info\{.*coraza="v3\..*crs="v4\..*\} 1$`).MatchString(fetchText(t, "http://"+p.admin+"/metrics")) {
 		t.Error("/metrics lacks edgeguard_build_info with the Coraza version")
+	}
+}
+
+// TestE2ERoutesPoolsAndRefusals: with routes, named pools and a route's
+// own WAF, /metrics times the upstream by pool (api and default, never
+// only "none"), the shared chain's stage series say route="*" beside the
+// route's and none says route=""; the access line names the route, the
+// refusing stage and its rule ids, and counts a chunked upload's bytes.
+func TestE2ERoutesPoolsAndRefusals(t *testing.T) {
+	up := echoUpstream(t)
+	p := start(t, `upstream: {{upstream}}
+upstreams:
+  api: {backends: ["{{upstream}}"]}
+routes: [{path: /api, upstream: api}]
+stages: [waf]
+route_stages:
+  /api:
+    waf: {paranoia: 2}
+listen: 127.0.0.1:0
+admin: {listen: 127.0.0.1:0}
+`, up.URL)
+	const upload = `{"note": "a chunked upload"}`
+	for _, tc := range []struct {
+		method, path string
+		body         io.Reader
+		want         int
+	}{
+		{"GET", "/", nil, 200},
+		{"GET", "/api/items", nil, 200},
+		{"GET", "/api/items?id=" + url.QueryEscape("1' OR '1'='1"), nil, 403},
+		// A reader of unknown length: the client sends it chunked.
+		{"POST", "/upload", io.MultiReader(strings.NewReader(upload)), 200},
+	} {
+		req, _ := http.NewRequest(tc.method, "http://"+p.edge+tc.path, tc.body)
+		if tc.body != nil {
+			req.Header.Set("Content-Type", "application/json") // CRS refuses a body without an allowed one
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Fatalf("%s %s: %d, want %d", tc.method, tc.path, resp.StatusCode, tc.want)
+		}
+	}
+	denied, from := p.log.waitFor(t, 0, 10*time.Second, map[string]string{"msg": "access", "status": "403"})
+	ids := fmt.Sprint(denied["rule_ids"])
+	if denied["route"] != "/api" || denied["stage"] != "waf" || !strings.Contains(ids, "942100") || !strings.Contains(ids, "949110") {
+		t.Errorf("WAF refusal's access line: route %v, stage %v, rule_ids %s; want /api, waf, [... 942100 ... 949110]", denied["route"], denied["stage"], ids)
+	}
+	uploaded, _ := p.log.waitFor(t, from, 10*time.Second, map[string]string{"msg": "access", "path": "/upload"})
+	if uploaded["bytes_in"] != float64(len(upload)) || uploaded["route"] != nil {
+		t.Errorf("chunked upload's access line: bytes_in %v, route %v; want %d and no route", uploaded["bytes_in"], uploaded["route"], len(upload))
+	}
+	metrics := fetchText(t, "http://"+p.admin+"/metrics")
+	for _, re := range []string{
+		`(?m)^edgeguard_upstream_duration_seconds_count\{pool="api"\} 1$`,
+		`(?m)^edgeguard_upstream_duration_seconds_count\{pool="default"\} 2$`,
+		`(?m)^edgeguard_waf_\w+\{([^}]*,)?route="\*"(,[^}]*)?\} `,
+		`(?m)^edgeguard_waf_\w+\{([^}]*,)?route="/api"(,[^}]*)?\} `,
+	} {
+		if !regexp.MustCompile(re).MatchString(metrics) {
+			t.Errorf("/metrics has no line matching %s", re)
+		}
+	}
+	if strings.Contains(metrics, `route=""`) {
+		t.Errorf("/metrics has a series with route=\"\":\n%s", metrics)
 	}
 }
