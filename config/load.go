@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -129,6 +130,12 @@ func Parse(name string, data []byte) (cfg *Config, err error) {
 	}
 	cfg.validateInto(root, bad, add)
 	if len(found) > 0 {
+		// The blocks refused above are not built from the draft: the
+		// files they name are checked here, in the same run.
+		cfg.src.refused = refused
+		for _, fe := range filters.FieldErrors(cfg.refusedFiles(filepath.Dir(name))) {
+			add(fe.Field, fieldLine(root, fe.Field), fe.Error())
+		}
 		return done(cfg)
 	}
 	return cfg, nil
