@@ -54,7 +54,9 @@ func Load(path string) (*Config, error) {
 
 // Parse decodes data, named name in errors, strictly: unknown keys, values
 // of the wrong form and invalid settings are all reported, each with its
-// line. Defaults are applied to what the file leaves out.
+// line. Defaults are applied to what the file leaves out. A file with
+// problems has the files its refused stage blocks name read too (relative
+// to name's directory), since a draft does not build those blocks.
 func Parse(name string, data []byte) (cfg *Config, err error) {
 	// A config is read on every SIGHUP by a process that must keep
 	// serving: whatever the YAML library does with odd input, a bad file
