@@ -17,6 +17,7 @@ import (
 
 	"github.com/edgeguard/edgeguard/config"
 	"github.com/edgeguard/edgeguard/filters"
+	"github.com/edgeguard/edgeguard/internal/bodymem"
 )
 
 // accessLog writes one line per request: through the structured log
@@ -107,7 +108,7 @@ func (a *accessLog) write(req *filters.Request, rec *recorder, arrived time.Time
 		slog.String("protocol", r.Proto),
 		slog.String("user_agent", r.UserAgent()),
 		slog.Int("status", status),
-		slog.Int64("bytes_in", max(r.ContentLength, 0)),
+		slog.Int64("bytes_in", bytesIn(r)),
 		slog.Int64("bytes_out", rec.bytes),
 		slog.Float64("duration", took.Seconds()),
 	)
@@ -127,6 +128,18 @@ func (a *accessLog) write(req *filters.Request, rec *recorder, arrived time.Time
 		attrs = append(attrs, slog.Float64("upstream_duration", rec.upstream.Seconds()))
 	}
 	a.log.LogAttrs(context.Background(), slog.LevelInfo, "access", attrs...)
+}
+
+// bytesIn is the number of body bytes read from the client for r. The
+// binary's server counts them as they are read (bodymem), so a chunked
+// upload is counted, and a body refused unread counts 0, not what its
+// Content-Length claimed. A handler used as middleware has no such count
+// and logs the declared Content-Length (0 for a chunked body).
+func bytesIn(r *http.Request) int64 {
+	if n, ok := bodymem.BytesRead(r.Context()); ok {
+		return n
+	}
+	return max(r.ContentLength, 0)
 }
 
 // query returns raw with the values of redacted parameters replaced. A
@@ -263,7 +276,7 @@ func (a *accessLog) writeJSON(req *filters.Request, rec *recorder, status int, t
 	str("protocol", r.Proto)
 	str("user_agent", r.UserAgent())
 	num("status", int64(status))
-	num("bytes_in", max(r.ContentLength, 0))
+	num("bytes_in", bytesIn(r))
 	num("bytes_out", rec.bytes)
 	secs("duration", took)
 	if req.Route != "" {

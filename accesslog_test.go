@@ -3,6 +3,7 @@ package edgeguard
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/edgeguard/edgeguard/internal/bodymem"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -206,9 +208,15 @@ edgeguard_config_reloads_total{result="success"} 0
 
 // TestAccessLogDirectMatchesSlog: the line encoded straight to the access
 // writer has the fields and values of the one the logger's JSON handler
-// writes, for an allowed and a refused request.
+// writes, for an allowed request, one the WAF refuses (with its rule ids)
+// and one the volumetric stage refuses.
 func TestAccessLogDirectMatchesSlog(t *testing.T) {
-	const cfg = "stages: [volumetric]\nvolumetric: {rate: 1/m, burst: 1}\n"
+	// send gives every request a body, which CRS refuses on a GET and
+	// without a Content-Type (920170, 920180, 920640): those rules are
+	// off, so the first request passes and the second is refused for
+	// its SQL injection alone.
+	const cfg = "stages: [volumetric, waf]\nvolumetric: {rate: 1/m, burst: 2}\n" +
+		"waf: {exclusions: [{path: /, rule_ids: [920170, 920180, 920640]}]}\n"
 	records := func(direct bool) []map[string]any {
 		out := &syncBuffer{}
 		opts := []Option{WithLogger(slog.New(slog.NewJSONHandler(out, nil)))}
@@ -222,12 +230,16 @@ func TestAccessLogDirectMatchesSlog(t *testing.T) {
 		defer g.Close()
 		h := g.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("hello")) }))
 		send(h, "GET", "http://example.test/caf%C3%A9?q=%22x%22&token=t")
+		send(h, "GET", "http://example.test/?id=1%27%20OR%20%271%27%3D%271")
 		send(h, "GET", "http://example.test/%01%FF")
 		var recs []map[string]any
 		for _, l := range out.lines() {
 			var m map[string]any
 			if err := json.Unmarshal([]byte(l), &m); err != nil {
 				t.Fatalf("not JSON: %q", l)
+			}
+			if m["msg"] != "access" {
+				continue // the WAF's own line about what it matched
 			}
 			delete(m, "time")
 			for _, k := range []string{"request_id", "duration", "upstream_duration"} {
@@ -240,8 +252,16 @@ func TestAccessLogDirectMatchesSlog(t *testing.T) {
 		return recs
 	}
 	viaSlog, direct := records(false), records(true)
-	if len(viaSlog) != 2 || len(direct) != 2 {
+	if len(viaSlog) != 3 || len(direct) != 3 {
 		t.Fatalf("records: %d through slog, %d direct", len(viaSlog), len(direct))
+	}
+	for i, want := range []float64{200, 403, 429} {
+		if viaSlog[i]["status"] != want {
+			t.Fatalf("record %d: status %v, want %v: %v", i, viaSlog[i]["status"], want, viaSlog[i])
+		}
+	}
+	if ids, _ := viaSlog[1]["rule_ids"].([]any); viaSlog[1]["stage"] != "waf" || len(ids) < 2 {
+		t.Fatalf("record 1 is not a WAF refusal with its rule ids: %v", viaSlog[1])
 	}
 	for i := range viaSlog {
 		a, _ := json.Marshal(viaSlog[i])
@@ -273,4 +293,54 @@ func FuzzAppendJSONString(f *testing.F) {
 			t.Fatalf("%q: decodes to %q, encoding/json's to %q", s, got, want)
 		}
 	})
+}
+
+// TestAccessLogBytesInCountsWhatWasRead: behind the binary's server (a
+// bodymem count in the request's context) bytes_in is what the handler
+// read, so a chunked upload, whose Content-Length is unknown, is counted;
+// as plain middleware it is the declared Content-Length, 0 when chunked.
+// Both JSON encoders say the same.
+func TestAccessLogBytesInCountsWhatWasRead(t *testing.T) {
+	const body = "0123456789abcdefghij" // 20 bytes
+	for _, tc := range []struct {
+		name             string
+		counted, chunked bool
+		want             float64
+	}{
+		{"counted, chunked", true, true, 20},
+		{"counted, with a length", true, false, 20},
+		{"middleware, chunked", false, true, 0},
+		{"middleware, with a length", false, false, 20},
+	} {
+		for _, direct := range []bool{false, true} {
+			out := &syncBuffer{}
+			opts := []Option{WithLogger(slog.New(slog.NewJSONHandler(out, nil)))}
+			if direct {
+				opts = append(opts, WithAccessWriter(out))
+			}
+			g, err := New(mustConfig(t, "stages: []\n"), opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := g.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) }))
+			r := httptest.NewRequest("POST", "http://example.test/upload", strings.NewReader(body))
+			if tc.chunked {
+				r.ContentLength = -1 // as net/http has it for Transfer-Encoding: chunked
+			}
+			if tc.counted {
+				ctx, b := bodymem.NewPool(0).WrapContext(r.Context(), r.Body, nil)
+				r.Body = b
+				r = r.WithContext(ctx)
+			}
+			h.ServeHTTP(httptest.NewRecorder(), r)
+			g.Close()
+			var m map[string]any
+			if err := json.Unmarshal([]byte(out.lines()[0]), &m); err != nil {
+				t.Fatal(err)
+			}
+			if m["bytes_in"] != tc.want {
+				t.Errorf("%s (direct %v): bytes_in %v, want %v", tc.name, direct, m["bytes_in"], tc.want)
+			}
+		}
+	}
 }

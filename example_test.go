@@ -53,7 +53,7 @@ func ExampleNew_badConfig() {
 	_, err := config.Parse("edge.yaml", []byte("stages: [volumetric]\nvolumetric:\n  rate: fast\n"))
 	fmt.Println(err)
 	// Output:
-	// edge.yaml:3: volumetric.rate: filters: bad rate "fast": want COUNT/PERIOD, like 50/s or 600/m
+	// edge.yaml:3: volumetric.rate: bad rate "fast": want COUNT/PERIOD, like 50/s or 600/m
 }
 
 // Wrapping a whole http.ServeMux: every route behind it is guarded, and

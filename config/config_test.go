@@ -73,7 +73,7 @@ func TestErrors(t *testing.T) {
 		{name: "unknown keys, bad values and semantic problems, all in one run", yaml: "upstream: http://x:1\nstages: [waf, firewall]\nwaf:\n  paranoia: high\n  paranoya: 2\nvolumetric: {rate: 5/s, burst: -1}\nlog: {level: chatty}\n",
 			want: []string{`2: stages[1]: unknown stage "firewall"`, `4: waf.paranoia: want an integer`, `5: waf: unknown key "paranoya"`, `7: log.level: "chatty"`}},
 		{name: "a refused value is not reported again by validation", yaml: "upstream: http://x:1\nstages: [volumetric]\nvolumetric:\n  rate: fast\n",
-			want: []string{`4: volumetric.rate: filters: bad rate "fast"`}},
+			want: []string{`4: volumetric.rate: bad rate "fast"`}},
 		{name: "unknown stage and a repeat", yaml: "upstream: http://x:1\nstages:\n  - waf\n  - firewall\n  - waf\n",
 			want: []string{`4: stages[1]: unknown stage "firewall"`, `5: stages[2]: stage "waf" named twice`}},
 		{name: "a stage in the chain without its block is reported at the chain", yaml: "upstream: http://x:1\nstages: [quota]\n",

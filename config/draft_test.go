@@ -2,6 +2,9 @@ package config
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/edgeguard/edgeguard/filters"
@@ -76,5 +79,73 @@ edge.yaml:10: route_stages./login.volumetric: no`
 	}
 	if (&Config{}).Locate(nil) != nil || ce.Draft().Locate(nil) != nil {
 		t.Error("Locate(nil) is not nil")
+	}
+}
+
+// TestRefusedBlocksFiles: Parse checks the files named by a block of the
+// chain that it refused (the draft does not build that block), each at
+// the key that names it; a sound block's files are left to building, and
+// a block the chain does not run is not read.
+func TestRefusedBlocksFiles(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "good"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "good", "pack.yaml"), []byte("name: good\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "good", "rules.conf"), []byte("# no rules\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "keys.txt"), []byte("not a hash\n"), 0o644)
+	for _, tc := range []struct {
+		name, yaml string
+		want       []string // the problems naming a file (in dir), in order
+	}{
+		{"a route's packs beyond the top level's", `stages: [waf]
+waf: {paranoia: 9, packs: [good]}
+routes: [{path: /login, upstream: default}]
+route_stages:
+  /login:
+    waf: {packs: [good, gone]}
+`, []string{`:7: route_stages./login.waf.packs[1]: ` + dir + `/gone/pack.yaml: no such file or directory`}},
+		{"quota keys and jwt key files", `stages: [quota]
+quota:
+  fleet_size: -1
+  key: ["header:X-Key"]
+  keys_file: keys.txt
+  jwt: {key_file: jwt.pem, algorithms: [RS256]}
+  policies: [{name: api, rate: 5/s}]
+`, []string{
+			`:6: quota.keys_file: ` + dir + `/keys.txt:1: "not" is not a SHA-256 in hex`,
+			`:7: quota.jwt.key_file: ` + dir + `/jwt.pem: no such file or directory`,
+		}},
+		{"a sound block's files are building's", `stages: [reputation, waf]
+reputation: {lists: [{file: gone.txt, action: deny}]}
+waf: {paranoia: 9}
+`, nil},
+		{"a block the chain does not run", `stages: [waf]
+reputation: {strikes: {threshold: -1}, lists: [{file: gone.txt, action: deny}]}
+waf: {paranoia: 9}
+`, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, "edge.yaml")
+			_, err := Parse(path, []byte("upstream: http://127.0.0.1:9000\n"+tc.yaml))
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("want an *Error, got %v", err)
+			}
+			var files []string
+			for _, p := range ce.Problems {
+				if strings.Contains(p.Msg, dir) {
+					files = append(files, p.String())
+				}
+			}
+			if len(files) != len(tc.want) {
+				t.Fatalf("file problems:\n%s\nwant %d of them; all:\n%v", strings.Join(files, "\n"), len(tc.want), err)
+			}
+			for i, w := range tc.want {
+				if !strings.HasPrefix(files[i], path+w) {
+					t.Errorf("got  %s\nwant %s…", files[i], path+w)
+				}
+			}
+		})
 	}
 }

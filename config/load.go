@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -53,7 +54,9 @@ func Load(path string) (*Config, error) {
 
 // Parse decodes data, named name in errors, strictly: unknown keys, values
 // of the wrong form and invalid settings are all reported, each with its
-// line. Defaults are applied to what the file leaves out.
+// line. Defaults are applied to what the file leaves out. A file with
+// problems has the files its refused stage blocks name read too (relative
+// to name's directory), since a draft does not build those blocks.
 func Parse(name string, data []byte) (cfg *Config, err error) {
 	// A config is read on every SIGHUP by a process that must keep
 	// serving: whatever the YAML library does with odd input, a bad file
@@ -130,6 +133,12 @@ func Parse(name string, data []byte) (cfg *Config, err error) {
 	}
 	cfg.validateInto(root, bad, add)
 	if len(found) > 0 {
+		// The blocks refused above are not built from the draft: the
+		// files they name are checked here, in the same run.
+		cfg.src.refused = refused
+		for _, fe := range filters.FieldErrors(cfg.refusedFiles(filepath.Dir(name))) {
+			add(fe.Field, fieldLine(root, fe.Field), fe.Error())
+		}
 		return done(cfg)
 	}
 	return cfg, nil
@@ -163,7 +172,13 @@ func walk(root ast.Node, add func(field string, line int, msg string) int) (bad 
 	valueErrors(root, configType, "", func(path string, line int, err error) {
 		path = strings.TrimPrefix(path, ".")
 		bad = append(bad, path)
-		at := add(path, line, pathPrefix(path)+err.Error())
+		msg := err.Error() // the whole document is of the wrong kind
+		if path != "" {
+			// Said as validation says a field's problem: the path, then
+			// the text without a sentinel's package name (FieldError).
+			msg = (&filters.FieldError{Field: path, Err: err}).Error()
+		}
+		at := add(path, line, msg)
 		var ke *kindErr
 		if errors.As(err, &ke) && ke.integer {
 			ints = append(ints, intProblem{at: at, field: path, kind: ke})
@@ -469,7 +484,7 @@ func (c *Config) ValidateEdge() error {
 	}
 	for i, o := range c.Admin.AllowedOrigins {
 		if _, err := httpkit.ParseOrigin(o); err != nil {
-			field(fmt.Sprintf("admin.allowed_origins[%d]", i), "%v", err)
+			errs = append(errs, &filters.FieldError{Field: fmt.Sprintf("admin.allowed_origins[%d]", i), Err: err})
 		}
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {

@@ -53,8 +53,18 @@ func instance(t *testing.T, name string, data []byte) any {
 	return inst
 }
 
+// notConfigs are the YAML files under testdata that are not configs that
+// load, each kind for its reason. Any other YAML file there must load: a
+// config that stops loading fails the test instead of dropping out of it.
+var notConfigs = []struct{ glob, why string }{
+	{"testdata/errors/*.yaml", "configs broken on purpose (TestGolden's inputs)"},
+	{"../testdata/broken-neighbours/*/pack.yaml", "a rule pack's metadata, broken on purpose"},
+	{"../testdata/packs/*/pack.yaml", "rule packs' metadata"},
+	{"../testdata/plugins/*/tests/regression/*/*.yaml", "CRS plugins' regression tests"},
+}
+
 // exampleConfigs are the configs users copy: every YAML example of the
-// README and every config under testdata that loads, and the demo's.
+// README, every config under testdata (but notConfigs) and the demo's.
 func exampleConfigs(t *testing.T) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
@@ -71,25 +81,40 @@ func exampleConfigs(t *testing.T) map[string][]byte {
 	}
 	out["demo.yaml"] = []byte(strings.NewReplacer("{{listen}}", "127.0.0.1:8080", "{{admin}}", "127.0.0.1:9090", "{{upstream}}", "http://127.0.0.1:9000").Replace(string(demo)))
 	for _, dir := range []string{"testdata", "../testdata"} {
-		_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-			if err != nil || d.IsDir() || (!strings.HasSuffix(p, ".yaml") && !strings.HasSuffix(p, ".yml")) {
-				return nil
+		err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || (!strings.HasSuffix(p, ".yaml") && !strings.HasSuffix(p, ".yml")) || notConfig(p) {
+				return err
 			}
 			data, err := os.ReadFile(p)
-			if err == nil {
-				if _, perr := Parse(p, data); perr == nil {
-					out[p] = data
-				}
+			if err != nil {
+				return err
 			}
+			if _, err := Parse(p, data); err != nil {
+				t.Errorf("%s does not load, and notConfigs does not list it:\n%v", p, err)
+			}
+			out[p] = data
 			return nil
 		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	return out
 }
 
+// notConfig reports whether notConfigs lists path.
+func notConfig(path string) bool {
+	for _, nc := range notConfigs {
+		if ok, _ := filepath.Match(nc.glob, path); ok {
+			return true
+		}
+	}
+	return false
+}
+
 // TestSchemaAcceptsTheExamples: the README's examples, the demo and every
-// loadable config in testdata are valid against the schema (and load), so
-// an editor using the schema never flags a config edgeguard runs.
+// config in testdata are valid against the schema (and load), so an editor
+// using the schema never flags a config edgeguard runs.
 func TestSchemaAcceptsTheExamples(t *testing.T) {
 	s := compiledSchema(t)
 	configs := exampleConfigs(t)

@@ -212,8 +212,43 @@ type FieldError struct {
 	Err   error
 }
 
-func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+// Error is the field's path and what is wrong with it, each said once. A
+// sentinel's text starts with its package's name ("filters: bad rate"),
+// which tells a Go caller where the error came from; after a field path it
+// only stutters ("volumetric.rate: filters: bad rate"), so an error that
+// starts with the text of a sentinel it wraps loses that name here:
+// `volumetric.rate: bad rate "50 per second": …`.
+func (e *FieldError) Error() string { return e.Field + ": " + withoutPackage(e.Err) }
 func (e *FieldError) Unwrap() error { return e.Err }
+
+// withoutPackage is err's text without the "pkg: " its first words repeat
+// from a sentinel it wraps; any other text is left as it is, so a file
+// name ("deny.txt:3: …") is never taken for a package.
+func withoutPackage(err error) string {
+	msg := err.Error()
+	for w := errors.Unwrap(err); w != nil; w = errors.Unwrap(w) {
+		inner := w.Error()
+		pkg, _, ok := strings.Cut(inner, ": ")
+		if ok && strings.HasPrefix(msg, inner) && packageName(pkg) {
+			return msg[len(pkg)+len(": "):]
+		}
+	}
+	return msg
+}
+
+// packageName reports whether s can be a Go package name as error texts
+// start with one: lower-case letters and digits, a letter first.
+func packageName(s string) bool {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
 
 // FieldErrorf returns a *FieldError for field with a formatted message.
 func FieldErrorf(field, format string, args ...any) error {

@@ -2,6 +2,7 @@ package filters
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -169,5 +170,28 @@ func TestPrefixFields(t *testing.T) {
 	}
 	if PrefixFields("x", nil) != nil || FieldErrors(nil) != nil {
 		t.Error("nil must stay nil")
+	}
+}
+
+// TestFieldErrorSaysThePackageOnce: under a field path, the package name a
+// wrapped sentinel's text starts with is dropped; a file name or a text
+// that only looks like "word: " without a sentinel behind it stays.
+func TestFieldErrorSaysThePackageOnce(t *testing.T) {
+	_, badRate := ParseRate("50 per second")
+	sentinel := errors.New("quota: bad keys file")
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{badRate, `rate: bad rate "50 per second": want COUNT/PERIOD, like 50/s or 600/m`},
+		{fmt.Errorf("%w %q: no such file", sentinel, "k.txt"), `rate: bad keys file "k.txt": no such file`},
+		{fmt.Errorf("%w: %v", errors.New("denylist"), "no such file"), `rate: denylist: no such file`},
+		{fmt.Errorf("deny.txt:3: %w", sentinel), `rate: deny.txt:3: quota: bad keys file`},
+		{errors.New("filters: not wrapped"), `rate: filters: not wrapped`},
+		{fmt.Errorf("wrapped later: %w", badRate), `rate: wrapped later: filters: bad rate "50 per second": want COUNT/PERIOD, like 50/s or 600/m`},
+	} {
+		if got := (&FieldError{Field: "rate", Err: tc.err}).Error(); got != tc.want {
+			t.Errorf("got  %s\nwant %s", got, tc.want)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -63,12 +64,14 @@ func TestE2EOneLineConfig(t *testing.T) {
 }
 
 // TestE2EValidateReportsEverything: one validate run prints every problem
-// of a broken file, each once as FILE:LINE: message, in the file's terms.
+// of a broken file, each once as FILE:LINE: message, in the file's terms,
+// and each prefixed once: by the field's path, never again by the name of
+// the Go package that found it ("volumetric.rate: filters: bad rate").
 func TestE2EValidateReportsEverything(t *testing.T) {
 	bin := binary(t)
 	path := filepath.Join(t.TempDir(), "broken.yaml")
 	os.WriteFile(path, []byte(`upstream: http://127.0.0.1:9000
-stages: [reputation, volumetric, waf, firewall]
+stages: [reputation, volumetric, waf, firewall, quota]
 volumetric:
   rate: "50 per second"
   burst: lots
@@ -83,33 +86,42 @@ admin:
   pprof: yes please
 log:
   level: chatty
+quota:
+  key: [cookie, ip]
+  policies:
+    - {name: api, rate: 5 a day}
 `), 0o644)
 	out, err := exec.Command(bin, "validate", path).Output()
 	if code := exitCode(err); code != 1 {
 		t.Fatalf("validate exit %d, want 1\n%s", code, out)
 	}
 	want := []string{
-		`:2: stages[3]: unknown stage "firewall"`,
-		`:4: volumetric.rate: `,
+		`:2: stages[3]: unknown stage "firewall" (want one of reputation, volumetric, waf, quota)`,
+		`:4: volumetric.rate: bad rate "50 per second": want COUNT/PERIOD, like 50/s or 600/m`,
 		`:5: volumetric.burst: want an integer 1-57646075230, got "lots"`, // the default rate 50/s stands in for the refused one
 		`:7: waf.paranoia: want an integer 1-4, got "high"`,
 		`:8: waf: unknown key "body_limt"`,
 		`:9: waf.mode: mode "detect": want block, shadow or off`,
 		`:11: client_ip.trusted_proxies: want a list, got "10.0.0.0/8"`,
-		`:13: admin.listen: "0.0.0.0:9090" is not a loopback address`,
+		`:13: admin.listen: "0.0.0.0:9090" is not a loopback address: set admin.token, or the ban and metrics API would be open to the network`,
 		`:14: admin.pprof: want true or false, got "yes please"`,
-		`:16: log.level: "chatty"`,
+		`:16: log.level: "chatty": want debug, info, warn or error`,
+		`:18: quota.key[0]: bad key source "cookie": want ip, header:NAME, cookie:NAME or jwt:CLAIM`,
+		`:20: quota.policies[0].rate: bad rate "5 a day": want COUNT/PERIOD, like 50/s or 600/m`,
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	if len(lines) != len(want) {
 		t.Fatalf("%d problems, want %d:\n%s", len(lines), len(want), out)
 	}
+	// After "FILE:LINE: field.path: ", a package name would be a word
+	// and a colon: "filters: ", "quota: ", "edgeguard: ".
+	stutter := regexp.MustCompile(`^[^:]+:\d+: [\w.\[\]/]+: [a-z][a-z0-9]*: `)
 	for i, w := range want {
-		if !strings.HasPrefix(lines[i], path+w) {
-			t.Errorf("line %d = %q, want prefix %q", i+1, lines[i], path+w)
+		if lines[i] != path+w {
+			t.Errorf("line %d:\n got %s\nwant %s", i+1, lines[i], path+w)
 		}
-		if strings.Count(lines[i], "edgeguard") > 0 {
-			t.Errorf("line %d stutters: %q", i+1, lines[i])
+		if stutter.MatchString(lines[i]) || strings.Contains(lines[i], "edgeguard") {
+			t.Errorf("line %d names a package after its field: %q", i+1, lines[i])
 		}
 	}
 }
@@ -229,5 +241,73 @@ func TestE2EReloadMetricsAndAccessLine(t *testing.T) {
 	}
 	if !regexp.MustCompile(`(?m)^edgeguard_build_info\{.*coraza="v3\..*crs="v4\..*\} 1$`).MatchString(fetchText(t, "http://"+p.admin+"/metrics")) {
 		t.Error("/metrics lacks edgeguard_build_info with the Coraza version")
+	}
+}
+
+// TestE2ERoutesPoolsAndRefusals: with routes, named pools and a route's
+// own WAF, /metrics times the upstream by pool (api and default, never
+// only "none"), the shared chain's stage series say route="*" beside the
+// route's and none says route=""; the access line names the route, the
+// refusing stage and its rule ids, and counts a chunked upload's bytes.
+func TestE2ERoutesPoolsAndRefusals(t *testing.T) {
+	up := echoUpstream(t)
+	p := start(t, `upstream: {{upstream}}
+upstreams:
+  api: {backends: ["{{upstream}}"]}
+routes: [{path: /api, upstream: api}]
+stages: [waf]
+route_stages:
+  /api:
+    waf: {paranoia: 2}
+listen: 127.0.0.1:0
+admin: {listen: 127.0.0.1:0}
+`, up.URL)
+	const upload = `{"note": "a chunked upload"}`
+	for _, tc := range []struct {
+		method, path string
+		body         io.Reader
+		want         int
+	}{
+		{"GET", "/", nil, 200},
+		{"GET", "/api/items", nil, 200},
+		{"GET", "/api/items?id=" + url.QueryEscape("1' OR '1'='1"), nil, 403},
+		// A reader of unknown length: the client sends it chunked.
+		{"POST", "/upload", io.MultiReader(strings.NewReader(upload)), 200},
+	} {
+		req, _ := http.NewRequest(tc.method, "http://"+p.edge+tc.path, tc.body)
+		if tc.body != nil {
+			req.Header.Set("Content-Type", "application/json") // CRS refuses a body without an allowed one
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Fatalf("%s %s: %d, want %d", tc.method, tc.path, resp.StatusCode, tc.want)
+		}
+	}
+	denied, from := p.log.waitFor(t, 0, 10*time.Second, map[string]string{"msg": "access", "status": "403"})
+	ids := fmt.Sprint(denied["rule_ids"])
+	if denied["route"] != "/api" || denied["stage"] != "waf" || !strings.Contains(ids, "942100") || !strings.Contains(ids, "949110") {
+		t.Errorf("WAF refusal's access line: route %v, stage %v, rule_ids %s; want /api, waf, [... 942100 ... 949110]", denied["route"], denied["stage"], ids)
+	}
+	uploaded, _ := p.log.waitFor(t, from, 10*time.Second, map[string]string{"msg": "access", "path": "/upload"})
+	if uploaded["bytes_in"] != float64(len(upload)) || uploaded["route"] != nil {
+		t.Errorf("chunked upload's access line: bytes_in %v, route %v; want %d and no route", uploaded["bytes_in"], uploaded["route"], len(upload))
+	}
+	metrics := fetchText(t, "http://"+p.admin+"/metrics")
+	for _, re := range []string{
+		`(?m)^edgeguard_upstream_duration_seconds_count\{pool="api"\} 1$`,
+		`(?m)^edgeguard_upstream_duration_seconds_count\{pool="default"\} 2$`,
+		`(?m)^edgeguard_waf_\w+\{([^}]*,)?route="\*"(,[^}]*)?\} `,
+		`(?m)^edgeguard_waf_\w+\{([^}]*,)?route="/api"(,[^}]*)?\} `,
+	} {
+		if !regexp.MustCompile(re).MatchString(metrics) {
+			t.Errorf("/metrics has no line matching %s", re)
+		}
+	}
+	if strings.Contains(metrics, `route=""`) {
+		t.Errorf("/metrics has a series with route=\"\":\n%s", metrics)
 	}
 }

@@ -83,26 +83,66 @@ func matchProblems(t *testing.T, out string, want []string) {
 	}
 }
 
+// refusedBlocks is a config whose blocks each have a problem of their own
+// (so none is built) and name files that are broken or missing.
+const refusedBlocks = `upstream: http://127.0.0.1:9000
+stages: [reputation, waf, quota]
+reputation:
+  strikes: {threshold: -1}
+  lists:
+    - {file: bad.txt, action: deny}
+    - {file: missing.txt, action: deny}
+waf:
+  paranoia: 9
+  packs: [nometa]
+quota:
+  fleet_size: -1
+  keys_file: nokeys.txt
+  policies: [{name: api, rate: 5/s}]
+listen: 127.0.0.1:0
+admin: {listen: 127.0.0.1:0}
+`
+
+// refusedBlocksProblems are the lines validate and run print for
+// refusedBlocks: each block's own problem and its files'.
+func refusedBlocksProblems(path, dir string) []string {
+	return []string{
+		path + `:4: reputation.strikes.threshold: must not be negative`,
+		path + `:6: reputation.lists[0]: ` + dir + `/bad.txt:3: "1.2.3.4/99" is not an IP address or CIDR prefix`,
+		path + `:7: reputation.lists[1]: ` + dir + `/missing.txt: no such file or directory`,
+		path + `:9: waf.paranoia: 9: want 1 to 4`,
+		path + `:10: waf.packs[0]: ` + dir + `/nometa/pack.yaml: no such file or directory`,
+		path + `:12: quota.fleet_size: "-1": want auto or a number of nodes, at least 1`,
+		path + `:13: quota.keys_file: ` + dir + `/nokeys.txt: no such file or directory`,
+	}
+}
+
 // TestE2EBuildProblemsInOneRun: the problems only building finds (lists
 // that do not parse, files missing, packs that do not compile), in the
 // shared chain and in a route's, are reported in the same run as the
 // problems of the file itself, each once as FILE:LINE at the key that
-// names the file, by validate and by run's refusal to start.
+// names the file, by validate and by run's refusal to start; and so are
+// the files named by a block that has a problem of its own and is
+// therefore not built.
 func TestE2EBuildProblemsInOneRun(t *testing.T) {
 	bin := binary(t)
-	for _, parseProblems := range []bool{false, true} {
-		name := "build problems only"
-		if parseProblems {
-			name = "beside the file's own problems"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  string
+		want func(path, dir string) []string
+	}{
+		{"build problems only", buildBroken(false), func(path, dir string) []string { return buildProblems(path, dir, false) }},
+		{"beside the file's own problems", buildBroken(true), func(path, dir string) []string { return buildProblems(path, dir, true) }},
+		{"in blocks with problems of their own", refusedBlocks, refusedBlocksProblems},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			brokenNeighbours(t, dir)
 			path := filepath.Join(dir, "edge.yaml")
-			if err := os.WriteFile(path, []byte(buildBroken(parseProblems)), 0o644); err != nil {
+			if err := os.WriteFile(path, []byte(tc.cfg), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			want := buildProblems(path, dir, parseProblems)
+			want := tc.want(path, dir)
 			out, err := exec.Command(bin, "validate", path).Output()
 			if code := exitCode(err); code != 1 {
 				t.Fatalf("validate: exit %d, want 1\n%s", code, out)

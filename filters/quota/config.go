@@ -315,7 +315,9 @@ func (c Config) Validate() error {
 	for i, s := range c.Key {
 		k, err := ParseKeySource(s)
 		if err != nil {
-			add(fmt.Sprintf("key[%d]", i), "%v", err)
+			// Wrapped, not formatted: the field error then says the
+			// key's path once, without the sentinel's "quota: ".
+			errs = append(errs, &filters.FieldError{Field: fmt.Sprintf("key[%d]", i), Err: err})
 			continue
 		}
 		if k.Kind == KeyJWT && c.JWT == nil {

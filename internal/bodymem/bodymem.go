@@ -59,6 +59,7 @@ type Body struct {
 	pool      *Pool
 	progress  func()
 	held      atomic.Int64
+	read      atomic.Int64 // every byte read, held or streamed: the access log's bytes_in
 	streaming atomic.Bool
 }
 
@@ -72,6 +73,7 @@ func (b *Body) Read(buf []byte) (int, error) {
 		b.progress()
 	}
 	n, err := b.ReadCloser.Read(buf)
+	b.read.Add(int64(n))
 	if n > 0 && !b.streaming.Load() {
 		if !b.pool.take(int64(n)) {
 			return 0, fullError{}
@@ -80,6 +82,10 @@ func (b *Body) Read(buf []byte) (int, error) {
 	}
 	return n, err
 }
+
+// BytesRead is the number of bytes read from b so far, held or streamed:
+// what the client actually sent, chunked or not, as far as it was read.
+func (b *Body) BytesRead() int64 { return b.read.Load() }
 
 // Stream stops counting: what is read from now on goes to the upstream as
 // it arrives and is not held. What was read before stays counted until
@@ -125,6 +131,16 @@ func (c *bodyContext) Value(key any) any {
 		return &c.b
 	}
 	return c.Context.Value(key)
+}
+
+// BytesRead is the number of bytes read so far from the Body in ctx; ok is
+// false when ctx carries none (a request without a body, or a handler not
+// behind the binary's server).
+func BytesRead(ctx context.Context) (n int64, ok bool) {
+	if b, ok := ctx.Value(ctxKey{}).(*Body); ok {
+		return b.BytesRead(), true
+	}
+	return 0, false
 }
 
 // Stream tells the Body in ctx, if any, that the request has passed the

@@ -70,3 +70,30 @@ func TestWrapContext(t *testing.T) {
 		t.Errorf("WrapContext: %v allocations, want 1", n)
 	}
 }
+
+// TestBytesReadCountsEverything: BytesRead is every byte read, before and
+// after Stream and after Release, found through the context as
+// WrapContext leaves it; a context without a Body says so.
+func TestBytesReadCountsEverything(t *testing.T) {
+	p := NewPool(0)
+	ctx, b := p.WrapContext(context.Background(), io.NopCloser(strings.NewReader("0123456789")), nil)
+	buf := make([]byte, 4)
+	for _, step := range []struct {
+		do   func()
+		want int64
+	}{
+		{func() {}, 0},
+		{func() { b.Read(buf) }, 4},
+		{func() { Stream(ctx); b.Read(buf) }, 8},
+		{func() { io.Copy(io.Discard, b) }, 10},
+		{func() { b.Release() }, 10},
+	} {
+		step.do()
+		if n, ok := BytesRead(ctx); !ok || n != step.want {
+			t.Fatalf("BytesRead = %d, %v; want %d", n, ok, step.want)
+		}
+	}
+	if _, ok := BytesRead(context.Background()); ok {
+		t.Error("BytesRead found a Body in a bare context")
+	}
+}
