@@ -44,14 +44,15 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 // reload. When the file has problems, the stages its sound blocks describe
 // are built too (a draft, config.Error.Draft), so that one run reports
 // every problem of the file, each at its line: a pack that does not
-// compile beside a misspelt key.
+// compile or a certificate file that does not load beside a misspelt key.
 func loadConfig(path string) (*config.Config, error) {
 	cfg, err := config.Load(path)
 	var ce *config.Error
 	if errors.As(err, &ce) && ce.Draft() != nil {
 		draft := ce.Draft()
-		built := edgeguard.CheckStages(draft, edgeguard.WithDir(filepath.Dir(path)))
-		return nil, ce.With(draft.Locate(errors.Join(built, needUpstream(draft))))
+		dir := filepath.Dir(path)
+		built := edgeguard.CheckStages(draft, edgeguard.WithDir(dir))
+		return nil, ce.With(draft.Locate(errors.Join(built, checkTLSFiles(draft, dir), needUpstream(draft))))
 	}
 	if err != nil {
 		return nil, err

@@ -84,7 +84,8 @@ func matchProblems(t *testing.T, out string, want []string) {
 }
 
 // refusedBlocks is a config whose blocks each have a problem of their own
-// (so none is built) and name files that are broken or missing.
+// (so none is built) and name files that are broken or missing, beside a
+// certificate file that is missing.
 const refusedBlocks = `upstream: http://127.0.0.1:9000
 stages: [reputation, waf, quota]
 reputation:
@@ -101,6 +102,7 @@ quota:
   policies: [{name: api, rate: 5/s}]
 listen: 127.0.0.1:0
 admin: {listen: 127.0.0.1:0}
+tls: {cert: nocert.pem, key: nokey.pem}
 `
 
 // refusedBlocksProblems are the lines validate and run print for
@@ -114,6 +116,7 @@ func refusedBlocksProblems(path, dir string) []string {
 		path + `:10: waf.packs[0]: ` + dir + `/nometa/pack.yaml: no such file or directory`,
 		path + `:12: quota.fleet_size: "-1": want auto or a number of nodes, at least 1`,
 		path + `:13: quota.keys_file: ` + dir + `/nokeys.txt: no such file or directory`,
+		path + `:17: tls.cert: loading certificate ` + dir + `/nocert.pem with key ` + dir + `/nokey.pem: open ` + dir + `/nocert.pem: no such file or directory`,
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/edgeguard/edgeguard/config"
+	"github.com/edgeguard/edgeguard/filters"
 )
 
 // defaultCertWatch is how often certificate files are checked for changes
@@ -385,19 +387,30 @@ func (s *server) closeTLS() {
 }
 
 // checkTLSFiles loads the certificate files (and the ACME CA root) of cfg
-// the way run does, relative to dir, for validate.
+// the way run does, relative to dir, for validate and for a draft of a
+// file with problems: every pair that does not load is reported at its
+// key.
 func checkTLSFiles(cfg *config.Config, dir string) error {
-	pairs := cfg.TLS.Pairs()
-	for i := range pairs {
-		pairs[i].Cert, pairs[i].Key = resolve(dir, pairs[i].Cert), resolve(dir, pairs[i].Key)
-	}
-	if _, err := loadPairs(pairs); err != nil {
-		return err
-	}
-	if a := cfg.TLS.ACME; a != nil && a.CARoot != "" {
-		if _, err := loadRoots(resolve(dir, a.CARoot)); err != nil {
-			return err
+	t := cfg.TLS
+	var errs []error
+	check := func(field string, p config.CertFile) {
+		cert, key := resolve(dir, p.Cert), resolve(dir, p.Key)
+		if _, err := tls.LoadX509KeyPair(cert, key); err != nil {
+			errs = append(errs, filters.FieldErrorf(field, "loading certificate %s with key %s: %w", cert, key, err))
 		}
 	}
-	return nil
+	if t.Cert != "" && t.Key != "" {
+		check("tls.cert", config.CertFile{Cert: t.Cert, Key: t.Key})
+	}
+	for i, c := range t.Certificates {
+		if c.Cert != "" && c.Key != "" {
+			check(fmt.Sprintf("tls.certificates[%d].cert", i), c)
+		}
+	}
+	if a := t.ACME; a != nil && a.CARoot != "" {
+		if _, err := loadRoots(resolve(dir, a.CARoot)); err != nil {
+			errs = append(errs, &filters.FieldError{Field: "tls.acme.ca_root", Err: err})
+		}
+	}
+	return errors.Join(errs...)
 }

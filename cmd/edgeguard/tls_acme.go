@@ -90,7 +90,7 @@ func newACMEManager(t config.TLS, edgeListen, dir string, log *slog.Logger) (*ac
 	if a.CARoot != "" {
 		pool, err := loadRoots(resolve(dir, a.CARoot))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("tls.acme.ca_root: %w", err)
 		}
 		tmpl.TrustedRoots = pool
 	}
@@ -102,11 +102,11 @@ func newACMEManager(t config.TLS, edgeListen, dir string, log *slog.Logger) (*ac
 func loadRoots(path string) (*x509.CertPool, error) {
 	pem, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("tls.acme.ca_root: %w", err)
+		return nil, err
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("tls.acme.ca_root: %s holds no PEM certificate", path)
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
 	}
 	return pool, nil
 }
