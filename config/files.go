@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -79,24 +80,22 @@ func packFiles(field string, packs, skip []string, dir string) error {
 
 // readList parses the list file at path as the reputation stage does.
 func readList(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return pathError(path, err)
-	}
-	defer f.Close()
-	_, err = reputation.ParseList(f, path)
-	return err
+	return parseFile(path, func(r io.Reader) error { _, err := reputation.ParseList(r, path); return err })
 }
 
 // readKeys parses the keys file at path as the quota stage does.
 func readKeys(path string) error {
+	return parseFile(path, func(r io.Reader) error { _, err := quota.ParseKeys(r, path); return err })
+}
+
+// parseFile opens the file at path and hands it to parse.
+func parseFile(path string, parse func(io.Reader) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return pathError(path, err)
 	}
 	defer f.Close()
-	_, err = quota.ParseKeys(f, path)
-	return err
+	return parse(f)
 }
 
 // readable reports whether the file at path can be read.
