@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"sync"
+	"time"
 )
 
 // maxPendingLog bounds the bytes of log lines waiting for the writer
@@ -10,15 +11,23 @@ import (
 // stderr slows requests down rather than growing memory without end.
 const maxPendingLog = 1 << 20
 
+// logFlushDelay is how long the writer goroutine, woken by a line, waits
+// before it writes: the lines of every request answered meanwhile go out
+// in the same write(2). Writing as soon as it was scheduled, it woke for
+// every dozen lines or so under load, and turning the access log off made
+// the cheap stages about 5 % faster; with the delay, bench/run.sh measured
+// them at 0.92× / 0.90× of the bare proxy against 0.90× / 0.87× before
+// (GET / POST, one core, same run). A line reaches stderr at most this
+// late, and Close writes what is queued without waiting.
+const logFlushDelay = 20 * time.Millisecond
+
 // batchWriter hands log lines to one goroutine that writes whatever has
-// queued since its last write in one call. When the process is idle a line
-// is written as soon as that goroutine runs (microseconds, nothing waits
-// for more lines to come); under load the lines of many requests share one
-// write(2) instead of costing one each, which measured as the largest cost
-// of the access log on the request path. Lines stay whole and in order.
+// queued since its last write in one call, logFlushDelay after the first
+// of them. Lines stay whole and in order.
 type batchWriter struct {
 	out   io.Writer
-	limit int // maxPendingLog; tests make it small
+	limit int           // maxPendingLog; tests make it small
+	delay time.Duration // logFlushDelay
 
 	// writing serialises writes to out and the swaps that precede them, so
 	// batches reach out in the order their lines arrived.
@@ -37,6 +46,7 @@ func newBatchWriter(out io.Writer) *batchWriter {
 	w := &batchWriter{
 		out:   out,
 		limit: maxPendingLog,
+		delay: logFlushDelay,
 		wake:  make(chan struct{}, 1),
 		done:  make(chan struct{}),
 		exit:  make(chan struct{}),
@@ -88,12 +98,20 @@ func (w *batchWriter) flush() {
 
 func (w *batchWriter) run() {
 	defer close(w.exit)
+	wait := time.NewTimer(w.delay)
+	wait.Stop()
 	for {
 		select {
 		case <-w.wake:
-			w.flush()
 		case <-w.done:
 			return
+		}
+		wait.Reset(w.delay)
+		select {
+		case <-wait.C:
+			w.flush()
+		case <-w.done:
+			return // Close writes what is queued
 		}
 	}
 }

@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
+	"time"
 )
 
 // gatedWriter records each Write as one call; the first call blocks until
@@ -59,6 +62,62 @@ func TestBatchWriterCoalescesQueuedLinesInOrder(t *testing.T) {
 	if len(out.calls) != 3 {
 		t.Fatalf("%d writes for 102 lines queued behind a slow one, want 3: %q", len(out.calls), out.calls)
 	}
+}
+
+// TestBatchWriterWaitsToShareWrites: lines that arrive within
+// logFlushDelay of the first go out in one write, none of them before the
+// delay; Close writes a queued line at once.
+func TestBatchWriterWaitsToShareWrites(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var out lockedRecorder
+		w := newBatchWriter(&out)
+		start := time.Now()
+		for i := range 3 {
+			fmt.Fprintf(w, "line %d\n", i)
+			time.Sleep(logFlushDelay / 4)
+			synctest.Wait()
+			if n := out.count(); n != 0 {
+				t.Fatalf("%d writes %v after the first line, want none before %v", n, time.Since(start), logFlushDelay)
+			}
+		}
+		time.Sleep(logFlushDelay / 4)
+		synctest.Wait()
+		if got := out.all(); len(got) != 1 || got[0] != "line 0\nline 1\nline 2\n" {
+			t.Fatalf("after %v: writes %q, want the three lines in one", time.Since(start), got)
+		}
+
+		fmt.Fprintf(w, "last\n")
+		closing := time.Now()
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if waited := time.Since(closing); waited != 0 {
+			t.Errorf("Close waited %v for the delay", waited)
+		}
+		if got := out.all(); len(got) != 2 || got[1] != "last\n" {
+			t.Fatalf("after Close: writes %q, want the last line written", got)
+		}
+	})
+}
+
+type lockedRecorder struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (r *lockedRecorder) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, string(p))
+	return len(p), nil
+}
+
+func (r *lockedRecorder) count() int { return len(r.all()) }
+
+func (r *lockedRecorder) all() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.calls)
 }
 
 func TestBatchWriterConcurrentLinesStayWhole(t *testing.T) {
