@@ -26,8 +26,7 @@ const logFlushDelay = 20 * time.Millisecond
 // of them. Lines stay whole and in order.
 type batchWriter struct {
 	out   io.Writer
-	limit int           // maxPendingLog; tests make it small
-	delay time.Duration // logFlushDelay
+	limit int // maxPendingLog; tests make it small
 
 	// writing serialises writes to out and the swaps that precede them, so
 	// batches reach out in the order their lines arrived.
@@ -46,7 +45,6 @@ func newBatchWriter(out io.Writer) *batchWriter {
 	w := &batchWriter{
 		out:   out,
 		limit: maxPendingLog,
-		delay: logFlushDelay,
 		wake:  make(chan struct{}, 1),
 		done:  make(chan struct{}),
 		exit:  make(chan struct{}),
@@ -98,7 +96,7 @@ func (w *batchWriter) flush() {
 
 func (w *batchWriter) run() {
 	defer close(w.exit)
-	wait := time.NewTimer(w.delay)
+	wait := time.NewTimer(logFlushDelay)
 	wait.Stop()
 	for {
 		select {
@@ -106,7 +104,7 @@ func (w *batchWriter) run() {
 		case <-w.done:
 			return
 		}
-		wait.Reset(w.delay)
+		wait.Reset(logFlushDelay)
 		select {
 		case <-wait.C:
 			w.flush()

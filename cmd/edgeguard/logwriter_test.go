@@ -69,7 +69,7 @@ func TestBatchWriterCoalescesQueuedLinesInOrder(t *testing.T) {
 // delay; Close writes a queued line at once.
 func TestBatchWriterWaitsToShareWrites(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var out lockedRecorder
+		var out recordingWriter
 		w := newBatchWriter(&out)
 		start := time.Now()
 		for i := range 3 {
@@ -98,26 +98,6 @@ func TestBatchWriterWaitsToShareWrites(t *testing.T) {
 			t.Fatalf("after Close: writes %q, want the last line written", got)
 		}
 	})
-}
-
-type lockedRecorder struct {
-	mu    sync.Mutex
-	calls []string
-}
-
-func (r *lockedRecorder) Write(p []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.calls = append(r.calls, string(p))
-	return len(p), nil
-}
-
-func (r *lockedRecorder) count() int { return len(r.all()) }
-
-func (r *lockedRecorder) all() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.calls)
 }
 
 func TestBatchWriterConcurrentLinesStayWhole(t *testing.T) {
@@ -161,10 +141,10 @@ func TestBatchWriterBoundsWhatIsQueued(t *testing.T) {
 	for i := range 20 {
 		fmt.Fprintf(w, "line %02d\n", i) // 8 bytes
 	}
-	if len(out.calls) == 0 {
+	if out.count() == 0 {
 		t.Fatal("160 bytes queued against a bound of 64 and nothing written")
 	}
-	for _, c := range out.calls {
+	for _, c := range out.all() {
 		if len(c) > 64 {
 			t.Fatalf("a batch of %d bytes, bound 64", len(c))
 		}
@@ -174,11 +154,26 @@ func TestBatchWriterBoundsWhatIsQueued(t *testing.T) {
 	}
 }
 
-type recordingWriter struct{ calls []string }
+// recordingWriter records each Write as one call; the writer goroutine
+// and the test read it under its lock.
+type recordingWriter struct {
+	mu    sync.Mutex
+	calls []string
+}
 
 func (r *recordingWriter) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.calls = append(r.calls, string(p))
 	return len(p), nil
+}
+
+func (r *recordingWriter) count() int { return len(r.all()) }
+
+func (r *recordingWriter) all() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.calls)
 }
 
 type lockedBuffer struct {
