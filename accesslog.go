@@ -85,7 +85,7 @@ func (a *accessLog) write(req *filters.Request, rec *recorder, arrived time.Time
 		return
 	}
 	if a.direct != nil {
-		a.writeJSON(req, rec, status, took)
+		a.writeJSON(req, rec, status, arrived, took)
 		return
 	}
 	r := req.HTTP
@@ -237,12 +237,13 @@ const maxPooledLine = 4 << 10
 
 // writeJSON encodes the JSON line itself, with the fields and the
 // omissions of the slog path, in a pooled buffer.
-func (a *accessLog) writeJSON(req *filters.Request, rec *recorder, status int, took time.Duration) {
+func (a *accessLog) writeJSON(req *filters.Request, rec *recorder, status int, arrived time.Time, took time.Duration) {
 	r := req.HTTP
 	bp := lineBufs.Get().(*[]byte)
 	b := (*bp)[:0]
 	b = append(b, `{"time":"`...)
-	b = time.Now().AppendFormat(b, time.RFC3339Nano)
+	// The answer's end, as the caller read it: no second clock read.
+	b = arrived.Add(took).AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","level":"INFO","msg":"access"`...)
 	str := func(k, v string) {
 		b = append(b, ',', '"')

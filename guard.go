@@ -486,8 +486,10 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next passer) {
 		writeDeny(rec, req, v)
 		return
 	}
-	upstart := time.Now()
-	req.Now = upstart // the forwarder's route caps meter now, not at arrival
+	// The chain's clock left req.Now at the last stage's end: the
+	// forwarder's route caps meter then, not at arrival, and the upstream
+	// time starts there.
+	upstart := req.Now
 	// Request trailers are dropped: no stage inspects them, so they must
 	// not reach the upstream. Whatever arrives after this (a body still
 	// being read) lands on r, never on the copies next hands on.

@@ -238,16 +238,38 @@ func TestChainClockMovesNowBeforeLaterStages(t *testing.T) {
 	}
 
 	// With one, each later stage decides at the clock's reading: the first
-	// at arrival, the next ones after 3 s and 5 s spent before them.
+	// at arrival, the next ones after 3 s and 5 s spent before them; after
+	// the chain, r.Now is the reading at the last stage's end.
 	seen = nil
-	readings := []time.Time{arrival.Add(3 * time.Second), arrival.Add(5 * time.Second)}
+	readings := []time.Time{arrival.Add(3 * time.Second), arrival.Add(5 * time.Second), arrival.Add(6 * time.Second)}
 	clock := func() time.Time {
 		t := readings[0]
 		readings = readings[1:]
 		return t
 	}
-	NewChain(stages, nil, nil).WithClock(clock).Run(&Request{Now: arrival})
+	r := &Request{Now: arrival}
+	NewChain(stages, nil, nil).WithClock(clock).Run(r)
 	if want := []time.Time{arrival, arrival.Add(3 * time.Second), arrival.Add(5 * time.Second)}; !slices.Equal(seen, want) {
 		t.Fatalf("clock: stages saw %v, want %v", seen, want)
+	}
+	if want := arrival.Add(6 * time.Second); !r.Now.Equal(want) {
+		t.Fatalf("clock: after the chain r.Now is %v, want %v", r.Now, want)
+	}
+
+	// Timed, the stages' durations come from the same readings, one at
+	// the start and one at each stage's end: 1 s, 2 s and 4 s.
+	seen = nil
+	readings = []time.Time{arrival, arrival.Add(time.Second), arrival.Add(3 * time.Second), arrival.Add(7 * time.Second)}
+	var took []time.Duration
+	timer := func(_ string, d time.Duration, _ Verdict) { took = append(took, d) }
+	NewChain(stages, nil, timer).WithClock(clock).Run(&Request{Now: arrival})
+	if want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}; !slices.Equal(took, want) {
+		t.Fatalf("timed: durations %v, want %v", took, want)
+	}
+	if want := []time.Time{arrival, arrival.Add(time.Second), arrival.Add(3 * time.Second)}; !slices.Equal(seen, want) {
+		t.Fatalf("timed: stages saw %v, want %v", seen, want)
+	}
+	if len(readings) != 0 {
+		t.Fatalf("timed: %d readings left, want every one used (one per stage end and one at the start)", len(readings))
 	}
 }

@@ -79,7 +79,8 @@ type Request struct {
 	// Now is the instant the current stage decides at: the arrival time
 	// for the first stage, and for the later ones too unless the chain has
 	// a clock (Chain.WithClock; the Guard's chains have the wall clock),
-	// which moves it before each of them. Limiters take their time from
+	// which moves it at the end of each stage; after such a chain it is
+	// the instant the last stage ended. Limiters take their time from
 	// here and never from the clock, so tests walk fixed instants.
 	Now time.Time
 	// ID is the request id sent to the upstream and returned to the client.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgeguard/edgeguard/forward"
@@ -17,35 +18,64 @@ import (
 type clientPace struct {
 	bodyTimeout, sendTimeout time.Duration
 	pool                     *bodymem.Pool
+	now                      func() time.Time // nil: time.Now
 }
+
+// paceSlack is how much of a timeout may pass before a deadline already
+// pushed out is pushed again: a push re-arms a runtime timer under the
+// poller's lock, and a body or an answer moving in many small reads or
+// writes would pay that on each of them (on a 2 KB POST, half a dozen
+// times). So a stall is cut after between 63/64 of its timeout and the
+// whole of it, never later.
+const paceSlack = 64
+
+// paceEpoch is what the pace's push times count from: a monotonic reading
+// kept as one integer, so that a body read on the transport's goroutine
+// and the handler's deferred work share it without a lock.
+var paceEpoch = time.Now()
 
 // serveHTTP serves r with the pace enforced: each read of the body and
 // each write of the response first pushes the connection's deadline out by
-// its timeout, so a stall (not a slow but steady transfer) ends the
-// connection; the body's bytes count against the pool until the stages
-// have passed it.
+// its timeout (unless it was pushed less than 1/paceSlack of the timeout
+// ago), so a stall (not a slow but steady transfer) ends the connection;
+// the body's bytes count against the pool until the stages have passed
+// it.
 func (p *clientPace) wrap(next http.HandlerFunc) http.HandlerFunc {
+	now := p.now
+	if now == nil {
+		now = time.Now
+	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		// The controller lives in the writer: one allocation, not two.
-		pw := &pacedWriter{ResponseWriter: w, rc: *http.NewResponseController(w), timeout: p.sendTimeout}
+		pw := &pacedWriter{ResponseWriter: w, rc: *http.NewResponseController(w), timeout: p.sendTimeout,
+			bodyTimeout: p.bodyTimeout, now: now}
 		if r.Body != nil && r.Body != http.NoBody {
-			ctx, body := p.pool.WrapContext(r.Context(), r.Body, func() { _ = pw.rc.SetReadDeadline(time.Now().Add(p.bodyTimeout)) })
+			ctx, body := p.pool.WrapContext(r.Context(), r.Body, pw.bodyProgress)
 			defer body.Release()
 			// net/http reads what the handler left of a body (up to 256 KB)
 			// before it sends the answer, so that the connection can be
 			// reused. A request refused before its body was read (a 429, a
 			// 403) would then wait, without a deadline, on a client that
 			// declared a body and stalls: the answer never leaves and the
-			// connection stays open. Bound that read as any other. (A body
-			// read to its end leaves net/http watching the connection for a
-			// close; it ends that watch itself when the handler returns, so
-			// the deadline cannot reach the connection's later requests.)
-			defer func() { _ = pw.rc.SetReadDeadline(time.Now().Add(p.bodyTimeout)) }()
+			// connection stays open. Bound that read as any other. A body
+			// read to its end needs nothing more: net/http reads no further,
+			// and the close it watches for then ends with the handler, so
+			// the deadline set while reading cannot reach the connection's
+			// later requests.
+			defer func() {
+				if !body.Drained() {
+					_ = pw.rc.SetReadDeadline(now().Add(p.bodyTimeout))
+				}
+			}()
 			r.Body = body
 			r = r.WithContext(ctx)
 		}
 		// A later request on this connection starts without our deadline.
-		defer func() { _ = pw.rc.SetWriteDeadline(time.Time{}) }()
+		defer func() {
+			if pw.wrote.Load() != 0 {
+				_ = pw.rc.SetWriteDeadline(time.Time{})
+			}
+		}()
 		next(pw, r)
 	}
 }
@@ -62,15 +92,46 @@ func (p *clientPace) register(reg *prometheus.Registry) {
 	)
 }
 
-// pacedWriter pushes the write deadline out before each write. Flush,
-// Hijack and the ResponseController reach the writer underneath.
+// pacedWriter pushes the write deadline out before each write, and the
+// read deadline before each read of the body. Flush, Hijack and the
+// ResponseController reach the writer underneath.
 type pacedWriter struct {
 	http.ResponseWriter
-	rc      http.ResponseController
-	timeout time.Duration
+	rc          http.ResponseController
+	timeout     time.Duration // the send timeout
+	bodyTimeout time.Duration
+	now         func() time.Time
+	// When each deadline was last pushed, as nanoseconds after paceEpoch
+	// plus one; 0: never. The body is read on the transport's goroutine.
+	wrote, read atomic.Int64
 }
 
-func (w *pacedWriter) progress() { _ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout)) }
+// pushedLongAgo marks a deadline as pushed but due again at the next
+// progress, whatever the timeout.
+const pushedLongAgo = -1 << 62
+
+// due says whether a deadline last pushed at *last must be pushed again
+// at now to stay timeout ahead, and if so records now as the push.
+func due(last *atomic.Int64, now time.Time, timeout time.Duration) bool {
+	at := int64(now.Sub(paceEpoch)) + 1
+	if prev := last.Load(); prev != 0 && time.Duration(at-prev) < timeout/paceSlack {
+		return false
+	}
+	last.Store(at)
+	return true
+}
+
+func (w *pacedWriter) progress() {
+	if now := w.now(); due(&w.wrote, now, w.timeout) {
+		_ = w.rc.SetWriteDeadline(now.Add(w.timeout))
+	}
+}
+
+func (w *pacedWriter) bodyProgress() {
+	if now := w.now(); due(&w.read, now, w.bodyTimeout) {
+		_ = w.rc.SetReadDeadline(now.Add(w.bodyTimeout))
+	}
+}
 
 // ShortenSendTimeout lets a route's send timeout (forward's timeouts.send)
 // bound this request's writes when it is shorter than server.send_timeout
@@ -78,6 +139,11 @@ func (w *pacedWriter) progress() { _ = w.rc.SetWriteDeadline(time.Now().Add(w.ti
 func (w *pacedWriter) ShortenSendTimeout(d time.Duration) {
 	if d > 0 && d < w.timeout {
 		w.timeout = d
+		// A deadline pushed with the longer timeout is pushed again at
+		// the next write; "never" would also skip the reset at the end.
+		if w.wrote.Load() != 0 {
+			w.wrote.Store(pushedLongAgo)
+		}
 	}
 }
 

@@ -61,6 +61,7 @@ type Body struct {
 	held      atomic.Int64
 	read      atomic.Int64 // every byte read, held or streamed: the access log's bytes_in
 	streaming atomic.Bool
+	drained   atomic.Bool // a read has returned io.EOF
 }
 
 // Wrap returns rc counted against p; progress may be nil.
@@ -74,6 +75,9 @@ func (b *Body) Read(buf []byte) (int, error) {
 	}
 	n, err := b.ReadCloser.Read(buf)
 	b.read.Add(int64(n))
+	if err == io.EOF {
+		b.drained.Store(true)
+	}
 	if n > 0 && !b.streaming.Load() {
 		if !b.pool.take(int64(n)) {
 			return 0, fullError{}
@@ -86,6 +90,10 @@ func (b *Body) Read(buf []byte) (int, error) {
 // BytesRead is the number of bytes read from b so far, held or streamed:
 // what the client actually sent, chunked or not, as far as it was read.
 func (b *Body) BytesRead() int64 { return b.read.Load() }
+
+// Drained says whether the body has been read to its end: nothing of it
+// is left for anyone to read.
+func (b *Body) Drained() bool { return b.drained.Load() }
 
 // Stream stops counting: what is read from now on goes to the upstream as
 // it arrives and is not held. What was read before stays counted until

@@ -73,24 +73,30 @@ func TestWrapContext(t *testing.T) {
 
 // TestBytesReadCountsEverything: BytesRead is every byte read, before and
 // after Stream and after Release, found through the context as
-// WrapContext leaves it; a context without a Body says so.
+// WrapContext leaves it; a context without a Body says so. Drained turns
+// true with the read that meets the end, not with the last bytes.
 func TestBytesReadCountsEverything(t *testing.T) {
 	p := NewPool(0)
 	ctx, b := p.WrapContext(context.Background(), io.NopCloser(strings.NewReader("0123456789")), nil)
 	buf := make([]byte, 4)
 	for _, step := range []struct {
-		do   func()
-		want int64
+		do      func()
+		want    int64
+		drained bool
 	}{
-		{func() {}, 0},
-		{func() { b.Read(buf) }, 4},
-		{func() { Stream(ctx); b.Read(buf) }, 8},
-		{func() { io.Copy(io.Discard, b) }, 10},
-		{func() { b.Release() }, 10},
+		{func() {}, 0, false},
+		{func() { b.Read(buf) }, 4, false},
+		{func() { Stream(ctx); b.Read(buf) }, 8, false},
+		{func() { b.Read(buf) }, 10, false}, // the last bytes, not yet the end
+		{func() { io.Copy(io.Discard, b) }, 10, true},
+		{func() { b.Release() }, 10, true},
 	} {
 		step.do()
 		if n, ok := BytesRead(ctx); !ok || n != step.want {
 			t.Fatalf("BytesRead = %d, %v; want %d", n, ok, step.want)
+		}
+		if b.Drained() != step.drained {
+			t.Fatalf("after %d bytes Drained() = %v, want %v", step.want, b.Drained(), step.drained)
 		}
 	}
 	if _, ok := BytesRead(context.Background()); ok {
