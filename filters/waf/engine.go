@@ -54,6 +54,13 @@ func (rootFS) Open(name string) (fs.File, error) {
 }
 
 func (r rootFS) ReadFile(name string) ([]byte, error) {
+	b, ctls, err := r.read(name)
+	ctlByIDServed.Add(int64(ctls))
+	return b, err
+}
+
+// read is ReadFile, also saying how many ctls it served by id.
+func (r rootFS) read(name string) (b []byte, ctls int, err error) {
 	if n, ok := crsName(name); ok {
 		b, err := fs.ReadFile(coreruleset.FS, n)
 		if err == nil && strings.HasPrefix(n, "@owasp_crs/") && strings.HasSuffix(n, ".conf") {
@@ -61,14 +68,13 @@ func (r rootFS) ReadFile(name string) ([]byte, error) {
 				b, _ = fuseRules(b)
 			}
 			if len(r.ctlRanges) > 0 {
-				var k int
-				b, k = ctlByIDRules(b, r.ctlRanges)
-				ctlByIDServed.Add(int64(k))
+				b, ctls = ctlByIDRules(b, r.ctlRanges)
 			}
 		}
-		return b, err
+		return b, ctls, err
 	}
-	return os.ReadFile(name)
+	b, err = os.ReadFile(name)
+	return b, 0, err
 }
 
 func (rootFS) ReadDir(name string) ([]fs.DirEntry, error) {
@@ -102,6 +108,8 @@ type engineSettings struct {
 	// parsed, so it means something only in a process that has not yet
 	// built a WAF without it.
 	stock bool
+	// noPlan leaves the rule plan (plan.go) out.
+	noPlan bool
 }
 
 // baseDirectives is edgeguard's engine base, in place of the
@@ -220,8 +228,20 @@ func (s engineSettings) build() (coraza.WAF, error) {
 	if err != nil {
 		return nil, err
 	}
-	conf := coraza.NewWAFConfig().
-		WithRootFS(s.rootFS(before, after)).
+	root := s.rootFS(before, after)
+	conf := coraza.NewWAFConfig().WithRootFS(root)
+	// The rule plan (plan.go) is filled in once the rules are parsed, as
+	// it asks rx for the Matchers they compiled; its planning rules come
+	// first, to run before any other rule of their phase.
+	var plan *rulePlan
+	if !s.stock && !s.noPlan {
+		plan = &rulePlan{}
+		key := strconv.FormatInt(planSeq.Add(1), 10)
+		plans.Store(key, plan)
+		defer plans.Delete(key)
+		conf = conf.WithDirectives(planDirectives(key))
+	}
+	conf = conf.
 		WithDirectives(baseDirectives).
 		WithDirectives(s.directives())
 	if s.extra != "" {
@@ -250,7 +270,187 @@ func (s engineSettings) build() (coraza.WAF, error) {
 	if err != nil {
 		return nil, s.locate(err)
 	}
+	if plan != nil {
+		*plan = *s.rulePlan(root, before, after)
+	}
 	return w, nil
+}
+
+// planDirectives are the planning rules of the plan filed under key.
+func planDirectives(key string) string {
+	return fmt.Sprintf(`SecRule REQUEST_METHOD "@%[1]s %[2]s 1" "id:%[3]d,phase:1,pass,nolog,noauditlog,t:none"
+SecRule REQUEST_METHOD "@%[1]s %[2]s 2" "id:%[4]d,phase:2,pass,nolog,noauditlog,t:none"
+`, rxPlanName, key, planRuleID1, planRuleID2)
+}
+
+// rulePlan plans CRS's rule files as root serves them, leaving out the
+// rules anything else the build loads updates by id. Anything it cannot
+// be sure of (an Include, an update by tag or message, a skip:N, a file
+// it cannot read) leaves the plan empty.
+func (s engineSettings) rulePlan(root rootFS, before, after string) *rulePlan {
+	empty := &rulePlan{}
+	texts, ok := s.otherTexts(before, after)
+	if !ok {
+		return empty
+	}
+	names, err := fs.Glob(coreruleset.FS, "@owasp_crs/*.conf")
+	if err != nil {
+		return empty
+	}
+	var files [][]byte
+	for _, n := range names {
+		b, _, err := root.read(n) // the rules as the build read them
+		if err != nil {
+			return empty
+		}
+		files = append(files, b)
+	}
+	var (
+		updated []idRange
+		guards  []skipGuard
+		// Rules above the paranoia level never run, and planning them
+		// is wasted; unless something else sets the detection level.
+		maxPL = s.cfg.Paranoia
+	)
+	for _, t := range texts {
+		eachDirective([]byte(t), func(directive string, _, _ int) {
+			if strings.Contains(strings.ToLower(directive), "detection_paranoia_level") {
+				maxPL = 0
+			}
+		})
+	}
+	for _, t := range slices.Concat(texts, func() []string {
+		out := make([]string, len(files))
+		for i, f := range files {
+			out[i] = string(f)
+		}
+		return out
+	}()) {
+		unsure, chained, chainPhase := false, false, ""
+		whole := eachDirective([]byte(t), func(directive string, _, _ int) {
+			name, args, _ := strings.Cut(directive, " ")
+			switch {
+			case strings.EqualFold(name, "Include"),
+				strings.EqualFold(name, "SecRuleUpdateTargetByTag"),
+				strings.EqualFold(name, "SecRuleUpdateTargetByMsg"),
+				strings.EqualFold(name, "SecRuleUpdateActionByTag"),
+				strings.EqualFold(name, "SecRuleUpdateActionByMsg"):
+				unsure = true
+			case strings.EqualFold(name, "SecRuleUpdateTargetById") && onlyExcludes(args):
+				// Targets taken away leave the plan's superset a superset.
+			case strings.EqualFold(name, "SecRuleUpdateTargetById"), strings.EqualFold(name, "SecRuleUpdateActionById"):
+				fields := strings.Fields(args)
+				if len(fields) == 0 {
+					unsure = true
+					return
+				}
+				// SecRuleUpdateActionById takes ids before its actions,
+				// SecRuleUpdateTargetById one id before its targets: every
+				// field that reads as an id or a range counts.
+				for _, f := range fields {
+					if r, err := parseIDRange(strings.Trim(f, `"'`)); err == nil {
+						updated = append(updated, r)
+					}
+				}
+			default:
+				r, isRule, ok := readRule(directive)
+				if !isRule {
+					return
+				}
+				if !ok {
+					unsure = true
+					return
+				}
+				if hasAction(r.actions, "skip") {
+					g, ok := readSkipGuard(r)
+					if !ok {
+						unsure = true
+						return
+					}
+					guards = append(guards, g)
+				}
+				// A chained rule runs in its chain's phase.
+				phase := chainPhase
+				if !chained {
+					phase = ""
+					for _, a := range r.actions {
+						if name, value := actionValue(a); name == "phase" {
+							phase = value
+						}
+					}
+				}
+				chained, chainPhase = hasAction(r.actions, "chain"), phase
+				for _, a := range r.actions {
+					if name, value := actionValue(a); name == "ctl" && strings.HasPrefix(strings.ToLower(value), "requestbodyprocessor") &&
+						phase != "1" && phase != "request" {
+						unsure = true // REQBODY_PROCESSOR could change within phase 2
+					}
+				}
+			}
+		})
+		if !whole || unsure {
+			return empty
+		}
+	}
+	p := buildRulePlan(files, maxPL, func(id int) bool {
+		return slices.ContainsFunc(updated, func(r idRange) bool { return r.overlaps(idRange{id, id}) })
+	})
+	for _, g := range guards {
+		p.phases[g.phase].guards = append(p.phases[g.phase].guards, g.literal)
+	}
+	return p
+}
+
+// onlyExcludes reports whether the arguments of a SecRuleUpdateTargetById
+// (ID "TARGETS") only take targets away: one quoted list, every target
+// in it negated.
+func onlyExcludes(args string) bool {
+	_, targets, ok := strings.Cut(strings.TrimSpace(args), " ")
+	targets = strings.TrimSpace(targets)
+	if !ok || len(targets) < 2 || targets[0] != '"' || targets[len(targets)-1] != '"' ||
+		strings.Count(targets, `"`) != 2 {
+		return false
+	}
+	for _, t := range strings.Split(targets[1:len(targets)-1], "|") {
+		if !strings.HasPrefix(t, "!") {
+			return false
+		}
+	}
+	return true
+}
+
+// skipGuard is a rule with skip:N that the plan can stand beside: its
+// phase, and the body processor it matches.
+type skipGuard struct {
+	phase   int
+	literal string
+}
+
+// readSkipGuard reads a rule with skip:N. A rule that Coraza does not
+// evaluate moves a skip's count on to the next rule, so where a skip may
+// happen the plan must remove nothing; the plan knows when it cannot for
+// one form only, the one CRS uses (920539): SecRule REQBODY_PROCESSOR
+// "@streq LITERAL" with t:none, phase 1 or 2. ok is false for any other.
+func readSkipGuard(r ruleDirective) (g skipGuard, ok bool) {
+	if !r.secRule || r.vars != "REQBODY_PROCESSOR" || !strings.HasPrefix(r.op, "@streq ") {
+		return g, false
+	}
+	g.literal = strings.TrimSpace(r.op[len("@streq "):])
+	if g.literal == "" || strings.ContainsAny(g.literal, `%\"`) {
+		return g, false
+	}
+	for _, a := range r.actions {
+		name, value := actionValue(a)
+		switch {
+		case name == "phase" && (value == "1" || value == "request"):
+			g.phase = 1
+		case name == "phase" && value == "2":
+			g.phase = 2
+		case name == "t" && !strings.EqualFold(value, "none"), name == "chain", name == "multimatch":
+			return g, false
+		}
+	}
+	return g, g.phase != 0
 }
 
 // rootFS is the file system the build reads CRS through: stock CRS for a
@@ -287,21 +487,9 @@ func (s engineSettings) ctlTagRanges(before, after string) map[string]idRange {
 	if len(crs) == 0 {
 		return nil
 	}
-	setup, err := fs.ReadFile(coreruleset.FS, "@crs-setup.conf.example")
-	if err != nil {
+	texts, ok := s.otherTexts(before, after)
+	if !ok {
 		return nil
-	}
-	texts := []string{baseDirectives, s.directives(), s.extra, string(setup), s.crsSettings(), before, after}
-	if s.earlyBlocking() {
-		texts = append(texts, earlyBlocking)
-	}
-	pf := s.packFiles
-	for _, f := range slices.Concat(pf.config, pf.before, pf.after, pf.rules) {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil // Coraza reports it
-		}
-		texts = append(texts, string(b))
 	}
 	var updated []idRange // ids and ranges of SecRuleUpdateActionById
 	for _, t := range texts {
@@ -334,6 +522,30 @@ func (s engineSettings) ctlTagRanges(before, after string) map[string]idRange {
 		}
 	}
 	return ranges
+}
+
+// otherTexts returns the SecLang the build loads besides CRS's rule files:
+// edgeguard's base, settings, profile (before and after) and early
+// blocking, the extra setup, CRS's setup file and the packs' files. ok is
+// false when a pack file cannot be read (Coraza reports it).
+func (s engineSettings) otherTexts(before, after string) (texts []string, ok bool) {
+	setup, err := fs.ReadFile(coreruleset.FS, "@crs-setup.conf.example")
+	if err != nil {
+		return nil, false
+	}
+	texts = []string{baseDirectives, s.directives(), s.extra, string(setup), s.crsSettings(), before, after}
+	if s.earlyBlocking() {
+		texts = append(texts, earlyBlocking)
+	}
+	pf := s.packFiles
+	for _, f := range slices.Concat(pf.config, pf.before, pf.after, pf.rules) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, false
+		}
+		texts = append(texts, string(b))
+	}
+	return texts, true
 }
 
 // mentions reports whether text names tag or has an id action in r.

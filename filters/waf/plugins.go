@@ -28,6 +28,7 @@ func useOwnPlugins() {
 		rx.Register()
 		transform.Register()
 		plugins.RegisterOperator(chainRxName, newChainRx)
+		plugins.RegisterOperator(rxPlanName, newRxPlan)
 		pluginsRegistered.Store(true)
 	})
 }

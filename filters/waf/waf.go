@@ -55,6 +55,8 @@ func New(cfg Config, env filters.Env) (*Filter, error) {
 type engineOptions struct {
 	extra string
 	stock bool
+	// noPlan builds without the rule plan (plan.go), for comparison.
+	noPlan bool
 }
 
 func newFilter(cfg Config, env filters.Env, opt engineOptions) (*Filter, error) {
@@ -62,7 +64,7 @@ func newFilter(cfg Config, env filters.Env, opt engineOptions) (*Filter, error) 
 		return nil, err // field errors, each named below the block
 	}
 	cfg = cfg.withDefaults()
-	s := engineSettings{cfg: cfg, extra: opt.extra, stock: opt.stock}
+	s := engineSettings{cfg: cfg, extra: opt.extra, stock: opt.stock, noPlan: opt.noPlan}
 	packs := make([]Pack, len(cfg.Packs))
 	var errs []error
 	for i, dir := range cfg.Packs {

@@ -298,3 +298,45 @@ var (
 	_ plugintypes.Operator        = (*binaryOperator)(nil)
 	_ plugintypes.OperatorFactory = New
 )
+
+// Input is a value read once for any number of prefilters: its length and
+// the set of its bytes, which every Matcher's prefilter would otherwise
+// work out again.
+type Input struct {
+	s       string
+	present byteSet
+}
+
+// NewInput reads s for MayMatch.
+func NewInput(s string) Input { return Input{s: s, present: bytesOf(s)} }
+
+// Prefiltered reports whether m has a prefilter: whether MayMatch can ever
+// say no.
+func (m *Matcher) Prefiltered() bool { return m.pre != nil }
+
+// MayMatch is false only when m cannot match in's value: it is the
+// prefilter alone, the first thing Evaluate and MatchString ask, so where
+// it says no they say no too.
+func (m *Matcher) MayMatch(in *Input) bool {
+	if m.pre == nil {
+		return true
+	}
+	if len(in.s) < m.pre.minLen {
+		return false
+	}
+	return m.pre.eval(in.s, &in.present)
+}
+
+// Compiled returns the Matcher New built for pattern (an @rx rule's
+// argument as Coraza hands it over), if any WAF of the process has
+// compiled it; a byte pattern, which New leaves to binaryregexp, has none.
+func Compiled(pattern string) (*Matcher, bool) {
+	if matchesArbitraryBytes(pattern) {
+		return nil, false
+	}
+	m, ok := compiled.Load("(?sm)" + pattern)
+	if !ok {
+		return nil, false
+	}
+	return m.(*Matcher), true
+}

@@ -79,3 +79,37 @@ func TestDependsOnUnicodeTables(t *testing.T) {
 		}
 	}
 }
+
+// TestCompiledAndMayMatch: Compiled finds the Matcher New built for a
+// pattern (none for one never compiled or for a byte pattern, which New
+// leaves to binaryregexp), and MayMatch over a NewInput answers what the
+// Matcher's own prefilter answers for the string.
+func TestCompiledAndMayMatch(t *testing.T) {
+	const pattern = `(?i)\bunion\b.{1,100}?\bselect\b`
+	op, err := New(plugintypes.OperatorOptions{Arguments: pattern})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ok := Compiled(pattern)
+	if !ok || m != op.(*Matcher) || !m.Prefiltered() {
+		t.Fatalf("Compiled(%q) = %p, %v; want New's %p, with a prefilter", pattern, m, ok, op)
+	}
+	if _, ok := Compiled(`edgeguard-never-compiled-\d`); ok {
+		t.Error("Compiled found a pattern nothing compiled")
+	}
+	if _, err := New(plugintypes.OperatorOptions{Arguments: `\xff\xfe`}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := Compiled(`\xff\xfe`); ok {
+		t.Error("Compiled returned a Matcher for a byte pattern")
+	}
+	for _, s := range append(adversarialInputs(), "1 UNION ALL SELECT x", "union", "") {
+		in := NewInput(s)
+		if got, want := m.MayMatch(&in), m.pre.mayMatch(s); got != want {
+			t.Errorf("MayMatch(%.40q) = %v, the prefilter says %v", s, got, want)
+		}
+		if !m.MayMatch(&in) && m.MatchString(s) {
+			t.Errorf("MayMatch rules out %.40q, which matches", s)
+		}
+	}
+}
