@@ -319,13 +319,11 @@ func (s engineSettings) rulePlan(root rootFS, before, after string) *rulePlan {
 			}
 		})
 	}
-	for _, t := range slices.Concat(texts, func() []string {
-		out := make([]string, len(files))
-		for i, f := range files {
-			out[i] = string(f)
-		}
-		return out
-	}()) {
+	all := slices.Clone(texts)
+	for _, f := range files {
+		all = append(all, string(f))
+	}
+	for _, t := range all {
 		unsure, chained, chainPhase := false, false, ""
 		whole := eachDirective([]byte(t), func(directive string, _, _ int) {
 			name, args, _ := strings.Cut(directive, " ")
