@@ -600,5 +600,12 @@ func parseBackend(raw string) (*url.URL, error) {
 	if host == "" || port == "" {
 		return nil, fmt.Errorf("backend %q: want an explicit host:port", raw)
 	}
-	return &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
+	out := &url.URL{Scheme: u.Scheme, Host: u.Host}
+	// url.Parse takes bytes in an IPv6 zone that its own String escapes
+	// into something it then refuses ("[::%25\xc9]" becomes "%C9"): a
+	// host must read back as itself, or requests could not name it.
+	if again, err := url.Parse(out.String()); err != nil || again.Host != out.Host {
+		return nil, fmt.Errorf("backend %q: the host does not read back as itself once written out", raw)
+	}
+	return out, nil
 }
